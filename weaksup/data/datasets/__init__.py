@@ -1,0 +1,1 @@
+"""Dataset registration (roots from ``$DETECTRON2_DATASETS``, default ``datasets/``)."""

@@ -1,0 +1,8 @@
+"""Training hooks chosen by config (``cfg.WEAKSUP.HOOKS``)."""
+from detectron2.utils.registry import Registry
+
+HOOK_REGISTRY = Registry("WEAKSUP_HOOK")
+HOOK_REGISTRY.__doc__ = """
+Training hooks for ``cfg.WEAKSUP.HOOKS``. Each registered object is called as ``obj(cfg)`` and
+returns a :class:`detectron2.engine.HookBase`; the trainer appends them after its default hooks.
+"""

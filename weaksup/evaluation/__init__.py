@@ -1,0 +1,4 @@
+"""Evaluators of weaksup, all :class:`DatasetEvaluator` s that work under DDP."""
+from .build import EVALUATOR_REGISTRY, build_evaluators
+
+__all__ = ["EVALUATOR_REGISTRY", "build_evaluators"]

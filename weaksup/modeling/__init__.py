@@ -1,0 +1,1 @@
+"""Models of weaksup (registered with Detectron2's registries on import)."""
