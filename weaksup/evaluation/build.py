@@ -4,7 +4,7 @@ from typing import Optional
 
 from detectron2.config import CfgNode
 from detectron2.evaluation import DatasetEvaluator, DatasetEvaluators
-from detectron2.utils.registry import Registry
+from ..registry import Registry
 
 EVALUATOR_REGISTRY = Registry("WEAKSUP_EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = """
