@@ -1,4 +1,5 @@
 """Evaluators of weaksup, all :class:`DatasetEvaluator` s that work under DDP."""
 from .build import EVALUATOR_REGISTRY, build_evaluators
+from .coco_evaluation import FasterCOCOEvaluator
 
-__all__ = ["EVALUATOR_REGISTRY", "build_evaluators"]
+__all__ = ["EVALUATOR_REGISTRY", "build_evaluators", "FasterCOCOEvaluator"]
