@@ -1,0 +1,73 @@
+"""
+Register weaksup's builtin datasets on import (lazy loaders, as Detectron2's ``builtin.py``).
+
+Roots: ``$DETECTRON2_DATASETS`` (default ``datasets``); see ``datasets/README.md`` for layouts.
+PennFudan falls back to ``<repo>/../shared/data/PennFudanPed`` when the root has no copy.
+"""
+import os
+
+from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
+
+from .coco import register_coco_boxonly
+from .pennfudan import register_pennfudan
+from .salient import register_salient
+from .voc import register_voc_instance, register_voc_sem_seg
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def register_all_coco_boxonly(root: str) -> None:
+    """``coco_2017_train_boxonly``; the val set is Detectron2's own ``coco_2017_val``."""
+    register_coco_boxonly(
+        "coco_2017_train_boxonly",
+        _get_builtin_metadata("coco"),
+        os.path.join(root, "coco/annotations/instances_train2017.json"),
+        os.path.join(root, "coco/train2017"),
+    )
+
+
+def register_all_voc_sbd(root: str) -> None:
+    """VOC 2012 + SBD instance and semantic splits written by ``datasets/prepare_voc_sbd.py``."""
+    image_root = os.path.join(root, "VOC2012/JPEGImages")
+    out = os.path.join(root, "VOC2012/weaksup")
+    for split in ("train_aug", "val"):
+        json_file = os.path.join(out, f"instances_{split}.json")
+        register_voc_instance(f"voc_2012_{split}_instance", json_file, image_root)
+        if split == "train_aug":
+            register_voc_instance(f"voc_2012_{split}_instance_boxonly", json_file, image_root, box_only=True)
+        register_voc_sem_seg(f"voc_2012_{split}_sem_seg", os.path.join(out, f"sem_seg_{split}.json"), image_root, out)
+
+
+def register_all_salient(root: str) -> None:
+    """``duts_single_train`` (list from ``datasets/prepare_duts_single.py``) and ``ecssd``."""
+    duts = os.path.join(root, "DUTS/DUTS-TR")
+    register_salient(
+        "duts_single_train",
+        os.path.join(duts, "DUTS-TR-Image"),
+        os.path.join(duts, "DUTS-TR-Mask"),
+        list_file=os.path.join(duts, "duts_single.txt"),
+    )
+    register_salient("ecssd", os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask"))
+
+
+def pennfudan_root(root: str) -> str:
+    """``<root>/PennFudanPed``, else the shared copy next to the repository."""
+    path = os.path.join(root, "PennFudanPed")
+    if os.path.isdir(path):
+        return path
+    return os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data", "PennFudanPed"))
+
+
+def register_all_pennfudan(root: str) -> None:
+    """``pennfudan_train``, ``pennfudan_train_boxonly``, ``pennfudan_val`` (split in :mod:`.pennfudan`)."""
+    path = pennfudan_root(root)
+    register_pennfudan("pennfudan_train", path, "train")
+    register_pennfudan("pennfudan_train_boxonly", path, "train", with_masks=False)
+    register_pennfudan("pennfudan_val", path, "val")
+
+
+_root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+register_all_coco_boxonly(_root)
+register_all_voc_sbd(_root)
+register_all_salient(_root)
+register_all_pennfudan(_root)

@@ -1,0 +1,93 @@
+"""COCO-format json datasets (with masks, or box-only with every ``segmentation`` dropped)."""
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets.coco import load_coco_json as _d2_load_coco_json
+
+from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
+
+__all__ = [
+    "PSEUDO_MASK_KEYS",
+    "load_coco_json",
+    "register_coco_instances",
+    "register_coco_boxonly",
+]
+
+# Per-annotation keys that weaksup's pseudo-mask jsons may carry; kept when present.
+PSEUDO_MASK_KEYS = ("mask_valid", "box_agreement", "pseudo_method", "fallback")
+
+
+def _unknown_category(json_file: str, exc: KeyError) -> ValueError:
+    """Name the first annotation of ``json_file`` whose category is not in its ``categories``."""
+    with open(json_file) as f:
+        data = json.load(f)
+    known = sorted(c["id"] for c in data.get("categories", []))
+    for ann in data.get("annotations", []):
+        if ann.get("category_id") not in known:
+            record = f"image {ann.get('image_id')!r} annotation id {ann.get('id')!r}"
+            return unknown_class_error(json_file, record, ann.get("category_id"), known)
+    return ValueError(f"{json_file}: {exc}")
+
+
+def load_coco_json(
+    json_file: str,
+    image_root: str,
+    dataset_name: Optional[str] = None,
+    box_only: bool = False,
+    extra_annotation_keys: Sequence[str] = PSEUDO_MASK_KEYS,
+) -> List[Dict]:
+    """
+    Detectron2's ``load_coco_json`` plus weaksup's sanity checks (:mod:`.sanitize`).
+
+    Args:
+        json_file, image_root, dataset_name: as in Detectron2 (``dataset_name`` sets
+            ``thing_classes`` and the category id map in its metadata; without it category ids
+            stay the json's own and are not checked).
+        box_only: drop every ``segmentation`` at load time, so that no mask can leak into
+            box-supervised training. Instances whose polygons Detectron2 rejects (< 3 points) are
+            filtered by Detectron2 before this drop, as in the with-mask variant.
+        extra_annotation_keys: per-annotation keys kept as they are (pseudo-mask flags by default).
+
+    Returns:
+        Detectron2 dataset dicts with ``XYXY_ABS`` boxes.
+    """
+    check_annotation_file(json_file)
+    try:
+        dicts = _d2_load_coco_json(json_file, image_root, dataset_name, list(extra_annotation_keys))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_file}: not a valid json file ({e})") from e
+    except KeyError as e:  # raised by Detectron2 for a category id missing from "categories"
+        raise _unknown_category(json_file, e) from e
+    if box_only:
+        for record in dicts:
+            for ann in record["annotations"]:
+                ann.pop("segmentation", None)
+    # Without a dataset name Detectron2 keeps the json's raw category ids and checks none of them.
+    num_classes = len(MetadataCatalog.get(dataset_name).thing_classes) if dataset_name else None
+    return sanitize_dataset_dicts(dicts, json_file, num_classes)
+
+
+def register_coco_instances(name: str, metadata: Dict, json_file: str, image_root: str) -> None:
+    """
+    Register a COCO json dataset with its masks: Detectron2's ``register_coco_instances``, loading
+    through :func:`load_coco_json` (sanity checks, pseudo-mask keys kept).
+    """
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
+    MetadataCatalog.get(name).set(
+        json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
+    )
+
+
+def register_coco_boxonly(name: str, metadata: Dict, json_file: str, image_root: str) -> None:
+    """
+    Register the box-only view of a COCO json dataset: annotations carry boxes and classes and no
+    ``segmentation`` key. Use the name ``<name>_boxonly`` by convention.
+
+    ``json_file`` stays in the metadata so that Detectron2's COCOEvaluator can score boxes.
+    """
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name, box_only=True))
+    MetadataCatalog.get(name).set(
+        json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
+    )
