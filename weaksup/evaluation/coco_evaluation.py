@@ -9,7 +9,7 @@ from faster_coco_eval import COCOeval_faster
 
 from .build import EVALUATOR_REGISTRY
 
-__all__ = ["FasterCOCOEvaluator", "coco"]
+__all__ = ["FasterCOCOEvaluator", "build_coco_evaluator"]
 
 
 class FasterCOCOEvaluator(COCOEvaluator):
@@ -38,8 +38,10 @@ class FasterCOCOEvaluator(COCOEvaluator):
             super()._eval_predictions(predictions, img_ids=img_ids)
 
 
-@EVALUATOR_REGISTRY.register()
-def coco(cfg: CfgNode, dataset_name: str, output_dir: Optional[str]) -> FasterCOCOEvaluator:
+@EVALUATOR_REGISTRY.register("coco")
+def build_coco_evaluator(
+    cfg: CfgNode, dataset_name: str, output_dir: Optional[str]
+) -> FasterCOCOEvaluator:
     """
     Evaluator ``"coco"``: COCO bbox AP, plus segm AP when ``cfg.MODEL.MASK_ON``; results
     ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's.
