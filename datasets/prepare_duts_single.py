@@ -13,6 +13,7 @@ Writes one image stem per line to ``<duts-root>/DUTS-TR/duts_single.txt`` (read 
 
     python datasets/prepare_duts_single.py [--duts-root $DETECTRON2_DATASETS/DUTS]
 """
+
 import argparse
 import os
 from typing import List, Optional
@@ -26,7 +27,7 @@ MIN_AREA_FRACTION = 0.005
 
 
 def count_objects(mask: np.ndarray, min_area_fraction: float = MIN_AREA_FRACTION) -> int:
-    """Number of 8-connected foreground (>= 128) components covering >= ``min_area_fraction`` of the mask."""
+    """Number of 8-connected foreground (>= 128) components of >= ``min_area_fraction`` of the mask."""
     labels, n = ndimage.label(mask >= 128, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     return int((areas >= min_area_fraction * mask.size).sum())
@@ -57,14 +58,19 @@ def filter_single_object(
     if not stems:
         raise ValueError(f"{mask_dir}: no {mask_ext} masks")
     return [
-        s for s in tqdm(stems, desc="DUTS-Single")
+        s
+        for s in tqdm(stems, desc="DUTS-Single")
         if is_single_object(read_mask(os.path.join(mask_dir, s + mask_ext)), min_area_fraction)
     ]
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    default_root = os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "DUTS")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_root = os.path.join(
+        os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "DUTS"
+    )
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duts-root", default=default_root, help="folder holding DUTS-TR/")
     parser.add_argument("--min-area-fraction", type=float, default=MIN_AREA_FRACTION)
     parser.add_argument("--output", help="list file (default <duts-root>/DUTS-TR/duts_single.txt)")

@@ -1,4 +1,5 @@
 """COCO json loaders (with masks and box-only) on nuts_coco, and bad-input handling."""
+
 import json
 import logging
 
@@ -44,7 +45,9 @@ def _small_json(nuts, tmp_path, edit):
     with open(nuts[0]) as f:
         data = json.load(f)
     data["images"] = data["images"][:1]
-    data["annotations"] = [a for a in data["annotations"] if a["image_id"] == data["images"][0]["id"]]
+    data["annotations"] = [
+        a for a in data["annotations"] if a["image_id"] == data["images"][0]["id"]
+    ]
     edit(data)
     path = tmp_path / "small.json"
     path.write_text(json.dumps(data))
@@ -54,6 +57,7 @@ def _small_json(nuts, tmp_path, edit):
 def test_pseudo_mask_keys_kept(nuts, tmp_path):
     def flag(data):
         data["annotations"][0].update(mask_valid=False, box_agreement=0.4)
+
     dicts = load_coco_json(_small_json(nuts, tmp_path, flag), nuts[1], box_only=True)
     first = dicts[0]["annotations"][0]
     assert (first["mask_valid"], first["box_agreement"]) == (False, 0.4)
@@ -67,6 +71,7 @@ def test_invalid_boxes(nuts, tmp_path, caplog):
         anns[1]["bbox"] = [900.0, 10.0, 20.0, 20.0]  # outside the 800x600 image
         anns[2]["bbox"] = [50.0, 50.0, -10.0, 20.0]  # x2 < x1
         anns[3]["bbox"] = [790.0, 590.0, 30.0, 30.0]  # clipped to [790, 590, 800, 600]
+
     json_file = _small_json(nuts, tmp_path, corrupt)
     n = len(json.load(open(json_file))["annotations"])
     register_coco_boxonly("test_nuts_bad_boxes", {}, json_file, nuts[1])
@@ -76,21 +81,30 @@ def test_invalid_boxes(nuts, tmp_path, caplog):
     assert record["annotations"][0]["bbox"] == [790.0, 590.0, 800, 600]
     (message,) = [r.getMessage() for r in caplog.records if "invalid box" in r.getMessage()]
     assert message.startswith(f"{json_file}: dropped 3 invalid box(es), clipped 1 box(es)")
-    for reason in ("annotation 0: zero area", "annotation 1: outside the image", "annotation 2: x2<x1"):
+    for reason in (
+        "annotation 0: zero area",
+        "annotation 1: outside the image",
+        "annotation 2: x2<x1",
+    ):
         assert f"image 0 {reason}" in message
 
 
 def test_unknown_class(nuts, tmp_path):
     def unknown(data):
         data["annotations"][2]["category_id"] = 7
+
     json_file = _small_json(nuts, tmp_path, unknown)
     register_coco_instances("test_nuts_unknown", {}, json_file, nuts[1])
     ann_id = json.load(open(json_file))["annotations"][2]["id"]
-    with pytest.raises(ValueError, match=rf"{json_file}: image 0 annotation id {ann_id}: unknown class 7"):
+    with pytest.raises(
+        ValueError, match=rf"{json_file}: image 0 annotation id {ann_id}: unknown class 7"
+    ):
         DatasetCatalog.get("test_nuts_unknown")
 
 
-@pytest.mark.parametrize("content", ["", '{"images": [], "annotations": [], "categories": []}', "{"])
+@pytest.mark.parametrize(
+    "content", ["", '{"images": [], "annotations": [], "categories": []}', "{"]
+)
 def test_empty_or_corrupt_file(tmp_path, content):
     path = tmp_path / "empty.json"
     path.write_text(content)

@@ -1,4 +1,5 @@
 """PennFudan loader on the real database: counts, split, boxes against masks, bad input."""
+
 import logging
 import shutil
 
@@ -15,7 +16,10 @@ from weaksup.data.datasets import load_pennfudan, parse_pennfudan_annotation
 # Text boxes that disagree with the tight box of their PNG mask by more than 1 px in the source
 # data itself (object number -> largest side difference in px); every other box agrees within 1 px.
 KNOWN_BOX_MASK_DISAGREEMENTS = {
-    ("PennPed00019", 6): 3, ("PennPed00021", 2): 2, ("PennPed00027", 1): 6, ("PennPed00090", 1): 2,
+    ("PennPed00019", 6): 3,
+    ("PennPed00021", 2): 2,
+    ("PennPed00027", 1): 6,
+    ("PennPed00090", 1): 2,
 }
 
 
@@ -46,7 +50,10 @@ def test_first_record_exact(root):
     record = parse_pennfudan_annotation(f"{root}/Annotation/FudanPed00001.txt")
     assert (record["width"], record["height"]) == (559, 536)
     # (160, 182) - (302, 431) 1-based inclusive -> [159, 181, 302, 431] 0-based XYXY_ABS
-    assert [a["bbox"] for a in record["annotations"]] == [[159, 181, 302, 431], [419, 170, 535, 486]]
+    assert [a["bbox"] for a in record["annotations"]] == [
+        [159, 181, 302, 431],
+        [419, 170, 535, 486],
+    ]
     assert {a["bbox_mode"] for a in record["annotations"]} == {BoxMode.XYXY_ABS}
 
 
@@ -58,7 +65,9 @@ def test_boxes_match_masks(root):
             assert im.size == (record["width"], record["height"])
         for k, ann in enumerate(record["annotations"], 1):
             rle = ann["segmentation"]
-            assert isinstance(rle["counts"], str) and ann["category_id"] == 0 and ann["iscrowd"] == 0
+            assert (
+                isinstance(rle["counts"], str) and ann["category_id"] == 0 and ann["iscrowd"] == 0
+            )
             mask = mask_util.decode({**rle, "counts": rle["counts"].encode()})
             ys, xs = np.nonzero(mask)
             tight = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
@@ -115,7 +124,9 @@ def test_zero_area_and_outside_dropped(root, tmp_path, caplog, replacement, reas
 
 def test_unknown_class(root, tmp_path):
     txt = _copy_one(root, tmp_path)
-    txt.write_text(txt.read_text().replace('object 2 "PASpersonWalking" (Xmin', 'object 2 "PAScar" (Xmin'))
+    txt.write_text(
+        txt.read_text().replace('object 2 "PASpersonWalking" (Xmin', 'object 2 "PAScar" (Xmin')
+    )
     with pytest.raises(ValueError, match=rf"{txt}: object 2: unknown class 'PAScar'"):
         load_pennfudan(str(tmp_path), "all")
 

@@ -1,4 +1,5 @@
 """Salient-image loaders (ECSSD, DUTS-Single lists) on the real ECSSD files."""
+
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -30,7 +31,9 @@ def test_bad_list(ecssd, tmp_path):
     images, masks = str(ecssd / "images"), str(ecssd / "ground_truth_mask")
     lst = tmp_path / "list.txt"
     lst.write_text("0001\nmissing\n")
-    with pytest.raises(FileNotFoundError, match=rf"{lst}: record 'missing': file not found: .*missing.jpg"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"{lst}: record 'missing': file not found: .*missing.jpg"
+    ):
         load_salient_images(images, masks, str(lst))
     lst.write_text("")
     with pytest.raises(ValueError, match=rf"Annotation file is empty: {lst}"):

@@ -1,4 +1,5 @@
 """DUTS-Single filter (BoxCaseg Sec. 4) tested on ECSSD masks, the same kind of data."""
+
 import importlib.util
 import os
 from pathlib import Path
@@ -10,7 +11,9 @@ from skimage.measure import label, regionprops
 from conftest import REPO_ROOT, shared_path
 from weaksup.data.datasets import load_salient_images
 
-_spec = importlib.util.spec_from_file_location("prepare_duts_single", REPO_ROOT / "datasets" / "prepare_duts_single.py")
+_spec = importlib.util.spec_from_file_location(
+    "prepare_duts_single", REPO_ROOT / "datasets" / "prepare_duts_single.py"
+)
 prep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(prep)
 
@@ -47,7 +50,10 @@ def test_rule_agrees_with_skimage(ecssd):
 def _fake_duts(ecssd, tmp_path, stems):
     """A DUTS-TR layout of links to ECSSD files."""
     tr = tmp_path / "DUTS" / "DUTS-TR"
-    for sub, src, ext in (("DUTS-TR-Image", "images", ".jpg"), ("DUTS-TR-Mask", "ground_truth_mask", ".png")):
+    for sub, src, ext in (
+        ("DUTS-TR-Image", "images", ".jpg"),
+        ("DUTS-TR-Mask", "ground_truth_mask", ".png"),
+    ):
         (tr / sub).mkdir(parents=True)
         for s in stems:
             os.symlink(ecssd / src / f"{s}{ext}", tr / sub / f"{s}{ext}")
@@ -59,7 +65,9 @@ def test_script_and_loader(ecssd, tmp_path):
     prep.main(["--duts-root", str(tmp_path / "DUTS")])
     kept = (tr / "duts_single.txt").read_text().split()
     assert kept == ["0020", "0021", "0022", "0023", "0024", "0027", "0028", "0029", "0030"]
-    dicts = load_salient_images(str(tr / "DUTS-TR-Image"), str(tr / "DUTS-TR-Mask"), str(tr / "duts_single.txt"))
+    dicts = load_salient_images(
+        str(tr / "DUTS-TR-Image"), str(tr / "DUTS-TR-Mask"), str(tr / "duts_single.txt")
+    )
     assert [Path(d["file_name"]).stem for d in dicts] == kept
     for d in dicts:
         assert _mask(ecssd, Path(d["file_name"]).stem).shape == (d["height"], d["width"])

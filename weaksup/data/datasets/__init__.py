@@ -1,16 +1,40 @@
 """Dataset registration (roots from ``$DETECTRON2_DATASETS``, default ``datasets/``)."""
+
 from . import builtin  # noqa: F401  (registers the builtin datasets)
 from .coco import PSEUDO_MASK_KEYS, load_coco_json, register_coco_boxonly, register_coco_instances
-from .pennfudan import PENNFUDAN_CLASSES, load_pennfudan, parse_pennfudan_annotation, register_pennfudan
+from .pennfudan import (
+    PENNFUDAN_CLASSES,
+    load_pennfudan,
+    parse_pennfudan_annotation,
+    register_pennfudan,
+)
 from .salient import load_salient_images, register_salient
 from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
-from .voc import VOC_CLASSES, VOC_SEM_SEG_CLASSES, load_voc_sem_seg, register_voc_instance, register_voc_sem_seg
+from .voc import (
+    VOC_CLASSES,
+    VOC_SEM_SEG_CLASSES,
+    load_voc_sem_seg,
+    register_voc_instance,
+    register_voc_sem_seg,
+)
 
 __all__ = [
-    "PSEUDO_MASK_KEYS", "load_coco_json", "register_coco_boxonly", "register_coco_instances",
-    "PENNFUDAN_CLASSES", "load_pennfudan", "parse_pennfudan_annotation", "register_pennfudan",
-    "load_salient_images", "register_salient",
-    "check_annotation_file", "sanitize_dataset_dicts", "unknown_class_error",
-    "VOC_CLASSES", "VOC_SEM_SEG_CLASSES", "load_voc_sem_seg", "register_voc_instance",
+    "PSEUDO_MASK_KEYS",
+    "load_coco_json",
+    "register_coco_boxonly",
+    "register_coco_instances",
+    "PENNFUDAN_CLASSES",
+    "load_pennfudan",
+    "parse_pennfudan_annotation",
+    "register_pennfudan",
+    "load_salient_images",
+    "register_salient",
+    "check_annotation_file",
+    "sanitize_dataset_dicts",
+    "unknown_class_error",
+    "VOC_CLASSES",
+    "VOC_SEM_SEG_CLASSES",
+    "load_voc_sem_seg",
+    "register_voc_instance",
     "register_voc_sem_seg",
 ]

@@ -4,6 +4,7 @@ Register weaksup's builtin datasets on import (lazy loaders, as Detectron2's ``b
 Roots: ``$DETECTRON2_DATASETS`` (default ``datasets``); see ``datasets/README.md`` for layouts.
 PennFudan falls back to ``<repo>/../shared/data/PennFudanPed`` when the root has no copy.
 """
+
 import os
 
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
@@ -13,7 +14,9 @@ from .pennfudan import register_pennfudan
 from .salient import register_salient
 from .voc import register_voc_instance, register_voc_sem_seg
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 
 
 def register_all_coco_boxonly(root: str) -> None:
@@ -34,8 +37,12 @@ def register_all_voc_sbd(root: str) -> None:
         json_file = os.path.join(out, f"instances_{split}.json")
         register_voc_instance(f"voc_2012_{split}_instance", json_file, image_root)
         if split == "train_aug":
-            register_voc_instance(f"voc_2012_{split}_instance_boxonly", json_file, image_root, box_only=True)
-        register_voc_sem_seg(f"voc_2012_{split}_sem_seg", os.path.join(out, f"sem_seg_{split}.json"), image_root, out)
+            register_voc_instance(
+                f"voc_2012_{split}_instance_boxonly", json_file, image_root, box_only=True
+            )
+        register_voc_sem_seg(
+            f"voc_2012_{split}_sem_seg", os.path.join(out, f"sem_seg_{split}.json"), image_root, out
+        )
 
 
 def register_all_salient(root: str) -> None:
@@ -47,7 +54,9 @@ def register_all_salient(root: str) -> None:
         os.path.join(duts, "DUTS-TR-Mask"),
         list_file=os.path.join(duts, "duts_single.txt"),
     )
-    register_salient("ecssd", os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask"))
+    register_salient(
+        "ecssd", os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask")
+    )
 
 
 def pennfudan_root(root: str) -> str:
@@ -59,7 +68,7 @@ def pennfudan_root(root: str) -> str:
 
 
 def register_all_pennfudan(root: str) -> None:
-    """``pennfudan_train``, ``pennfudan_train_boxonly``, ``pennfudan_val`` (split in :mod:`.pennfudan`)."""
+    """``pennfudan_train``, ``pennfudan_train_boxonly``, ``pennfudan_val`` (see :mod:`.pennfudan`)."""
     path = pennfudan_root(root)
     register_pennfudan("pennfudan_train", path, "train")
     register_pennfudan("pennfudan_train_boxonly", path, "train", with_masks=False)

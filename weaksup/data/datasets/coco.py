@@ -1,4 +1,5 @@
 """COCO-format json datasets (with masks, or box-only with every ``segmentation`` dropped)."""
+
 import json
 import os
 from typing import Dict, List, Optional, Sequence
@@ -87,7 +88,9 @@ def register_coco_boxonly(name: str, metadata: Dict, json_file: str, image_root:
 
     ``json_file`` stays in the metadata so that Detectron2's COCOEvaluator can score boxes.
     """
-    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name, box_only=True))
+    DatasetCatalog.register(
+        name, lambda: load_coco_json(json_file, image_root, name, box_only=True)
+    )
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
     )

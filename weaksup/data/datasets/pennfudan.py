@@ -9,6 +9,7 @@ Split (the database has none): images sorted by file name, every 4th one (indice
 is ``val`` (42 images), the others are ``train`` (128 images). Interleaving keeps both the Fudan and
 the Penn halves in each split.
 """
+
 import os
 import re
 from typing import Dict, List
@@ -21,7 +22,12 @@ from PIL import Image
 
 from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
 
-__all__ = ["PENNFUDAN_CLASSES", "parse_pennfudan_annotation", "load_pennfudan", "register_pennfudan"]
+__all__ = [
+    "PENNFUDAN_CLASSES",
+    "parse_pennfudan_annotation",
+    "load_pennfudan",
+    "register_pennfudan",
+]
 
 PENNFUDAN_CLASSES = ["person"]
 # Original labels of the text files -> class index ("PASpersonWalking", "PASpersonStanding").
@@ -76,7 +82,9 @@ def _attach_masks(mask_file: str, annotations: List[Dict], height: int, width: i
         raise FileNotFoundError(f"Mask file not found: {mask_file}")
     masks = np.asarray(Image.open(mask_file))
     if masks.shape != (height, width):
-        raise ValueError(f"{mask_file}: mask size {masks.shape} differs from the annotated {(height, width)}")
+        raise ValueError(
+            f"{mask_file}: mask size {masks.shape} differs from the annotated {(height, width)}"
+        )
     for ann in annotations:
         rle = mask_util.encode(np.asfortranarray(masks == ann["object_id"], dtype=np.uint8))
         if mask_util.area(rle) == 0:
@@ -124,6 +132,9 @@ def register_pennfudan(name: str, root: str, split: str, with_masks: bool = True
     """Register a PennFudan split; ``with_masks=False`` gives the box-only view (``*_boxonly``)."""
     DatasetCatalog.register(name, lambda: load_pennfudan(root, split, with_masks))
     MetadataCatalog.get(name).set(
-        thing_classes=list(PENNFUDAN_CLASSES), image_root=os.path.join(root, "PNGImages"),
-        evaluator_type="coco", dirname=root, split=split,
+        thing_classes=list(PENNFUDAN_CLASSES),
+        image_root=os.path.join(root, "PNGImages"),
+        evaluator_type="coco",
+        dirname=root,
+        split=split,
     )

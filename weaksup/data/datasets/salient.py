@@ -5,6 +5,7 @@ Salient-object images (image + binary 0/255 mask, one object each) for BoxCaseg 
 Dicts: ``{file_name, height, width, image_id, salient_mask_file}``; metadata
 ``thing_classes=["object"]``. Image sizes come from the image headers (PIL opens lazily).
 """
+
 import os
 from typing import Dict, List, Optional
 
@@ -54,8 +55,13 @@ def load_salient_images(
         with Image.open(file_name) as im:
             width, height = im.size
         dicts.append(
-            {"file_name": file_name, "height": height, "width": width, "image_id": image_id,
-             "salient_mask_file": mask_file}
+            {
+                "file_name": file_name,
+                "height": height,
+                "width": width,
+                "image_id": image_id,
+                "salient_mask_file": mask_file,
+            }
         )
     return sanitize_dataset_dicts(dicts, source, num_classes=1)
 

@@ -9,6 +9,7 @@ All loaders report bad input the same way:
   boxes partly outside the image are clipped to it; boxes with x2 < x1 or y2 < y1, boxes of zero
   area and boxes fully outside the image are dropped (the rest of the image is kept).
 """
+
 import logging
 import os
 from typing import Dict, List, Optional, Sequence
@@ -33,7 +34,7 @@ def check_annotation_file(path: str) -> None:
 
 
 def unknown_class_error(source: str, record: str, label: object, known: Sequence) -> ValueError:
-    """The error every loader raises for a class it does not know (``raise unknown_class_error(...)``)."""
+    """The error every loader raises (``raise unknown_class_error(...)``) for an unknown class."""
     known = list(known)
     shown = ", ".join(map(repr, known[:20])) + (", ..." if len(known) > 20 else "")
     return ValueError(f"{source}: {record}: unknown class {label!r} (known: {shown})")
@@ -66,14 +67,18 @@ def sanitize_dataset_dicts(
     for record in dataset_dicts:
         height, width = record["height"], record["width"]
         if not (height > 0 and width > 0):
-            raise ValueError(f"{source}: image {record.get('image_id')!r}: invalid size {width}x{height}")
+            raise ValueError(
+                f"{source}: image {record.get('image_id')!r}: invalid size {width}x{height}"
+            )
         kept = []
         for i, ann in enumerate(record.get("annotations", [])):
             category = ann["category_id"]
             if num_classes is not None and not (
                 isinstance(category, int) and 0 <= category < num_classes
             ):
-                raise unknown_class_error(source, _describe(record, i), category, range(num_classes))
+                raise unknown_class_error(
+                    source, _describe(record, i), category, range(num_classes)
+                )
             x0, y0, x1, y1 = BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS)
             if x1 < x0 or y1 < y0:
                 dropped.append(f"{_describe(record, i)}: x2<x1 or y2<y1 {[x0, y0, x1, y1]}")
@@ -81,8 +86,12 @@ def sanitize_dataset_dicts(
             if x1 == x0 or y1 == y0:
                 dropped.append(f"{_describe(record, i)}: zero area {[x0, y0, x1, y1]}")
                 continue
-            box = [min(max(x0, 0), width), min(max(y0, 0), height),
-                   min(max(x1, 0), width), min(max(y1, 0), height)]
+            box = [
+                min(max(x0, 0), width),
+                min(max(y0, 0), height),
+                min(max(x1, 0), width),
+                min(max(y1, 0), height),
+            ]
             if box[2] <= box[0] or box[3] <= box[1]:
                 dropped.append(f"{_describe(record, i)}: outside the image {[x0, y0, x1, y1]}")
                 continue

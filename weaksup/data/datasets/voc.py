@@ -12,9 +12,10 @@ Layout::
                                                  and to VOC2012/weaksup
     VOC2012/weaksup/SegmentationClassAug/<id>.png
 """
+
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.pascal_voc import CLASS_NAMES
@@ -22,16 +23,32 @@ from detectron2.data.datasets.pascal_voc import CLASS_NAMES
 from .coco import register_coco_boxonly, register_coco_instances
 from .sanitize import check_annotation_file, sanitize_dataset_dicts
 
-__all__ = ["VOC_CLASSES", "VOC_SEM_SEG_CLASSES", "load_voc_sem_seg", "register_voc_instance", "register_voc_sem_seg"]
+__all__ = [
+    "VOC_CLASSES",
+    "VOC_SEM_SEG_CLASSES",
+    "load_voc_sem_seg",
+    "register_voc_instance",
+    "register_voc_sem_seg",
+]
 
 VOC_CLASSES = list(CLASS_NAMES)  # the 20 object classes; json category id = VOC index 1..20
 VOC_SEM_SEG_CLASSES = ["background"] + VOC_CLASSES  # label map value = index here
 
 
-def register_voc_instance(name: str, json_file: str, image_root: str, box_only: bool = False) -> None:
-    """Register a converted VOC/SBD instance split (box-only: no ``segmentation`` at all)."""
+def register_voc_instance(
+    name: str,
+    json_file: str,
+    image_root: str,
+    box_only: bool = False,
+    thing_classes: Sequence[str] = VOC_CLASSES,
+) -> None:
+    """
+    Register a converted VOC/SBD instance split (box-only: no ``segmentation`` at all).
+    ``thing_classes`` must equal the json's category names (other names for a folder converted
+    with its own ``class_names.txt``).
+    """
     register = register_coco_boxonly if box_only else register_coco_instances
-    register(name, {"thing_classes": list(VOC_CLASSES)}, json_file, image_root)
+    register(name, {"thing_classes": list(thing_classes)}, json_file, image_root)
 
 
 def load_voc_sem_seg(json_file: str, image_root: str, sem_seg_root: str) -> List[Dict]:
