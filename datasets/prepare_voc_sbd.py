@@ -41,31 +41,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pycocotools.mask as mask_util
 import scipy.io
+from detectron2.data.datasets.pascal_voc import CLASS_NAMES
 from PIL import Image
 from tqdm import tqdm
 
-VOC_CLASSES = [  # Detectron2's pascal_voc.CLASS_NAMES, index + 1 = VOC class index
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-]
+VOC_CLASSES = list(CLASS_NAMES)  # index + 1 = VOC class index
 IGNORE = 255
 SEM_SEG_DIR = "SegmentationClassAug"
 STANDARD_SIZES = {"train_aug": 10582, "val": 1449}

@@ -10,8 +10,11 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import scipy.io
+import torch
+import torch.nn.functional as F
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import detection_utils as utils
+from detectron2.evaluation import SemSegEvaluator
 from PIL import Image
 
 from conftest import REPO_ROOT, shared_path
@@ -113,6 +116,14 @@ def test_labelme_voc3_cli(voc, tmp_path):
     ] == [True] * 3
     meta = MetadataCatalog.get("test_voc3_sem")
     assert (meta.ignore_label, meta.evaluator_type, len(meta.stuff_classes)) == (255, "sem_seg", 21)
+    # Detectron2's SemSegEvaluator runs on the registration: a perfect prediction scores 100 mIoU
+    evaluator = SemSegEvaluator("test_voc3_sem", distributed=False)
+    evaluator.reset()
+    for d in sem:
+        gt = torch.as_tensor(np.asarray(Image.open(d["sem_seg_file_name"])), dtype=torch.long)
+        scores = F.one_hot(gt.clamp(max=20), 21).permute(2, 0, 1).float()
+        evaluator.process([{"file_name": d["file_name"]}], [{"sem_seg": scores}])
+    assert evaluator.evaluate()["sem_seg"]["mIoU"] == 100.0
     assert {
         f"voc_2012_{s}"
         for s in (
