@@ -27,7 +27,7 @@ MIN_AREA_FRACTION = 0.005
 
 
 def count_objects(mask: np.ndarray, min_area_fraction: float = MIN_AREA_FRACTION) -> int:
-    """Number of 8-connected foreground (>= 128) components of >= ``min_area_fraction`` of the mask."""
+    """Count 8-connected foreground (>= 128) components of >= ``min_area_fraction`` of the mask."""
     labels, n = ndimage.label(mask >= 128, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     return int((areas >= min_area_fraction * mask.size).sum())
