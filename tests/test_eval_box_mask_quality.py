@@ -1,4 +1,5 @@
 """The "box_mask_quality" evaluator and its numpy core (BoxCaseg Sec. 4 mIoU*, IoU@50, IoU@75)."""
+
 import numpy as np
 import pytest
 import torch
@@ -58,11 +59,15 @@ def _outputs(masks, gt_index=None):
 
 def test_evaluator_contract_gt_index_order_and_crowd():
     full = [[0, 0, 10, 0, 10, 10, 0, 10]]  # polygon of the whole 10 x 10 image
-    anns = [{"category_id": c, "iscrowd": crowd, "segmentation": full}
-            for c, crowd in [(0, 0), (1, 1), (1, 0), (0, 0)]]
-    _register("weaksup_test_bmq_toy",
-              [{"file_name": "toy.png", "image_id": 1, "height": 10, "width": 10,
-                "annotations": anns}], ["a", "b"])
+    anns = [
+        {"category_id": c, "iscrowd": crowd, "segmentation": full}
+        for c, crowd in [(0, 0), (1, 1), (1, 0), (0, 0)]
+    ]
+    _register(
+        "weaksup_test_bmq_toy",
+        [{"file_name": "toy.png", "image_id": 1, "height": 10, "width": 10, "annotations": anns}],
+        ["a", "b"],
+    )
     evaluator = BoxMaskQualityEvaluator("weaksup_test_bmq_toy")
     # In annotation order over the non-crowd annotations 0, 2, 3.
     evaluator.reset()
@@ -97,7 +102,7 @@ def test_real_pennfudan_filled_boxes():
         for m in masks:
             ys, xs = np.nonzero(m)
             box = np.zeros_like(m)
-            box[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1] = True
+            box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
             boxes.append(box)
             fill.append(m.sum() / box.sum())
         evaluator.process([{"image_id": record["image_id"]}], [_outputs(boxes)])

@@ -1,4 +1,5 @@
 """The "coco" evaluator: faster-coco-eval gives pycocotools' AP on real data (nuts_coco)."""
+
 import numpy as np
 import pytest
 import torch
@@ -48,13 +49,16 @@ def _outputs(record, rng=None):
     inst.pred_boxes = Boxes(torch.tensor(np.array(boxes), dtype=torch.float32).reshape(-1, 4))
     inst.pred_masks = torch.from_numpy(np.array(masks).reshape(-1, h, w))
     inst.pred_classes = torch.tensor(classes, dtype=torch.int64)
-    inst.scores = torch.ones(len(classes)) if rng is None else torch.from_numpy(rng.random(len(classes)))
+    inst.scores = (
+        torch.ones(len(classes)) if rng is None else torch.from_numpy(rng.random(len(classes)))
+    )
     return {"instances": inst}
 
 
 def _evaluate(records, outputs, use_fast_impl, tmp_path):
-    evaluator = FasterCOCOEvaluator(DATASET, tasks=("bbox", "segm"), output_dir=str(tmp_path),
-                                    use_fast_impl=use_fast_impl)
+    evaluator = FasterCOCOEvaluator(
+        DATASET, tasks=("bbox", "segm"), output_dir=str(tmp_path), use_fast_impl=use_fast_impl
+    )
     evaluator.reset()
     for record, output in zip(records, outputs):
         evaluator.process([{"image_id": record["image_id"]}], [output])

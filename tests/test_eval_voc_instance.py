@@ -1,4 +1,5 @@
 """The "voc_instance" evaluator: mAP^r and ABO on hand-computed cases and on real PennFudan masks."""
+
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -85,17 +86,26 @@ def test_hand_computed_ap_of_a_mixed_ranking_over_images():
 def test_sds_matching_takes_the_best_unmatched_gt():
     # The second prediction's best GT (g0) is taken; SDS matches it to g1 (IoU .3 >= .25),
     # where the VOC detection devkit would count an FP.
-    labels = match_image(np.array([0.9, 0.8]), np.array([0, 0]), np.array([0, 0]),
-                         np.zeros(2, bool), np.array([[0.9, 0.0], [0.5, 0.3]]), 0.25)
+    labels = match_image(
+        np.array([0.9, 0.8]),
+        np.array([0, 0]),
+        np.array([0, 0]),
+        np.zeros(2, bool),
+        np.array([[0.9, 0.0], [0.5, 0.3]]),
+        0.25,
+    )
     assert labels.tolist() == [1, 1]
     # Other classes' GT never match; a prediction of a class absent from the image is an FP.
-    labels = match_image(np.array([0.9]), np.array([1]), np.array([0]), np.zeros(1, bool),
-                         np.array([[1.0]]), 0.5)
+    labels = match_image(
+        np.array([0.9]), np.array([1]), np.array([0]), np.zeros(1, bool), np.array([[1.0]]), 0.5
+    )
     assert labels.tolist() == [0]
 
 
 def test_class_without_gt_is_left_out_of_the_mean():
-    res = voc_instance_metrics([_image([0.9, 0.8], [0, 1], [0], [[1], [0]])], THRESHOLDS, ["a", "b"])
+    res = voc_instance_metrics(
+        [_image([0.9, 0.8], [0, 1], [0], [[1], [0]])], THRESHOLDS, ["a", "b"]
+    )
     assert np.isnan(res["AP@0.5-b"]) and np.isnan(res["ABO-b"])
     assert res["mAP@0.5"] == 100
 
@@ -131,13 +141,18 @@ def test_evaluator_on_polygon_and_rle_gt():
         {"category_id": 1, "iscrowd": 0, "segmentation": rle},
         {"category_id": 1, "iscrowd": 1, "segmentation": crowd},
     ]
-    _register("weaksup_test_voc_toy", [{"file_name": "toy.png", "image_id": 7, "height": 20,
-                                        "width": 20, "annotations": anns}], ["a", "b"])
+    _register(
+        "weaksup_test_voc_toy",
+        [{"file_name": "toy.png", "image_id": 7, "height": 20, "width": 20, "annotations": anns}],
+        ["a", "b"],
+    )
     p0 = np.zeros(hw, bool)
     p0[:6, :10] = True
     evaluator = VOCInstanceEvaluator("weaksup_test_voc_toy", THRESHOLDS)
     evaluator.reset()
-    evaluator.process([{"image_id": 7}], [_outputs([p0, g1, 1 - g1], [0.9, 0.8, 0.99], [0, 1, 1], hw)])
+    evaluator.process(
+        [{"image_id": 7}], [_outputs([p0, g1, 1 - g1], [0.9, 0.8, 0.99], [0, 1, 1], hw)]
+    )
     res = evaluator.evaluate()["voc_instance"]
     assert res["AP@0.5-a"] == 100 and res["AP@0.7-a"] == 0 and res["AP@0.75-b"] == 100
     assert res["mAP@0.5"] == 100 and res["mAP@0.7"] == 50
@@ -153,10 +168,22 @@ def _pennfudan(n):
         anns = []
         for m in masks:
             rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
-            anns.append({"category_id": 0, "iscrowd": 0,
-                         "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
-        records.append({"file_name": str(path), "image_id": path.stem, "height": label.shape[0],
-                        "width": label.shape[1], "annotations": anns})
+            anns.append(
+                {
+                    "category_id": 0,
+                    "iscrowd": 0,
+                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
+                }
+            )
+        records.append(
+            {
+                "file_name": str(path),
+                "image_id": path.stem,
+                "height": label.shape[0],
+                "width": label.shape[1],
+                "annotations": anns,
+            }
+        )
         gt_masks.append(masks)
     return records, gt_masks
 
@@ -178,8 +205,10 @@ def test_real_pennfudan_masks():
         kept = slice(i % 2, None)
         ious += [0.0] * (i % 2) + image_ious[kept]
         hw = (record["height"], record["width"])
-        evaluator.process([{"image_id": record["image_id"]}],
-                          [_outputs(preds[kept], image_ious[kept], [0] * len(preds[kept]), hw)])
+        evaluator.process(
+            [{"image_id": record["image_id"]}],
+            [_outputs(preds[kept], image_ious[kept], [0] * len(preds[kept]), hw)],
+        )
     res = evaluator.evaluate()["voc_instance"]
     ious = np.array(ious)
     assert len(ious) == 32 and (ious == 0).sum() == 10

@@ -1,7 +1,13 @@
-"""Evaluators of weaksup, all :class:`DatasetEvaluator` s that work under DDP."""
-from .build import EVALUATOR_REGISTRY, build_evaluators
+"""Evaluators of weaksup, all :class:`DatasetEvaluator` s that work under DDP.
+
+Importing this package registers them in ``EVALUATOR_REGISTRY``: ``"coco"``,
+``"voc_instance"``, ``"box_mask_quality"`` and ``"sem_seg"``.
+"""
+
 from .box_mask_quality import BoxMaskQualityEvaluator, box_mask_quality
+from .build import EVALUATOR_REGISTRY, build_evaluators
 from .coco_evaluation import FasterCOCOEvaluator
+from .sem_seg_evaluation import build_sem_seg_evaluator
 from .voc_instance_evaluation import VOCInstanceEvaluator
 
 __all__ = [
@@ -11,4 +17,5 @@ __all__ = [
     "VOCInstanceEvaluator",
     "box_mask_quality",
     "build_evaluators",
+    "build_sem_seg_evaluator",
 ]

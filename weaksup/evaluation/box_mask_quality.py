@@ -2,6 +2,7 @@
 Box-conditioned mask quality (BoxCaseg Sec. 4): how well one mask per ground-truth box (a
 pseudo mask, a proxy mask, or a model's mask for a given box) matches that instance's GT mask.
 """
+
 import itertools
 import logging
 from collections import OrderedDict
@@ -115,7 +116,9 @@ class BoxMaskQualityEvaluator(DatasetEvaluator):
             pred_masks = instances.pred_masks.numpy().astype(bool)
             if instances.has("gt_index"):
                 gt_index = instances.gt_index.tolist()
-                if len(set(gt_index)) != len(gt_index) or not set(gt_index) <= set(range(len(anns))):
+                if len(set(gt_index)) != len(gt_index) or not set(gt_index) <= set(
+                    range(len(anns))
+                ):
                     raise ValueError(
                         f"{record['file_name']}: gt_index {gt_index} is not one prediction per "
                         f"annotation among its {len(anns)} annotations"

@@ -1,4 +1,5 @@
 """COCO box and mask AP: Detectron2's :class:`COCOEvaluator` with faster-coco-eval's C++ COCOeval."""
+
 from typing import Optional
 from unittest import mock
 

@@ -1,4 +1,5 @@
 """Ground truth of a registered dataset for evaluators: records by image id, masks from annotations."""
+
 from typing import Any, Dict, List, Union
 
 import numpy as np

@@ -2,6 +2,7 @@
 PASCAL VOC instance segmentation: mAP^r at several mask-IoU thresholds and ABO (average best
 overlap), as reported in the VOC tables of Hybrid (Sec. 4, Tab. 1), BoxCaseg and BBTP.
 """
+
 import itertools
 import logging
 from collections import OrderedDict
@@ -109,8 +110,14 @@ def voc_instance_metrics(
     for t in iou_thresholds:
         labels = np.concatenate(
             [
-                match_image(im["scores"], im["pred_classes"], im["gt_classes"], im["gt_ignore"],
-                            im["ious"], t)
+                match_image(
+                    im["scores"],
+                    im["pred_classes"],
+                    im["gt_classes"],
+                    im["gt_ignore"],
+                    im["ious"],
+                    t,
+                )
                 for im in images
             ]
         )
