@@ -1,4 +1,5 @@
 """Evaluators chosen by config (``cfg.WEAKSUP.EVALUATORS``)."""
+
 import os
 from typing import Optional
 

@@ -177,7 +177,9 @@ class VOCInstanceEvaluator(DatasetEvaluator):
             try:
                 gt_rles = [segmentation_to_rle(a["segmentation"], h, w) for a in anns]
             except (KeyError, ValueError) as e:
-                raise ValueError(f"{record['file_name']}: an annotation has no usable mask ({e})")
+                raise ValueError(
+                    f"{record['file_name']}: an annotation has no usable mask ({e})"
+                ) from e
             instances = output["instances"].to(torch.device("cpu"))
             masks = instances.pred_masks.numpy().astype(np.uint8).transpose(1, 2, 0)
             pred_rles = mask_util.encode(np.asfortranarray(masks)) if len(instances) else []
