@@ -1,5 +1,13 @@
 """Datasets, mappers and mask sources of weaksup."""
 from . import datasets  # noqa: F401  (registers the builtin datasets)
+from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper
+from .mask_sources import MASK_SOURCE_REGISTRY, build_mask_source
 
-__all__ = ["MAPPER_REGISTRY", "build_mapper"]
+__all__ = [
+    "BoxSupervisedDatasetMapper",
+    "MAPPER_REGISTRY",
+    "MASK_SOURCE_REGISTRY",
+    "build_mapper",
+    "build_mask_source",
+]

@@ -3,7 +3,7 @@ from typing import Callable
 
 from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper
-from detectron2.utils.registry import Registry
+from ..registry import Registry
 
 MAPPER_REGISTRY = Registry("WEAKSUP_MAPPER")
 MAPPER_REGISTRY.__doc__ = """
