@@ -1,0 +1,3 @@
+from .flagged_mask_head import FlaggedMaskRCNNConvUpsampleHead
+
+__all__ = ["FlaggedMaskRCNNConvUpsampleHead"]
