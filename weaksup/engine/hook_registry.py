@@ -1,5 +1,5 @@
 """Training hooks chosen by config (``cfg.WEAKSUP.HOOKS``)."""
-from detectron2.utils.registry import Registry
+from ..registry import Registry
 
 HOOK_REGISTRY = Registry("WEAKSUP_HOOK")
 HOOK_REGISTRY.__doc__ = """

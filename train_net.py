@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Train and evaluate weaksup models with Detectron2's trainer.
+
+Examples:
+    # CPU demo (box-supervised Mask R-CNN on PennFudan, trained from scratch)
+    python train_net.py --config-file configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml
+    # several processes: GPUs with CUDA, CPU processes over gloo without
+    python train_net.py --config-file configs/box_mask_rcnn_R50_FPN_coco.yaml --num-gpus 4
+    # resume, or evaluate a checkpoint
+    python train_net.py --config-file CONFIG --resume
+    python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
+"""
+import os
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from weaksup import add_weaksup_config
+from weaksup.engine import WeaksupTrainer, resolve_device, write_prediction_overlays
+
+
+def setup(args):
+    """Config from file and command line, logging, device choice."""
+    cfg = get_cfg()
+    add_weaksup_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="weaksup")
+    resolve_device(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = WeaksupTrainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = WeaksupTrainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+            write_prediction_overlays(cfg, model, os.path.join(cfg.OUTPUT_DIR, "overlays_eval"))
+        return res
+
+    trainer = WeaksupTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )

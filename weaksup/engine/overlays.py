@@ -1,0 +1,72 @@
+"""Prediction overlays: what the model predicts on test images, drawn as pictures."""
+import logging
+import os
+from typing import List
+
+import cv2
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import detection_utils as utils
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+from detectron2.utils.visualizer import Visualizer
+
+from ..data import build_mapper
+from .hook_registry import HOOK_REGISTRY
+
+__all__ = ["write_prediction_overlays", "PredictionOverlays"]
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def write_prediction_overlays(
+    cfg: CfgNode, model: torch.nn.Module, output_dir: str
+) -> List[str]:
+    """Draw the model's predictions on the first images of the first test dataset.
+
+    Writes ``<output_dir>/<image name>.jpg`` (atomically) for ``cfg.WEAKSUP.VIS.NUM_IMAGES``
+    images of ``cfg.DATASETS.TEST[0]``, predictions with score >= ``cfg.WEAKSUP.VIS.SCORE_THRESH``,
+    and returns the written paths. The model is left in the mode it came in.
+    """
+    if not cfg.DATASETS.TEST or cfg.WEAKSUP.VIS.NUM_IMAGES <= 0:
+        return []
+    dataset_name = cfg.DATASETS.TEST[0]
+    dicts = DatasetCatalog.get(dataset_name)[: cfg.WEAKSUP.VIS.NUM_IMAGES]
+    metadata = MetadataCatalog.get(dataset_name)
+    mapper = build_mapper(cfg, is_train=False)
+    os.makedirs(output_dir, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    paths = []
+    try:
+        for d in dicts:
+            instances = model([mapper(d)])[0]["instances"].to("cpu")
+            instances = instances[instances.scores >= cfg.WEAKSUP.VIS.SCORE_THRESH]
+            image = utils.read_image(d["file_name"], format="RGB")
+            drawn = Visualizer(image, metadata).draw_instance_predictions(instances).get_image()
+            name = os.path.splitext(os.path.basename(d["file_name"]))[0]
+            path = os.path.join(output_dir, f"{name}.jpg")
+            tmp = os.path.join(output_dir, f".{name}.partial.jpg")
+            cv2.imwrite(tmp, drawn[:, :, ::-1])
+            os.replace(tmp, path)
+            paths.append(path)
+    finally:
+        model.train(was_training)
+    logger.info(f"Wrote {len(paths)} prediction overlays to {output_dir}")
+    return paths
+
+
+@HOOK_REGISTRY.register()
+class PredictionOverlays(HookBase):
+    """After training, write prediction overlays to ``OUTPUT_DIR/overlays`` (main process)."""
+
+    def __init__(self, cfg: CfgNode):
+        self._cfg = cfg
+
+    def after_train(self):
+        if comm.is_main_process():
+            model = self.trainer.model
+            model = getattr(model, "module", model)  # unwrap DDP
+            write_prediction_overlays(self._cfg, model, os.path.join(self._cfg.OUTPUT_DIR, "overlays"))
