@@ -26,7 +26,7 @@ def write_prediction_overlays(
 ) -> List[str]:
     """Draw the model's predictions on the first images of the first test dataset.
 
-    Writes ``<output_dir>/<image name>.jpg`` (atomically) for ``cfg.WEAKSUP.VIS.NUM_IMAGES``
+    Writes ``<output_dir>/<image name>.png`` (atomically) for ``cfg.WEAKSUP.VIS.NUM_IMAGES``
     images of ``cfg.DATASETS.TEST[0]``, predictions with score >= ``cfg.WEAKSUP.VIS.SCORE_THRESH``,
     and returns the written paths. The model is left in the mode it came in.
     """
@@ -47,8 +47,8 @@ def write_prediction_overlays(
             image = utils.read_image(d["file_name"], format="RGB")
             drawn = Visualizer(image, metadata).draw_instance_predictions(instances).get_image()
             name = os.path.splitext(os.path.basename(d["file_name"]))[0]
-            path = os.path.join(output_dir, f"{name}.jpg")
-            tmp = os.path.join(output_dir, f".{name}.partial.jpg")
+            path = os.path.join(output_dir, f"{name}.png")
+            tmp = os.path.join(output_dir, f".{name}.partial.png")
             cv2.imwrite(tmp, drawn[:, :, ::-1])
             os.replace(tmp, path)
             paths.append(path)
