@@ -70,6 +70,24 @@ def test_annotation_source_flags_instances_without_masks(nuts_dicts):
     assert out["instances"].gt_mask_valid.tolist() == expected
 
 
+def test_annotation_source_with_rle_masks():
+    """RLE masks (PennFudan ground truth, pseudo-mask jsons) need INPUT.MASK_FORMAT bitmask, as the
+    base config sets; the masks reach the instances unchanged (no augmentation but the resize)."""
+    from conftest import pennfudan_records
+
+    (record,), (gt_masks,) = pennfudan_records(1)
+    cfg = _cfg()
+    cfg.merge_from_file("configs/Base-Weaksup-RCNN-FPN.yaml")
+    cfg.WEAKSUP.MASK_SOURCE = "annotation"
+    cfg.INPUT.MIN_SIZE_TRAIN = (record["height"],)
+    cfg.INPUT.MAX_SIZE_TRAIN = 10000
+    out = BoxSupervisedDatasetMapper(cfg, is_train=True)(record)
+    masks = out["instances"].gt_masks.tensor.numpy()
+    assert out["image"].shape[1:] == (record["height"], record["width"])
+    assert len(masks) == len(gt_masks) and all(np.array_equal(m, g) for m, g in zip(masks, gt_masks))
+    assert out["instances"].gt_mask_valid.all()
+
+
 def test_boxes_only_without_masks(nuts_dicts):
     out = BoxSupervisedDatasetMapper(_cfg("none", mask_on=False), is_train=True)(nuts_dicts[2])
     inst = out["instances"]
