@@ -20,3 +20,26 @@ def shared_path(*parts: str) -> Path:
 def shared_data():
     """The function ``shared_path`` as a fixture: ``shared_data("PennFudanPed", "PNGImages")``."""
     return shared_path
+
+
+def pennfudan_records(n: int):
+    """The first ``n`` PennFudan images (by name, all splits) as loaded by weaksup, with their
+    ground-truth instance masks decoded to bool arrays (one list per image)."""
+    import pycocotools.mask as mask_util
+
+    from weaksup.data.datasets.pennfudan import load_pennfudan
+
+    records = load_pennfudan(str(shared_path("PennFudanPed")), "all")[:n]
+    masks = [[mask_util.decode(a["segmentation"]).astype(bool) for a in r["annotations"]] for r in records]
+    return records, masks
+
+
+def register_dataset(name: str, records, thing_classes):
+    """(Re-)register ``records`` as dataset ``name`` with the given ``thing_classes``."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(thing_classes=thing_classes)

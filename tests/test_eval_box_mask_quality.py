@@ -6,7 +6,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.structures import Instances
 
-from tests.test_eval_voc_instance import _pennfudan, _register
+from conftest import pennfudan_records, register_dataset
 from weaksup.config import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 from weaksup.evaluation.box_mask_quality import (
@@ -63,7 +63,7 @@ def test_evaluator_contract_gt_index_order_and_crowd():
         {"category_id": c, "iscrowd": crowd, "segmentation": full}
         for c, crowd in [(0, 0), (1, 1), (1, 0), (0, 0)]
     ]
-    _register(
+    register_dataset(
         "weaksup_test_bmq_toy",
         [{"file_name": "toy.png", "image_id": 1, "height": 10, "width": 10, "annotations": anns}],
         ["a", "b"],
@@ -90,8 +90,8 @@ def test_evaluator_contract_gt_index_order_and_crowd():
 def test_real_pennfudan_filled_boxes():
     """The filled GT box as mask ("rectangles", BoxSup Tab. 2) on 20 PennFudan images: its IoU
     with the mask inside it is mask area / box area."""
-    records, gt_masks = _pennfudan(20)
-    _register("weaksup_test_bmq_pennfudan", records, ["person"])
+    records, gt_masks = pennfudan_records(20)
+    register_dataset("weaksup_test_bmq_pennfudan", records, ["person"])
     cfg = add_weaksup_config(get_cfg())
     cfg.WEAKSUP.EVALUATORS = ["box_mask_quality"]
     evaluator = build_evaluators(cfg, "weaksup_test_bmq_pennfudan", None)

@@ -13,7 +13,7 @@ from detectron2.structures import Instances
 from detectron2.utils import comm
 from scipy import ndimage
 
-from tests.test_eval_voc_instance import _pennfudan, _register
+from conftest import pennfudan_records, register_dataset
 from weaksup.evaluation import BoxMaskQualityEvaluator, VOCInstanceEvaluator
 
 DATASET = "weaksup_test_eval_ddp_pennfudan"
@@ -22,9 +22,9 @@ DATASET = "weaksup_test_eval_ddp_pennfudan"
 def _evaluate(out_dir: str) -> None:
     """Evaluate eroded PennFudan masks (scores rounded, so they tie across images) with this
     process's share of the images, interleaved so no rank sees them in dataset order."""
-    records, gt_masks = _pennfudan(12)
+    records, gt_masks = pennfudan_records(12)
     if DATASET not in DatasetCatalog.list():
-        _register(DATASET, records, ["person"])
+        register_dataset(DATASET, records, ["person"])
     evaluator = DatasetEvaluators([VOCInstanceEvaluator(DATASET), BoxMaskQualityEvaluator(DATASET)])
     evaluator.reset()
     rank, world_size = comm.get_rank(), comm.get_world_size()

@@ -7,7 +7,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from tests.conftest import shared_path
+from conftest import shared_path
 from weaksup.config import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 

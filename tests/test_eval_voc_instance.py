@@ -5,12 +5,10 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Instances
-from PIL import Image
 from scipy import ndimage
 
-from tests.conftest import shared_path
+from conftest import pennfudan_records, register_dataset
 from weaksup.config import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 from weaksup.evaluation.voc_instance_evaluation import (
@@ -110,14 +108,6 @@ def test_class_without_gt_is_left_out_of_the_mean():
     assert res["mAP@0.5"] == 100
 
 
-def _register(name, records, classes):
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: records)
-    MetadataCatalog.get(name).set(thing_classes=classes)
-
-
 def _outputs(masks, scores, classes, hw):
     inst = Instances(hw)
     inst.pred_masks = torch.from_numpy(np.array(masks, dtype=bool).reshape(-1, *hw))
@@ -141,7 +131,7 @@ def test_evaluator_on_polygon_and_rle_gt():
         {"category_id": 1, "iscrowd": 0, "segmentation": rle},
         {"category_id": 1, "iscrowd": 1, "segmentation": crowd},
     ]
-    _register(
+    register_dataset(
         "weaksup_test_voc_toy",
         [{"file_name": "toy.png", "image_id": 7, "height": 20, "width": 20, "annotations": anns}],
         ["a", "b"],
@@ -159,41 +149,12 @@ def test_evaluator_on_polygon_and_rle_gt():
     assert res["ABO-a"] == pytest.approx(60) and res["ABO"] == pytest.approx(80)
 
 
-def _pennfudan(n):
-    root = shared_path("PennFudanPed")
-    records, gt_masks = [], []
-    for i, path in enumerate(sorted((root / "PedMasks").glob("*_mask.png"))[:n]):
-        label = np.array(Image.open(path))
-        masks = [label == k for k in np.unique(label) if k != 0]
-        anns = []
-        for m in masks:
-            rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
-            anns.append(
-                {
-                    "category_id": 0,
-                    "iscrowd": 0,
-                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
-                }
-            )
-        records.append(
-            {
-                "file_name": str(path),
-                "image_id": path.stem,
-                "height": label.shape[0],
-                "width": label.shape[1],
-                "annotations": anns,
-            }
-        )
-        gt_masks.append(masks)
-    return records, gt_masks
-
-
 def test_real_pennfudan_masks():
     """Eroded GT masks of 20 PennFudan images, scored by their own IoU (so at each threshold all
     TPs rank first: AP@t = fraction of instances with IoU >= t); every other image loses its
     first instance (a miss: IoU 0 in ABO)."""
-    records, gt_masks = _pennfudan(20)
-    _register("weaksup_test_voc_pennfudan", records, ["person"])
+    records, gt_masks = pennfudan_records(20)
+    register_dataset("weaksup_test_voc_pennfudan", records, ["person"])
     cfg = add_weaksup_config(get_cfg())
     cfg.WEAKSUP.EVALUATORS = ["voc_instance"]
     evaluator = build_evaluators(cfg, "weaksup_test_voc_pennfudan", None)
