@@ -4,6 +4,7 @@
 Detectron2 itself is not listed in ``install_requires``: it has no release on PyPI under its own
 name. Install it first (``install.sh`` does, or see README), ``weaksup`` checks for it on import.
 """
+
 from setuptools import find_packages, setup
 
 setup(

@@ -10,6 +10,7 @@ Examples:
     python train_net.py --config-file CONFIG --resume
     python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
 """
+
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer

@@ -1,4 +1,5 @@
 """Shared test fixtures: the real data in ``../shared/data`` (skipped with a reason when absent)."""
+
 import os
 from pathlib import Path
 
@@ -12,7 +13,9 @@ def shared_path(*parts: str) -> Path:
     """Path under the shared data folder; skips the calling test when it does not exist."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real test data not found at {path} (set WEAKSUP_SHARED_DATA to ../shared/data)")
+        pytest.skip(
+            f"real test data not found at {path} (set WEAKSUP_SHARED_DATA to ../shared/data)"
+        )
     return path
 
 
@@ -30,7 +33,10 @@ def pennfudan_records(n: int):
     from weaksup.data.datasets.pennfudan import load_pennfudan
 
     records = load_pennfudan(str(shared_path("PennFudanPed")), "all")[:n]
-    masks = [[mask_util.decode(a["segmentation"]).astype(bool) for a in r["annotations"]] for r in records]
+    masks = [
+        [mask_util.decode(a["segmentation"]).astype(bool) for a in r["annotations"]]
+        for r in records
+    ]
     return records, masks
 
 

@@ -1,4 +1,5 @@
 """BoxSupervisedDatasetMapper on real nuts_coco images and annotations."""
+
 import numpy as np
 import pytest
 import torch
@@ -30,7 +31,12 @@ def _cfg(mask_source="box", mask_on=True):
 
 
 def _box_only(d):
-    return {**d, "annotations": [{k: v for k, v in a.items() if k != "segmentation"} for a in d["annotations"]]}
+    return {
+        **d,
+        "annotations": [
+            {k: v for k, v in a.items() if k != "segmentation"} for a in d["annotations"]
+        ],
+    }
 
 
 def test_filled_box_masks_follow_the_resized_boxes(nuts_dicts):
@@ -84,7 +90,9 @@ def test_annotation_source_with_rle_masks():
     out = BoxSupervisedDatasetMapper(cfg, is_train=True)(record)
     masks = out["instances"].gt_masks.tensor.numpy()
     assert out["image"].shape[1:] == (record["height"], record["width"])
-    assert len(masks) == len(gt_masks) and all(np.array_equal(m, g) for m, g in zip(masks, gt_masks))
+    assert len(masks) == len(gt_masks) and all(
+        np.array_equal(m, g) for m, g in zip(masks, gt_masks)
+    )
     assert out["instances"].gt_mask_valid.all()
 
 
@@ -95,7 +103,9 @@ def test_boxes_only_without_masks(nuts_dicts):
     assert not inst.has("gt_masks") and not inst.has("gt_mask_valid")
     # boxes come from the annotations, not from masks
     expected = BoxMode.convert(
-        np.array([a["bbox"] for a in nuts_dicts[2]["annotations"]]), BoxMode.XYWH_ABS, BoxMode.XYXY_ABS
+        np.array([a["bbox"] for a in nuts_dicts[2]["annotations"]]),
+        BoxMode.XYWH_ABS,
+        BoxMode.XYXY_ABS,
     )
     scale = out["image"].shape[1] / nuts_dicts[2]["height"]
     np.testing.assert_allclose(inst.gt_boxes.tensor.numpy(), expected * scale, rtol=1e-2, atol=1.0)
@@ -111,4 +121,6 @@ def test_corrupt_image_names_the_file(nuts_dicts, tmp_path):
     bad = tmp_path / "corrupt.jpg"
     bad.write_bytes(open(nuts_dicts[0]["file_name"], "rb").read()[:200])
     with pytest.raises(RuntimeError, match="corrupt.jpg"):
-        BoxSupervisedDatasetMapper(_cfg("box"), is_train=True)({**nuts_dicts[0], "file_name": str(bad)})
+        BoxSupervisedDatasetMapper(_cfg("box"), is_train=True)(
+            {**nuts_dicts[0], "file_name": str(bad)}
+        )

@@ -1,4 +1,5 @@
 """Engine pieces: CPU DDP, atomic checkpoints, checkpoint stripping, loss curves, device choice."""
+
 import json
 import os
 import subprocess
@@ -58,8 +59,15 @@ def test_atomic_checkpoints_and_strip(tmp_path):
 
     released = tmp_path / "release" / "model.pth"
     out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "strip_checkpoint.py"), str(tmp_path / "model_final.pth"), str(released)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "tools" / "strip_checkpoint.py"),
+            str(tmp_path / "model_final.pth"),
+            str(released),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "sha256" in out.stdout
     stripped = torch.load(released, weights_only=False)
@@ -74,8 +82,14 @@ def test_strip_rejects_non_checkpoints(tmp_path):
     bad = tmp_path / "notes.pth"
     bad.write_text("not a checkpoint")
     out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "strip_checkpoint.py"), str(bad), str(tmp_path / "o.pth")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "tools" / "strip_checkpoint.py"),
+            str(bad),
+            str(tmp_path / "o.pth"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode != 0 and "notes.pth" in out.stderr and not (tmp_path / "o.pth").exists()
 

@@ -1,4 +1,5 @@
 """The mask loss skips instances whose (pseudo) mask is flagged unusable."""
+
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -75,7 +76,9 @@ def _batch(valid):
     masks[1, 20:120, 80:150] = True
     inst.gt_masks = BitMasks(masks)
     inst.gt_mask_valid = torch.tensor(valid)
-    image = torch.randint(0, 255, (3, 128, 160), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    image = torch.randint(
+        0, 255, (3, 128, 160), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
     return [{"image": image, "instances": inst, "height": 128, "width": 160}]
 
 

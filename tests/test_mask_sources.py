@@ -1,4 +1,5 @@
 """Mask sources: the filled box, the annotation's own (pseudo) mask, or none."""
+
 import copy
 
 import pytest

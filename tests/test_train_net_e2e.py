@@ -1,4 +1,5 @@
 """End to end: train_net.py trains with 2 CPU processes, resumes, and --eval-only agrees."""
+
 import json
 import os
 import re
@@ -11,10 +12,24 @@ from conftest import REPO_ROOT, shared_path
 
 CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 SMALL = [
-    "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.WARMUP_ITERS", "2",
-    "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "256",
-    "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "256",
-    "DATALOADER.NUM_WORKERS", "0", "WEAKSUP.VIS.NUM_IMAGES", "2",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "2",
+    "SOLVER.WARMUP_ITERS",
+    "2",
+    "INPUT.MIN_SIZE_TRAIN",
+    "(160,)",
+    "INPUT.MAX_SIZE_TRAIN",
+    "256",
+    "INPUT.MIN_SIZE_TEST",
+    "160",
+    "INPUT.MAX_SIZE_TEST",
+    "256",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "WEAKSUP.VIS.NUM_IMAGES",
+    "2",
 ]
 
 
@@ -22,7 +37,11 @@ def _train_net(*args):
     env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(CONFIG), *args],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=900,
     )
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-5000:]
@@ -51,7 +70,11 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
     assert {"model_0000001.pth", "model_0000003.pth", "model_final.pth"} <= set(os.listdir(out_dir))
     assert not [f for f in os.listdir(out_dir) if "partial" in f]
     first = _copypaste(log)
-    assert [l for l in first if l.startswith("Task:")] == ["Task: bbox", "Task: segm", "Task: voc_instance"]
+    assert [l for l in first if l.startswith("Task:")] == [
+        "Task: bbox",
+        "Task: segm",
+        "Task: voc_instance",
+    ]
     assert len(os.listdir(out_dir / "overlays")) == 2
     assert (out_dir / "loss_curves.png").stat().st_size > 0
 
@@ -64,8 +87,14 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
 
     # --eval-only on the final weights prints the metrics printed at the end of training
     log = _train_net(
-        "--eval-only", "--num-gpus", "2", *SMALL, "OUTPUT_DIR", str(tmp_path / "eval"),
-        "MODEL.WEIGHTS", str(out_dir / "model_final.pth"),
+        "--eval-only",
+        "--num-gpus",
+        "2",
+        *SMALL,
+        "OUTPUT_DIR",
+        str(tmp_path / "eval"),
+        "MODEL.WEIGHTS",
+        str(out_dir / "model_final.pth"),
     )
     assert _copypaste(log) == trained
     assert len(os.listdir(tmp_path / "eval" / "overlays_eval")) == 2

@@ -12,6 +12,7 @@ Standard library only: it runs before anything else is installed.
 
 Usage: python tools/repack_detectron2_wheel.py IN.whl OUT_DIR  (prints the new wheel's path)
 """
+
 import argparse
 import os
 import re
@@ -44,7 +45,9 @@ def repack(src: str, out_dir: str) -> str:
                 data = zin.read(name)
                 if name == info + "WHEEL":
                     text = data.decode()
-                    text = re.sub(r"^Root-Is-Purelib: .*$", "Root-Is-Purelib: true", text, flags=re.M)
+                    text = re.sub(
+                        r"^Root-Is-Purelib: .*$", "Root-Is-Purelib: true", text, flags=re.M
+                    )
                     text = re.sub(r"^Tag: .*$", "Tag: py3-none-any", text, flags=re.M)
                     data = text.encode()
                 elif name == info + "top_level.txt":

@@ -7,6 +7,7 @@ released file keeps only ``{"model": state_dict}`` (plus ``__author__``), loadab
 
 Usage: python tools/strip_checkpoint.py output/model_final.pth release/model.pth
 """
+
 import argparse
 import hashlib
 import os

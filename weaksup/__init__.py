@@ -3,6 +3,7 @@
 Importing ``weaksup`` registers its datasets, mappers, models, evaluators and hooks with the
 Detectron2 (and weaksup) registries.
 """
+
 try:
     import detectron2  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised only without Detectron2

@@ -3,6 +3,7 @@
 Keys shared by all methods live under ``cfg.WEAKSUP``; each method adds its own under
 ``cfg.MODEL.<METHOD>`` in this file, each key with a comment, as Detectron2 does.
 """
+
 from detectron2.config import CfgNode as CN
 
 

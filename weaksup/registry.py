@@ -1,4 +1,5 @@
 """Registries with short, config-friendly names."""
+
 from typing import Any, Callable, Optional, Union
 
 from detectron2.utils.registry import Registry as _Registry

@@ -1,4 +1,5 @@
 """Datasets, mappers and mask sources of weaksup."""
+
 from . import datasets  # noqa: F401  (registers the builtin datasets)
 from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper

@@ -1,4 +1,5 @@
 """Dataset mapper for box-supervised instance segmentation."""
+
 from typing import Any, Callable, Dict, Optional
 
 import torch

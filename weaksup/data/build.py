@@ -1,4 +1,5 @@
 """Dataset mappers chosen by config (``cfg.WEAKSUP.TRAIN_MAPPER`` / ``TEST_MAPPER``)."""
+
 from typing import Callable
 
 from detectron2.config import CfgNode

@@ -8,6 +8,7 @@ the flag travels into ``Instances.gt_mask_valid``; the mask loss ignores instanc
 Offline pseudo masks (GrabCut, candidate segments, BoxCaseg proxy masks) are written into the
 annotations of a json file by the pseudo-label tools and read back by the ``"annotation"`` source.
 """
+
 from typing import Any, Dict, List, Optional
 
 from detectron2.config import CfgNode

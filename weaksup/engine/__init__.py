@@ -1,4 +1,5 @@
 """Trainer pieces and hooks of weaksup."""
+
 from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .device import resolve_device

@@ -1,4 +1,5 @@
 """Checkpointer whose files are written atomically."""
+
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -20,7 +21,8 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
         partial = f"{name}.partial"
         super().save(partial, **kwargs)
         os.replace(
-            os.path.join(self.save_dir, f"{partial}.pth"), os.path.join(self.save_dir, f"{name}.pth")
+            os.path.join(self.save_dir, f"{partial}.pth"),
+            os.path.join(self.save_dir, f"{name}.pth"),
         )
         self.tag_last_checkpoint(f"{name}.pth")
 

@@ -1,4 +1,5 @@
 """DistributedDataParallel wrapping that also works for models on the CPU (gloo)."""
+
 import torch
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel

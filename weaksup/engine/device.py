@@ -1,4 +1,5 @@
 """Choosing the device (and CPU threads) the machine actually has."""
+
 import logging
 import os
 

@@ -1,4 +1,5 @@
 """Training hooks chosen by config (``cfg.WEAKSUP.HOOKS``)."""
+
 from ..registry import Registry
 
 HOOK_REGISTRY = Registry("WEAKSUP_HOOK")

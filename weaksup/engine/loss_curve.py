@@ -1,4 +1,5 @@
 """Loss curves drawn from Detectron2's ``metrics.json``."""
+
 import json
 import os
 from collections import defaultdict

@@ -1,4 +1,5 @@
 """Prediction overlays: what the model predicts on test images, drawn as pictures."""
+
 import logging
 import os
 from typing import List
@@ -21,9 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def write_prediction_overlays(
-    cfg: CfgNode, model: torch.nn.Module, output_dir: str
-) -> List[str]:
+def write_prediction_overlays(cfg: CfgNode, model: torch.nn.Module, output_dir: str) -> List[str]:
     """Draw the model's predictions on the first images of the first test dataset.
 
     Writes ``<output_dir>/<image name>.png`` (atomically) for ``cfg.WEAKSUP.VIS.NUM_IMAGES``
@@ -69,4 +68,6 @@ class PredictionOverlays(HookBase):
         if comm.is_main_process():
             model = self.trainer.model
             model = getattr(model, "module", model)  # unwrap DDP
-            write_prediction_overlays(self._cfg, model, os.path.join(self._cfg.OUTPUT_DIR, "overlays"))
+            write_prediction_overlays(
+                self._cfg, model, os.path.join(self._cfg.OUTPUT_DIR, "overlays")
+            )

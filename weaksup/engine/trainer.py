@@ -1,4 +1,5 @@
 """The weaksup trainer: Detectron2's DefaultTrainer with components chosen by config."""
+
 import logging
 import weakref
 from typing import List
@@ -64,8 +65,12 @@ class WeaksupTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
-        return build_detection_test_loader(cfg, dataset_name, mapper=build_mapper(cfg, is_train=False))
+        return build_detection_test_loader(
+            cfg, dataset_name, mapper=build_mapper(cfg, is_train=False)
+        )
 
     @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder=None) -> DatasetEvaluator:
+    def build_evaluator(
+        cls, cfg: CfgNode, dataset_name: str, output_folder=None
+    ) -> DatasetEvaluator:
         return build_evaluators(cfg, dataset_name, output_folder)

@@ -1,2 +1,3 @@
 """Models of weaksup (registered with Detectron2's registries on import)."""
+
 from . import backbone, losses, meta_arch, roi_heads  # noqa: F401

@@ -1,4 +1,5 @@
 """Mask R-CNN mask loss restricted to instances whose (pseudo) mask may be trained on."""
+
 from typing import List
 
 import torch
@@ -26,13 +27,19 @@ def flagged_mask_rcnn_loss(
     """
     device = pred_mask_logits.device
     keep = [
-        p.gt_mask_valid if p.has("gt_mask_valid") else torch.ones(len(p), dtype=torch.bool, device=device)
+        (
+            p.gt_mask_valid
+            if p.has("gt_mask_valid")
+            else torch.ones(len(p), dtype=torch.bool, device=device)
+        )
         for p in instances
     ]
     keep_all = cat(keep, dim=0) if keep else torch.zeros(0, dtype=torch.bool, device=device)
     num_kept = int(keep_all.sum())
     storage = get_event_storage()
-    storage.put_scalar("mask_rcnn/usable_mask_fraction", num_kept / max(pred_mask_logits.size(0), 1))
+    storage.put_scalar(
+        "mask_rcnn/usable_mask_fraction", num_kept / max(pred_mask_logits.size(0), 1)
+    )
     if num_kept == 0:
         return pred_mask_logits.sum() * 0
     kept_instances = [p[k] for p, k in zip(instances, keep)]

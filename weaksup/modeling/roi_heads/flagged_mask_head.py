@@ -1,4 +1,5 @@
 """Mask head whose loss skips masks flagged unusable (``Instances.gt_mask_valid``)."""
+
 from typing import Dict, List, Union
 
 import torch
