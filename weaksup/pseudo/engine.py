@@ -8,8 +8,11 @@ Methods are registered by name in :data:`METHODS`; each is a function
 with ``image`` an ``(H, W, 3)`` uint8 BGR array, ``boxes`` an ``(N, 4)`` float array (``XYXY_ABS``),
 ``seeds`` one int per box (methods that draw random numbers seed themselves per box, so results
 do not depend on call order, worker count or sharding), ``mask`` a bool ``(H, W)`` array and
-``fallback`` None or the name of the fallback used. :func:`pseudo_masks_for_image` runs a method and
-adds what all methods share: box agreement, the validity flag, and the optional merge step.
+``fallback`` None or the name of the fallback used. Methods only see boxes already clipped to the
+image that cover at least one pixel centre. :func:`pseudo_masks_for_image` runs a method and adds
+what all methods share: input checks, the optional merge step, box agreement and the validity flag.
+The methods live in their own modules (:mod:`.grabcut`, :mod:`.candidates`, :mod:`.combined`),
+registered when :mod:`weaksup.pseudo` is imported.
 """
 
 from dataclasses import dataclass
@@ -18,11 +21,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .geometry import box_agreement, box_mask, ellipse_mask
+from .merge import merge_smaller_wins
 
 __all__ = [
     "METHODS",
     "PseudoMask",
     "PseudoMaskConfig",
+    "as_bgr_uint8",
     "register_method",
     "pseudo_masks_for_image",
 ]
@@ -50,8 +55,24 @@ def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
 class PseudoMaskConfig:
     """Parameters shared by the pseudo-mask methods (each documents the ones it reads)."""
 
-    # Validity (Hybrid Sec. 1): a mask is valid when box_agreement >= this.
+    # Validity (Hybrid Sec. 1) and dropping by proxy box agreement (BoxCaseg Sec. 3.4): a mask is
+    # valid (may train a mask head) when box_agreement >= this. Hybrid: 0.5; BoxCaseg Tab. 8: 0.95.
     valid_threshold: float = 0.5
+    # Merge via "smaller object better" (BoxCaseg Sec. 3.4) after the method, before agreement.
+    merge_smaller: bool = False
+    # Fallback for empty/failed masks: "ellipse" (Hybrid Sec. 2.2) or "box" (filled box).
+    fallback: str = "ellipse"
+    # GrabCut crop (grabcut.crop_geometry): margin per side as a fraction of the box's longer side,
+    grabcut_margin: float = 0.1
+    # ... at least this many background pixels per side in the resized crop,
+    grabcut_min_background: int = 8
+    # ... crop resized so its longer side lies in [min_side, max_side] (reference: max 256 px),
+    grabcut_min_side: int = 128
+    grabcut_max_side: int = 256
+    # ... margin outside the image padded by "reflect" (BORDER_REFLECT_101) or "replicate",
+    grabcut_pad: str = "reflect"
+    # ... and GrabCut iterations (OpenCV's sample uses 5).
+    grabcut_iters: int = 5
 
 
 @dataclass
@@ -79,6 +100,27 @@ def ellipse_method(image, boxes, seeds, cfg):
     return [(ellipse_mask(b, h, w), None) for b in boxes]
 
 
+def as_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """The engine's image contract: ``(H, W, 3)`` uint8 BGR.
+
+    Converted: grayscale ``(H, W)`` / ``(H, W, 1)`` (channel repeated) and BGRA ``(H, W, 4)``
+    (alpha dropped, as ``cv2.imread(..., IMREAD_COLOR)`` does). Anything else (other dtypes,
+    channel counts) raises ``ValueError`` naming the shape and dtype.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype} {image.shape}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape[:2]:
+        raise ValueError(
+            f"expected an (H, W, 3) BGR image (grayscale and BGRA are converted), got {image.shape}"
+        )
+    if image.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=2))
+    return np.ascontiguousarray(image[:, :, :3])
+
+
 def pseudo_masks_for_image(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -88,22 +130,48 @@ def pseudo_masks_for_image(
 ) -> List[PseudoMask]:
     """Pseudo masks for every box of one image with the named method.
 
+    Boxes are clipped to the image first; box agreement is measured against the clipped box. A
+    box that covers no pixel centre after clipping (zero area, or outside the image) gets an
+    empty mask, agreement 0, ``mask_valid=False`` and ``fallback="empty_box"``, and is not shown
+    to the method. With ``cfg.merge_smaller`` the masks are made disjoint (:func:`merge_smaller_wins`)
+    before agreement and validity are computed, so the drop rule (``valid_threshold``) judges
+    the merged masks, as in BoxCaseg Sec. 3.4 ("after the merging procedure, we further drop").
+
     Args:
-        image: ``(H, W, 3)`` uint8 BGR.
-        boxes: ``(N, 4)`` ``XYXY_ABS`` boxes inside the image.
+        image: ``(H, W, 3)`` uint8 BGR (grayscale and BGRA are converted: :func:`as_bgr_uint8`).
+        boxes: ``(N, 4)`` ``XYXY_ABS`` boxes; non-finite or inverted (x1 < x0) boxes raise.
         method: a name in :data:`METHODS`.
         seeds: one int per box (e.g. the annotation id), for reproducible randomness.
         cfg: method parameters.
     """
     if method not in METHODS:
         raise KeyError(f"unknown pseudo-mask method {method!r}; known: {sorted(METHODS)}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    image = as_bgr_uint8(image)
+    h, w = image.shape[:2]
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(seeds) != len(boxes):
         raise ValueError(f"{len(boxes)} boxes but {len(seeds)} seeds")
+    bad = (
+        ~np.isfinite(boxes).all(axis=1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    )
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"box {i} is not finite or has x1 < x0 / y1 < y0: {boxes[i].tolist()}")
+    boxes = np.clip(boxes, 0, [w, h, w, h])
+    keep = np.array([box_mask(b, h, w).any() for b in boxes], dtype=bool)
+    masks = np.zeros((len(boxes), h, w), dtype=bool)
+    fallbacks: List[Optional[str]] = ["empty_box"] * len(boxes)
+    if keep.any():
+        idx = np.flatnonzero(keep)
+        outputs = METHODS[method](image, boxes[idx], [seeds[i] for i in idx], cfg)
+        if len(outputs) != len(idx):
+            raise RuntimeError(f"method {method!r} returned {len(outputs)} masks for {len(idx)}")
+        for i, (mask, fallback) in zip(idx, outputs):
+            masks[i], fallbacks[i] = mask, fallback
+    if cfg.merge_smaller:
+        masks = merge_smaller_wins(masks)
     results = []
-    for (mask, fallback), box in zip(METHODS[method](image, boxes, seeds, cfg), boxes):
+    for mask, box, fallback in zip(masks, boxes, fallbacks):
         agreement = box_agreement(mask, box)
         results.append(
             PseudoMask(mask, method, agreement, agreement >= cfg.valid_threshold, fallback)

@@ -1,0 +1,136 @@
+"""GrabCut from a box (Rother et al. 2004) as used for pseudo masks by BoxSup (Tab. 2 "GrabCut")
+and the Hybrid networks (Sec. 1-2): on a resized crop around the box, or on the whole image."""
+
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .engine import PseudoMaskConfig, register_method
+from .fallback import with_fallback
+from .geometry import box_mask
+
+__all__ = ["crop_geometry", "grabcut_crop", "grabcut_full"]
+
+_PAD_MODES = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE}
+
+
+def crop_geometry(box_long_side: float, cfg: PseudoMaskConfig) -> Tuple[float, float]:
+    """Margin (image pixels, per side) and scale of the GrabCut crop for a box.
+
+    The margin is ``grabcut_margin`` x the box's longer side; the crop (box + 2 margins) is
+    scaled so its longer side lies in ``[grabcut_min_side, grabcut_max_side]`` (small boxes
+    upsampled, large ones downsampled). The margin is widened where needed so that every side
+    keeps at least ``grabcut_min_background`` pixels *after* scaling, the pixels GrabCut learns its
+    background colour model from (with too few it returns empty masks for small objects). When
+    downsampling, the widened margin is solved exactly: ``m * max_side / (L + 2m) = min_bg``.
+    """
+    lo, hi, b = cfg.grabcut_min_side, cfg.grabcut_max_side, cfg.grabcut_min_background
+    L = max(float(box_long_side), 1.0)
+    m = max(cfg.grabcut_margin * L, float(b))
+    scale = float(np.clip(L + 2 * m, lo, hi)) / (L + 2 * m)
+    if m * scale < b:  # downsampling ate the background: widen the margin, keep the max side
+        m = b * L / (hi - 2 * b)
+        scale = float(np.clip(L + 2 * m, lo, hi)) / (L + 2 * m)
+    return m, scale
+
+
+def _run_grabcut(crop: np.ndarray, rect: Tuple[int, int, int, int], iters: int) -> np.ndarray:
+    """cv2.grabCut with GC_INIT_WITH_RECT; (h, w) bool foreground (definite or probable)."""
+    mask = np.zeros(crop.shape[:2], np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(crop, mask, rect, bgd, fgd, iters, cv2.GC_INIT_WITH_RECT)
+    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+def grabcut_crop(
+    image: np.ndarray, box: Sequence[float], seed: int, cfg: PseudoMaskConfig
+) -> Optional[np.ndarray]:
+    """GrabCut of one box on a crop around it (geometry: :func:`crop_geometry`).
+
+    Where the margin leaves the image the crop is padded by reflection (``grabcut_pad``,
+    ``BORDER_REFLECT_101``): the background model then sees the colours that really surround
+    that edge, whereas border replication fills the margin with stripes of one pixel column. The
+    crop's foreground is resized back (bilinear on the 0/1 mask, threshold 0.5), pasted, and
+    clipped to the box. OpenCV's global RNG is seeded with ``seed`` first, so the result does not
+    depend on call order. Returns None when OpenCV fails (e.g. no foreground model can be
+    learned); the mask may be empty.
+    """
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    margin, scale = crop_geometry(max(x1 - x0, y1 - y0), cfg)
+    # crop in image pixels (may extend past the image: padded below)
+    cx0, cy0 = int(np.floor(x0 - margin)), int(np.floor(y0 - margin))
+    cx1, cy1 = int(np.ceil(x1 + margin)), int(np.ceil(y1 + margin))
+    crop = image[max(cy0, 0) : min(cy1, h), max(cx0, 0) : min(cx1, w)]
+    pads = (max(-cy0, 0), max(cy1 - h, 0), max(-cx0, 0), max(cx1 - w, 0))
+    if any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, _PAD_MODES[cfg.grabcut_pad])
+    ch, cw = cy1 - cy0, cx1 - cx0
+    sh, sw = max(int(round(ch * scale)), 1), max(int(round(cw * scale)), 1)
+    small = cv2.resize(
+        crop, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    sx, sy = sw / cw, sh / ch
+    rx0, ry0 = int(round((x0 - cx0) * sx)), int(round((y0 - cy0) * sy))
+    rx1, ry1 = int(round((x1 - cx0) * sx)), int(round((y1 - cy0) * sy))
+    rect = (rx0, ry0, max(rx1 - rx0, 1), max(ry1 - ry0, 1))
+    cv2.setRNGSeed(int(seed) & 0x7FFFFFFF)
+    try:
+        fg = _run_grabcut(small, rect, cfg.grabcut_iters)
+    except cv2.error:
+        return None
+    fg = cv2.resize(fg.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) >= 0.5
+    mask = np.zeros((h, w), bool)
+    ix0, iy0 = max(cx0, 0), max(cy0, 0)
+    mask[iy0 : min(cy1, h), ix0 : min(cx1, w)] = fg[
+        iy0 - cy0 : min(cy1, h) - cy0, ix0 - cx0 : min(cx1, w) - cx0
+    ]
+    return mask & box_mask(box, h, w)
+
+
+def grabcut_full(
+    image: np.ndarray, box: Sequence[float], seed: int, cfg: PseudoMaskConfig
+) -> Optional[np.ndarray]:
+    """GrabCut of one box on the whole image at full resolution (the costly baseline the crop
+    version replaces); None when OpenCV fails (e.g. a box covering the whole image)."""
+    h, w = image.shape[:2]
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    cv2.setRNGSeed(int(seed) & 0x7FFFFFFF)
+    try:
+        fg = _run_grabcut(image, (x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)), cfg.grabcut_iters)
+    except cv2.error:
+        return None
+    return fg & box_mask(box, h, w)
+
+
+@register_method("grabcut")
+def grabcut_method(image, boxes, seeds, cfg):
+    """Crop GrabCut per box; empty or failed -> ``cfg.fallback`` (Hybrid Sec. 2.2)."""
+    shape = image.shape[:2]
+    return [
+        with_fallback(grabcut_crop(image, b, s, cfg), b, cfg.fallback, shape)
+        for b, s in zip(boxes, seeds)
+    ]
+
+
+@register_method("grabcut_ellipse")
+def grabcut_ellipse_method(image, boxes, seeds, cfg):
+    """Crop GrabCut; empty, failed or invalid (box agreement < ``valid_threshold``, Hybrid
+    Sec. 1) -> the inscribed ellipse (Hybrid Sec. 2.2)."""
+    shape = image.shape[:2]
+    return [
+        with_fallback(grabcut_crop(image, b, s, cfg), b, "ellipse", shape, cfg.valid_threshold)
+        for b, s in zip(boxes, seeds)
+    ]
+
+
+@register_method("grabcut_full")
+def grabcut_full_method(image, boxes, seeds, cfg):
+    """Whole-image GrabCut per box (speed/quality reference); empty or failed -> fallback."""
+    shape = image.shape[:2]
+    return [
+        with_fallback(grabcut_full(image, b, s, cfg), b, cfg.fallback, shape)
+        for b, s in zip(boxes, seeds)
+    ]

@@ -1,0 +1,327 @@
+"""A pseudo-mask job over a whole dataset: per-image work, shards, resume, output json.
+
+Plain numpy + OpenCV + pycocotools (no torch, no Detectron2), so worker processes stay light.
+``tools/make_pseudo_masks.py`` builds the :class:`ImageTask` list (boxes sanitized, ground-truth
+masks dropped) and handles several machines; this module does the rest:
+
+* images sorted by id are cut into shards of ``shard_size`` images; shard ``k``'s results are
+  written atomically to ``<work_dir>/shard_<k>.json`` when its last image is done. Shard contents
+  depend only on the job (method, config, seed, inputs), not on the worker count or the machine
+  that computed them, so ``resume`` reuses every shard file already there and computes the rest;
+* ``<work_dir>/job.json`` holds the job's fingerprint; resuming another job's work dir is an error;
+* each instance is seeded from its annotation id and the job seed (:func:`instance_seed`), so
+  the output does not depend on order, worker count or sharding.
+"""
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_util
+from tqdm import tqdm
+
+from .engine import PseudoMaskConfig, pseudo_masks_for_image
+
+__all__ = [
+    "ImageTask",
+    "PseudoMaskJob",
+    "instance_seed",
+    "pseudo_mask_json",
+    "process_image",
+    "read_image_bgr",
+    "write_atomic",
+    "write_json_atomic",
+]
+
+logger = logging.getLogger(__name__)
+
+# Fallback recorded for annotations whose box was dropped before the method ran (zero area,
+# inverted, outside the image): the same name the engine uses for boxes covering no pixel.
+DROPPED_BOX_FALLBACK = "empty_box"
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image's work: its boxes (``XYXY_ABS``, sanitized) and annotation ids."""
+
+    image_id: Any
+    file_name: str
+    height: int
+    width: int
+    ann_ids: Tuple[Any, ...]
+    boxes: Tuple[Tuple[float, float, float, float], ...]
+    dropped_ann_ids: Tuple[Any, ...] = ()  # annotations whose box was dropped: empty, invalid
+
+    @property
+    def num_instances(self) -> int:
+        return len(self.ann_ids) + len(self.dropped_ann_ids)
+
+
+def instance_seed(ann_id: Any, seed: int) -> int:
+    """A 31-bit seed from an annotation id (int or str) and the job seed (CRC32, stable)."""
+    return zlib.crc32(f"{seed}:{ann_id}".encode()) & 0x7FFFFFFF
+
+
+def read_image_bgr(task: ImageTask) -> np.ndarray:
+    """The image as ``(H, W, 3)`` uint8 BGR (grayscale replicated, alpha dropped by OpenCV).
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file and the image id when the file
+    is missing, unreadable, or its size differs from the one in the annotations.
+    """
+    where = f"image {task.file_name!r} (image_id={task.image_id!r})"
+    if not os.path.isfile(task.file_name):
+        raise FileNotFoundError(f"cannot read {where}: file not found")
+    image = cv2.imread(task.file_name, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read {where}: not a readable image file (corrupt?)")
+    if image.shape[:2] != (task.height, task.width):
+        raise ValueError(
+            f"{where} is {image.shape[1]}x{image.shape[0]} but annotated as "
+            f"{task.width}x{task.height}"
+        )
+    return image
+
+
+def _encode(mask: np.ndarray) -> Dict[str, Any]:
+    rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def process_image(
+    task: ImageTask, method: str, cfg: PseudoMaskConfig, seed: int
+) -> List[Dict[str, Any]]:
+    """Pseudo masks of one image, one json-ready dict per annotation (ids in task order):
+    ``id``, ``segmentation`` (compressed RLE, str counts), ``area``, ``box_agreement``,
+    ``mask_valid``, ``fallback``."""
+    results = []
+    if task.ann_ids:
+        image = read_image_bgr(task)
+        seeds = [instance_seed(i, seed) for i in task.ann_ids]
+        masks = pseudo_masks_for_image(image, np.array(task.boxes), method, seeds, cfg)
+        for ann_id, pm in zip(task.ann_ids, masks):
+            results.append(
+                {
+                    "id": ann_id,
+                    "segmentation": _encode(pm.mask),
+                    "area": int(pm.mask.sum()),
+                    "box_agreement": float(pm.box_agreement),
+                    "mask_valid": bool(pm.mask_valid),
+                    "fallback": pm.fallback,
+                }
+            )
+    empty = _encode(np.zeros((task.height, task.width), dtype=bool)) if task.dropped_ann_ids else None
+    for ann_id in task.dropped_ann_ids:
+        results.append(
+            {
+                "id": ann_id,
+                "segmentation": empty,
+                "area": 0,
+                "box_agreement": 0.0,
+                "mask_valid": False,
+                "fallback": DROPPED_BOX_FALLBACK,
+            }
+        )
+    return results
+
+
+def write_atomic(data: bytes, path: str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(obj: Any, path: str) -> None:
+    """``json.dump`` (compact, key order kept) to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(json.dumps(obj, separators=(",", ":")).encode(), path)
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+
+
+def _process_indexed(args) -> Tuple[int, int, List[Dict[str, Any]]]:
+    shard, index, task, method, cfg, seed = args
+    return shard, index, process_image(task, method, cfg, seed)
+
+
+class PseudoMaskJob:
+    """Pseudo masks of ``tasks`` with ``method``, sharded and resumable (module docstring).
+
+    Args:
+        tasks: the images; sorted here by image id.
+        method, cfg, seed: the method, its parameters and the job seed.
+        work_dir: folder of the shard files and ``job.json``.
+        shard_size: images per shard.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[ImageTask],
+        method: str,
+        cfg: PseudoMaskConfig,
+        seed: int,
+        work_dir: str,
+        shard_size: int = 32,
+    ):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        ids = [t.image_id for t in tasks]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate image ids in the tasks")
+        self.tasks = sorted(tasks, key=lambda t: t.image_id)
+        self.method, self.cfg, self.seed = method, cfg, seed
+        self.work_dir = work_dir
+        self.shards = [
+            self.tasks[i : i + shard_size] for i in range(0, len(self.tasks), shard_size)
+        ]
+        self.fingerprint = hashlib.sha256(
+            json.dumps(
+                {
+                    "method": method,
+                    "cfg": asdict(cfg),
+                    "seed": seed,
+                    "shard_size": shard_size,
+                    "tasks": [asdict(t) for t in self.tasks],
+                },
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()
+
+    def shard_path(self, k: int) -> str:
+        return os.path.join(self.work_dir, f"shard_{k:06d}.json")
+
+    def prepare(self, shard_indices: Iterable[int], resume: bool) -> None:
+        """Check (``resume``) or (re)start the work dir for ``shard_indices``.
+
+        Resuming a work dir of another job raises; a fresh start removes the given shards' files.
+        """
+        meta_path = os.path.join(self.work_dir, "job.json")
+        if resume and os.path.isfile(meta_path):
+            with open(meta_path) as f:
+                found = json.load(f).get("fingerprint")
+            if found != self.fingerprint:
+                raise ValueError(
+                    f"--resume: {self.work_dir} holds the work of another job (method, "
+                    "parameters, seed, shard size or input differ); rerun without --resume"
+                )
+        elif not resume:
+            for k in shard_indices:
+                if os.path.exists(self.shard_path(k)):
+                    os.remove(self.shard_path(k))
+        write_json_atomic({"fingerprint": self.fingerprint, "method": self.method}, meta_path)
+
+    def run(
+        self,
+        shard_indices: Optional[Sequence[int]] = None,
+        resume: bool = False,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> Dict[int, List[Dict[str, Any]]]:
+        """Compute (or, with ``resume``, load) the given shards (default all).
+
+        Args:
+            num_workers: worker processes; 0 runs in this process.
+            progress: show a tqdm bar (instances/s, ETA).
+
+        Returns:
+            shard index -> results of its images (:func:`process_image`), in image order.
+        """
+        if shard_indices is None:
+            shard_indices = range(len(self.shards))
+        shard_indices = list(shard_indices)
+        self.prepare(shard_indices, resume)
+        done: Dict[int, List[Dict[str, Any]]] = {}
+        if resume:
+            for k in shard_indices:
+                if os.path.isfile(self.shard_path(k)):
+                    with open(self.shard_path(k)) as f:
+                        done[k] = json.load(f)
+            logger.info(f"Resuming: {len(done)} of {len(shard_indices)} shards already done")
+        todo = [k for k in shard_indices if k not in done]
+        total = sum(t.num_instances for k in shard_indices for t in self.shards[k])
+        initial = sum(t.num_instances for k in done for t in self.shards[k])
+        pending = {k: [None] * len(self.shards[k]) for k in todo}
+        remaining = {k: len(self.shards[k]) for k in todo}
+        args = [
+            (k, i, task, self.method, self.cfg, self.seed)
+            for k in todo
+            for i, task in enumerate(self.shards[k])
+        ]
+        bar = tqdm(
+            total=total, initial=initial, unit="inst", disable=not progress, desc="pseudo masks"
+        )
+        pool = mp.Pool(num_workers, initializer=_worker_init) if num_workers > 0 else None
+        try:
+            if pool:  # a few chunks per worker: less IPC, still balanced across workers
+                chunk = max(1, min(8, len(args) // (4 * num_workers)))
+                outputs = pool.imap_unordered(_process_indexed, args, chunksize=chunk)
+            else:
+                outputs = map(_process_indexed, args)
+            for k, i, results in outputs:
+                pending[k][i] = results
+                remaining[k] -= 1
+                bar.update(len(results))
+                if remaining[k] == 0:
+                    done[k] = [r for image_results in pending.pop(k) for r in image_results]
+                    write_json_atomic(done[k], self.shard_path(k))
+        finally:
+            bar.close()
+            if pool:
+                pool.terminate()
+                pool.join()
+        return done
+
+    def cleanup(self, shard_indices: Iterable[int]) -> None:
+        """Remove the given shards' files, ``job.json`` and the work dir once it is empty."""
+        for path in [self.shard_path(k) for k in shard_indices] + [
+            os.path.join(self.work_dir, "job.json")
+        ]:
+            if os.path.exists(path):
+                os.remove(path)
+        if os.path.isdir(self.work_dir) and not os.listdir(self.work_dir):
+            os.rmdir(self.work_dir)
+
+
+def pseudo_mask_json(
+    coco: Dict[str, Any], results: Iterable[Dict[str, Any]], method: str
+) -> Dict[str, Any]:
+    """The output json: ``coco`` (images, categories, ... unchanged) whose annotations get their
+    pseudo mask as ``segmentation`` (its ``area`` too) and ``pseudo_method``, ``box_agreement``,
+    ``mask_valid``, ``fallback``; other annotation fields are kept, annotation order too."""
+    by_id = {r["id"]: r for r in results}
+    missing = [a["id"] for a in coco["annotations"] if a["id"] not in by_id]
+    if missing:
+        raise RuntimeError(f"no pseudo mask for annotation ids {missing[:10]} ({len(missing)})")
+    annotations = []
+    for ann in coco["annotations"]:
+        r = by_id[ann["id"]]
+        annotations.append(
+            {
+                **{k: v for k, v in ann.items() if k not in ("segmentation", "area")},
+                "segmentation": r["segmentation"],
+                "area": r["area"],
+                "pseudo_method": method,
+                "box_agreement": r["box_agreement"],
+                "mask_valid": r["mask_valid"],
+                "fallback": r["fallback"],
+            }
+        )
+    return {**{k: v for k, v in coco.items() if k != "annotations"}, "annotations": annotations}
