@@ -117,7 +117,9 @@ def process_image(
                     "fallback": pm.fallback,
                 }
             )
-    empty = _encode(np.zeros((task.height, task.width), dtype=bool)) if task.dropped_ann_ids else None
+    empty = (
+        _encode(np.zeros((task.height, task.width), dtype=bool)) if task.dropped_ann_ids else None
+    )
     for ann_id in task.dropped_ann_ids:
         results.append(
             {
