@@ -1,0 +1,3 @@
+from .boxcaseg import BoxCaseg
+
+__all__ = ["BoxCaseg"]

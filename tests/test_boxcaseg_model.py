@@ -1,0 +1,177 @@
+"""BoxCaseg network: MIL loss (Eq. 1) and pairwise term (Eq. 2) against direct computations,
+one-way weight transfer (Sec. 3.3.2), HRNetV2 outputs, box-conditioned inference."""
+
+import math
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+
+from weaksup import add_weaksup_config
+from weaksup.modeling.backbone import HRNet
+from weaksup.modeling.losses import mil_unary_loss, pairwise_smoothness_loss
+
+
+def _bce(logit: float, label: int) -> float:
+    p = 1 / (1 + math.exp(-logit))
+    return -math.log(p) if label else -math.log(1 - p)
+
+
+def _mil_brute_force(logits, boxes):
+    """Loop over every row and column bag of every patch."""
+    per_patch = []
+    for lg, (x0, y0, x1, y1) in zip(logits.tolist(), boxes.tolist()):
+        h, w = len(lg), len(lg[0])
+        losses = []
+        for y in range(h):  # rows
+            if y0 <= y < y1:
+                if x1 > x0:  # positive bag: the row's pixels inside the box
+                    losses.append(_bce(max(lg[y][x0:x1]), 1))
+            else:  # negative bag: the whole row
+                losses.append(_bce(max(lg[y]), 0))
+        for x in range(w):  # columns
+            col = [lg[y][x] for y in range(h)]
+            if x0 <= x < x1:
+                if y1 > y0:
+                    losses.append(_bce(max(col[y0:y1]), 1))
+            else:
+                losses.append(_bce(max(col), 0))
+        per_patch.append(sum(losses) / max(len(losses), 1))
+    return sum(per_patch) / len(per_patch)
+
+
+def test_mil_loss_equals_brute_force_over_bags():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 7, 9) * 3
+    boxes = torch.tensor(
+        [[2, 1, 6, 5], [0, 0, 9, 7], [3, 2, 4, 3], [4, 2, 4, 6], [0, 0, 0, 0]]  # full, 1px, empty
+    )
+    got = mil_unary_loss(logits, boxes).item()
+    assert got == pytest.approx(_mil_brute_force(logits, boxes), rel=1e-5)
+
+
+def test_mil_loss_gradient_reaches_only_bag_maxima():
+    logits = torch.zeros(1, 4, 4, requires_grad=True)
+    with torch.no_grad():
+        logits[0, 1, 2] = 5.0
+    mil_unary_loss(logits, torch.tensor([[1, 1, 3, 3]])).backward()
+    assert logits.grad[0, 1, 2] < 0  # max of positive row 1 and column 2: pushed up
+
+
+def test_pairwise_term_equals_direct_eight_neighbour_sum():
+    torch.manual_seed(1)
+    probs = torch.rand(2, 5, 6)
+    expected = []
+    for p in probs.tolist():
+        total, count = 0.0, 0
+        for y in range(5):
+            for x in range(6):
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        ny, nx = y + dy, x + dx
+                        if (dy or dx) and 0 <= ny < 5 and 0 <= nx < 6:
+                            total += (p[y][x] - p[ny][nx]) ** 2
+                            count += 1
+        expected.append(total / count)
+    got = pairwise_smoothness_loss(probs).item()
+    assert got == pytest.approx(sum(expected) / 2, rel=1e-5)
+
+
+def small_boxcaseg_cfg():
+    cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.META_ARCHITECTURE = "BoxCaseg"
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.BACKBONE.NAME = "build_hrnet_backbone"
+    cfg.MODEL.HRNET.WIDTH = 8
+    cfg.MODEL.HRNET.NUM_MODULES = [1, 1, 1, 1]
+    cfg.MODEL.HRNET.NUM_BLOCKS = [1, 1, 1, 1]
+    cfg.MODEL.BOXCASEG.HEAD_CONV_DIM = 16
+    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
+    cfg.INPUT.BOXCASEG.TEST_SIZE = 32
+    return cfg
+
+
+def _patches(n_box, n_salient, size=32):
+    torch.manual_seed(2)
+    out = []
+    for i in range(n_box + n_salient):
+        x = {"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8)}
+        x["mil_box"] = torch.tensor([4, 6, 20, 28])
+        if i >= n_box:
+            mask = torch.zeros(size, size, dtype=torch.uint8)
+            mask[6:28, 4:20] = 1
+            x["salient_mask"] = mask
+        out.append(x)
+    return out
+
+
+def test_weight_transfer_sends_no_gradient_into_the_weak_head():
+    model = build_model(small_boxcaseg_cfg())
+    losses = model(_patches(2, 2))
+    assert set(losses) == {"loss_mil", "loss_pairwise", "loss_salient", "loss_transferred"}
+    losses["loss_transferred"].backward()
+    for p in model.weak_head.parameters():
+        assert p.grad is None or not p.grad.any()
+    assert any(p.grad is not None and p.grad.any() for p in model.weight_transfer.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
+    # the transferred head has no weights of its own: they are the MLP's output
+    model.zero_grad(set_to_none=True)
+    model(_patches(2, 2))["loss_mil"].backward()
+    assert all(p.grad is None for p in model.weight_transfer.parameters())
+    assert all(p.grad is not None for p in model.weak_head.parameters())
+
+
+def test_loss_of_box_only_batch_is_connected_to_every_parameter():
+    model = build_model(small_boxcaseg_cfg())
+    losses = model(_patches(3, 0))
+    assert losses["loss_salient"].item() == 0 and losses["loss_transferred"].item() == 0
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_hrnet_outputs_all_resolutions():
+    net = HRNet(width=8, num_modules=[1, 1, 1, 1], num_blocks=[1, 1, 1, 1])
+    feats = net(torch.zeros(1, 3, 64, 96))
+    assert {k: tuple(v.shape) for k, v in feats.items()} == {
+        "hr2": (1, 8, 16, 24),
+        "hr3": (1, 16, 8, 12),
+        "hr4": (1, 32, 4, 6),
+        "hr5": (1, 64, 2, 3),
+    }
+    assert {k: s.stride for k, s in net.output_shape().items()} == {
+        "hr2": 4,
+        "hr3": 8,
+        "hr4": 16,
+        "hr5": 32,
+    }
+
+
+def test_any_detectron2_backbone_by_config_resnet_fpn():
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.FPN.OUT_CHANNELS = 16
+    cfg.MODEL.BOXCASEG.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    model = build_model(cfg)
+    assert torch.isfinite(sum(model(_patches(1, 1)).values()))
+
+
+def test_inference_gives_one_pasted_mask_per_box():
+    model = build_model(small_boxcaseg_cfg()).eval()
+    gt = Instances((50, 70))
+    gt.gt_boxes = Boxes(torch.tensor([[5.0, 5.0, 40.0, 45.0], [30.0, 10.0, 70.0, 30.0]]))
+    gt.gt_classes = torch.tensor([0, 0])
+    gt.gt_index = torch.tensor([0, 2])
+    image = torch.randint(0, 255, (3, 50, 70), dtype=torch.uint8)
+    out = model([{"image": image, "instances": gt}])[0]["instances"]
+    assert out.pred_masks.shape == (2, 50, 70) and out.pred_masks.dtype == torch.bool
+    assert out.gt_index.tolist() == [0, 2]
+    assert not out.pred_masks[0, 46:].any() and not out.pred_masks[1, :, :29].any()
+    # predict_patches: the alpha mix of two sigmoid maps, in [0, 1]
+    probs = model.predict_patches(model.crop_patches(image, gt.gt_boxes.tensor))
+    assert probs.shape == (2, 32, 32) and 0 <= probs.min() and probs.max() <= 1

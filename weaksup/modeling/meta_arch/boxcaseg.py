@@ -1,0 +1,289 @@
+"""The BoxCaseg network (BoxCaseg Sec. 3.2-3.3, Fig. 4): class-agnostic segmentation of patches.
+
+Training takes patches (box-supervised and salient, see :mod:`weaksup.data.boxcaseg`), not whole
+images: features come from the patch itself, not from ROIAlign on image features (Sec. 3.2.2).
+Inference takes whole images with boxes, crops one patch per box, segments it and pastes the
+mask back (Sec. 3.4), so it plugs into Detectron2's ``inference_on_dataset`` and evaluators.
+"""
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.layers.mask_ops import paste_masks_in_image
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.structures import Boxes, Instances
+from fvcore.nn import weight_init
+from torch import nn
+from torchvision.ops import roi_align
+
+from ..losses.mil_loss import mil_unary_loss, pairwise_smoothness_loss
+
+__all__ = ["BoxCaseg", "SegmentationHead", "WeightTransfer"]
+
+ConvParams = List[Tuple[torch.Tensor, torch.Tensor]]
+
+
+class SegmentationHead(nn.Module):
+    """One segmentation head (Fig. 4, right): ``num_convs`` 3x3 convs with ReLU, then a 1x1 conv
+    to one logit map. The three BoxCaseg heads share this architecture; the transferred head runs
+    it with weights produced by :class:`WeightTransfer` (:func:`run_head`)."""
+
+    def __init__(self, in_channels: int, conv_dim: int, num_convs: int):
+        super().__init__()
+        layers = []
+        for _ in range(num_convs):
+            layers.append(nn.Conv2d(in_channels, conv_dim, 3, padding=1))
+            weight_init.c2_msra_fill(layers[-1])
+            in_channels = conv_dim
+        layers.append(nn.Conv2d(in_channels, 1, 1))
+        nn.init.normal_(layers[-1].weight, std=0.01)
+        nn.init.constant_(layers[-1].bias, 0)
+        self.layers = nn.ModuleList(layers)
+
+    def conv_params(self) -> ConvParams:
+        return [(conv.weight, conv.bias) for conv in self.layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return run_head(x, self.conv_params())
+
+
+def run_head(x: torch.Tensor, params: ConvParams) -> torch.Tensor:
+    """Apply a head's convs given as ``(weight, bias)`` pairs: ReLU after all but the last."""
+    for i, (weight, bias) in enumerate(params):
+        x = F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+        if i < len(params) - 1:
+            x = F.relu(x)
+    return x[:, 0]
+
+
+class WeightTransfer(nn.Module):
+    """Weight transfer (Sec. 3.3.2, after Mask^X R-CNN): a 2-layer MLP with LeakyReLU per conv of
+    the weak head maps each of its output filters (weights and bias, flattened) to the filter of
+    the transferred head. The input is detached: no gradient reaches the weak head (one direction).
+
+    The paper does not say how an MLP is applied to conv weights; as Mask^X R-CNN applies one MLP
+    to each class's weight vector, one MLP per layer is applied to each output filter.
+    """
+
+    def __init__(self, head: SegmentationHead, hidden_dim: int):
+        super().__init__()
+        self.mlps = nn.ModuleList()
+        for weight, _ in head.conv_params():
+            dim = weight[0].numel() + 1
+            self.mlps.append(
+                nn.Sequential(
+                    nn.Linear(dim, hidden_dim), nn.LeakyReLU(), nn.Linear(hidden_dim, dim)
+                )
+            )
+
+    def forward(self, params: ConvParams) -> ConvParams:
+        out = []
+        for mlp, (weight, bias) in zip(self.mlps, params):
+            flat = torch.cat([weight.detach().flatten(1), bias.detach()[:, None]], dim=1)
+            new = mlp(flat)
+            out.append((new[:, :-1].reshape(weight.shape), new[:, -1]))
+        return out
+
+
+def fuse_features(features: Dict[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    """HRNetV2 representation: upsample ``features[names]`` to the first one's size, concatenate."""
+    size = features[names[0]].shape[-2:]
+    return torch.cat(
+        [
+            (
+                features[n]
+                if features[n].shape[-2:] == size
+                else F.interpolate(features[n], size=size, mode="bilinear", align_corners=False)
+            )
+            for n in names
+        ],
+        dim=1,
+    )
+
+
+@META_ARCH_REGISTRY.register()
+class BoxCaseg(nn.Module):
+    """Backbone + fused features + weak, salient and transferred heads.
+
+    Training input: a list of patch dicts ``{"image": (3, S, S) tensor, "mil_box": (4,) int
+    tensor, optional "salient_mask": (S, S) tensor}``; every patch trains the weak head (MIL,
+    Eq. 1-2, with the box or the salient mask's tight box); salient patches also train the
+    salient and transferred heads (Eq. 3). Loss per Eq. 4, averaged over the patches of the batch.
+
+    Inference input: Detectron2 dicts ``{"image": (3, H, W) at original resolution, "instances":
+    Instances with gt_boxes (and gt_classes)}``; output per image ``{"instances"}`` with one
+    ``pred_masks`` per box (``gt_index`` = its position in the input instances).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        in_features: Sequence[str],
+        head_conv_dim: int,
+        head_num_convs: int,
+        transfer_hidden_dim: int,
+        pairwise_weight: float,
+        alpha: float,
+        mask_threshold: float,
+        test_size: int,
+        test_batch_size: int,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+    ):
+        """
+        Args:
+            backbone: any Detectron2 backbone; ``in_features`` of it are fused.
+            head_conv_dim, head_num_convs: head architecture (:class:`SegmentationHead`).
+            transfer_hidden_dim: hidden width of the weight-transfer MLP.
+            pairwise_weight: weight of the pairwise term (Eq. 1; 0.05).
+            alpha: weight of the transferred head vs. the salient head (Eq. 3; 0.7).
+            mask_threshold: foreground probability threshold of pasted masks.
+            test_size: side of the patch cropped per box at inference (320).
+            test_batch_size: patches per forward pass at inference.
+            pixel_mean, pixel_std: input normalization (as GeneralizedRCNN).
+        """
+        super().__init__()
+        self.backbone = backbone
+        self.in_features = list(in_features)
+        shapes = backbone.output_shape()
+        in_channels = sum(shapes[f].channels for f in self.in_features)
+        self.weak_head = SegmentationHead(in_channels, head_conv_dim, head_num_convs)
+        self.salient_head = SegmentationHead(in_channels, head_conv_dim, head_num_convs)
+        self.weight_transfer = WeightTransfer(self.weak_head, transfer_hidden_dim)
+        self.pairwise_weight = pairwise_weight
+        self.alpha = alpha
+        self.mask_threshold = mask_threshold
+        self.test_size = test_size
+        self.test_batch_size = test_batch_size
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
+        b = cfg.MODEL.BOXCASEG
+        return {
+            "backbone": backbone,
+            "in_features": b.IN_FEATURES,
+            "head_conv_dim": b.HEAD_CONV_DIM,
+            "head_num_convs": b.HEAD_NUM_CONVS,
+            "transfer_hidden_dim": b.TRANSFER_HIDDEN_DIM,
+            "pairwise_weight": b.PAIRWISE_WEIGHT,
+            "alpha": b.ALPHA,
+            "mask_threshold": b.MASK_THRESHOLD,
+            "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
+            "test_batch_size": b.TEST_BATCH_SIZE,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def _normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Fused backbone features of normalized ``(N, 3, S, S)`` patches."""
+        return fuse_features(self.backbone(images), self.in_features)
+
+    def _upsample(self, logits: torch.Tensor, size) -> torch.Tensor:
+        """Logit maps ``(N, h, w)`` to the input size (Sec. 3.3.1)."""
+        return F.interpolate(logits[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+    def transferred_params(self) -> ConvParams:
+        return self.weight_transfer(self.weak_head.conv_params())
+
+    def forward(self, batched_inputs: List[Dict]):
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self._normalize(torch.stack([x["image"] for x in batched_inputs]))
+        size = images.shape[-2:]
+        feats = self.features(images)
+        weak = self._upsample(self.weak_head(feats), size)
+        mil_boxes = torch.stack([x["mil_box"] for x in batched_inputs])
+        losses = {
+            "loss_mil": mil_unary_loss(weak, mil_boxes),
+            "loss_pairwise": self.pairwise_weight * pairwise_smoothness_loss(weak.sigmoid()),
+        }
+        salient = [i for i, x in enumerate(batched_inputs) if "salient_mask" in x]
+        params = self.transferred_params()
+        if not salient:  # zero losses connected to every parameter (DDP waits for all of them)
+            zero = sum(p.sum() for p in self.salient_head.parameters())
+            zero = zero + sum(w.sum() + b.sum() for w, b in params)
+            losses.update(loss_salient=zero * 0.0, loss_transferred=zero * 0.0)
+            return losses
+        sal_feats = feats[salient]
+        target = torch.stack([batched_inputs[i]["salient_mask"] for i in salient])
+        target = target.to(self.device, torch.float32)
+        # Eq. 4 averaged over the batch: the pixel loss of each salient patch / all patches
+        scale = len(salient) / len(batched_inputs)
+        for name, logits, weight in (
+            ("loss_salient", self.salient_head(sal_feats), 1.0 - self.alpha),
+            ("loss_transferred", run_head(sal_feats, params), self.alpha),
+        ):
+            bce = F.binary_cross_entropy_with_logits(self._upsample(logits, size), target)
+            losses[name] = weight * scale * bce
+        return losses
+
+    def predict_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """Foreground probability ``(N, S, S)`` of normalized patches: the alpha-weighted mix of
+        the salient and transferred heads (Eq. 3, Sec. 3.4)."""
+        feats = self.features(patches)
+        salient = self.salient_head(feats).sigmoid()
+        transferred = run_head(feats, self.transferred_params()).sigmoid()
+        mixed = (1.0 - self.alpha) * salient + self.alpha * transferred
+        return self._upsample(mixed, patches.shape[-2:])
+
+    def crop_patches(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Normalized ``(N, 3, S, S)`` patches of ``image`` (3, H, W) at ``boxes`` (N, 4),
+        bilinearly resampled (``roi_align`` on pixels with adaptive sampling, i.e. crop + resize,
+        not on features)."""
+        image = self._normalize(image)[None]
+        rois = torch.cat([boxes.new_zeros(len(boxes), 1), boxes], dim=1).to(image)
+        return roi_align(image, rois, self.test_size, 1.0, sampling_ratio=0, aligned=True)
+
+    @torch.no_grad()
+    def inference(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
+        """One mask per input box: crop, predict, paste back (Sec. 3.4); patches of all images of
+        the batch go through the network together, ``test_batch_size`` at a time."""
+        patches, per_image = [], []
+        for x in batched_inputs:
+            boxes = x["instances"].gt_boxes.tensor.to(self.device, torch.float32)
+            per_image.append(boxes)
+            if len(boxes):
+                patches.append(self.crop_patches(x["image"], boxes))
+        probs = torch.zeros(0, self.test_size, self.test_size, device=self.device)
+        if patches:
+            patches = torch.cat(patches)
+            probs = torch.cat(
+                [
+                    self.predict_patches(patches[i : i + self.test_batch_size])
+                    for i in range(0, len(patches), self.test_batch_size)
+                ]
+            )
+        results = []
+        for x, boxes, p in zip(batched_inputs, per_image, probs.split([len(b) for b in per_image])):
+            gt = x["instances"]
+            height, width = x["image"].shape[-2:]
+            result = Instances((height, width))
+            result.pred_boxes = Boxes(boxes)
+            result.scores = torch.ones(len(boxes), device=self.device)
+            if gt.has("gt_classes"):
+                result.pred_classes = gt.gt_classes.to(self.device)
+            result.gt_index = (
+                gt.gt_index.to(self.device)
+                if gt.has("gt_index")
+                else torch.arange(len(boxes), device=self.device)
+            )
+            result.pred_masks = paste_masks_in_image(
+                p, boxes, (height, width), threshold=self.mask_threshold
+            )
+            results.append({"instances": result})
+        return results
