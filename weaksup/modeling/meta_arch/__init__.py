@@ -1,3 +1,4 @@
 from .boxcaseg import BoxCaseg
+from .dasnet import DASNet
 
-__all__ = ["BoxCaseg"]
+__all__ = ["BoxCaseg", "DASNet"]
