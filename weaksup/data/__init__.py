@@ -1,6 +1,7 @@
 """Datasets, mappers and mask sources of weaksup."""
 
 from . import datasets  # noqa: F401  (registers the builtin datasets)
+from . import mask_subset  # noqa: F401  (registers the mask-subset views, DASNet)
 from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper
 from .mask_sources import MASK_SOURCE_REGISTRY, build_mask_source
