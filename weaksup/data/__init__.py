@@ -1,12 +1,22 @@
 """Datasets, mappers and mask sources of weaksup."""
 
 from . import datasets  # noqa: F401  (registers the builtin datasets)
+from .boxcaseg import (
+    BoxCasegPatchMapper,
+    BoxCasegTestMapper,
+    MixedBatchSampler,
+    build_boxcaseg_train_loader,
+)
 from . import mask_subset  # noqa: F401  (registers the mask-subset views, DASNet)
 from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper
 from .mask_sources import MASK_SOURCE_REGISTRY, build_mask_source
 
 __all__ = [
+    "BoxCasegPatchMapper",
+    "BoxCasegTestMapper",
+    "MixedBatchSampler",
+    "build_boxcaseg_train_loader",
     "BoxSupervisedDatasetMapper",
     "MAPPER_REGISTRY",
     "MASK_SOURCE_REGISTRY",
