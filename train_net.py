@@ -21,7 +21,12 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from weaksup import add_weaksup_config
-from weaksup.engine import WeaksupTrainer, resolve_device, write_prediction_overlays
+from weaksup.engine import (
+    PIPELINE_REGISTRY,
+    WeaksupTrainer,
+    resolve_device,
+    write_prediction_overlays,
+)
 
 
 def setup(args):
@@ -50,6 +55,8 @@ def main(args):
             write_prediction_overlays(cfg, model, os.path.join(cfg.OUTPUT_DIR, "overlays_eval"))
         return res
 
+    if cfg.WEAKSUP.PIPELINE:  # a multi-stage method (e.g. BoxCaseg) runs its own stages
+        return PIPELINE_REGISTRY.get(cfg.WEAKSUP.PIPELINE)(cfg, args)
     trainer = WeaksupTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

@@ -1,20 +1,29 @@
 """Trainer pieces and hooks of weaksup."""
 
+from .boxcaseg import BoxCasegTrainer, run_boxcaseg_pipeline
 from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .device import resolve_device
 from .hook_registry import HOOK_REGISTRY
 from .loss_curve import LossCurve, plot_loss_curves
 from .overlays import PredictionOverlays, write_prediction_overlays
+from .pipeline import PIPELINE_REGISTRY
+from .proxy_masks import generate_proxy_masks, merge_and_drop, proxy_mask_quality
 from .trainer import WeaksupTrainer
 
 __all__ = [
     "AtomicDetectionCheckpointer",
+    "BoxCasegTrainer",
+    "PIPELINE_REGISTRY",
     "HOOK_REGISTRY",
     "LossCurve",
     "PredictionOverlays",
     "WeaksupTrainer",
     "create_ddp_model",
+    "generate_proxy_masks",
+    "merge_and_drop",
+    "proxy_mask_quality",
+    "run_boxcaseg_pipeline",
     "plot_loss_curves",
     "resolve_device",
     "write_prediction_overlays",

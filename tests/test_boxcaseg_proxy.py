@@ -1,0 +1,141 @@
+"""BoxCaseg stage 2: merge and drop on hand-built masks; proxy-mask generation on real images,
+interrupted and resumed, written in the pseudo-mask json format and read back for training."""
+
+import json
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from conftest import pennfudan_records, register_dataset
+from weaksup import add_weaksup_config
+from weaksup.data import BoxSupervisedDatasetMapper
+from weaksup.data.datasets import load_coco_json
+from weaksup.engine import generate_proxy_masks, merge_and_drop, proxy_mask_quality
+from weaksup.engine import proxy_masks as proxy_module
+
+
+def _filled(h, w, box):
+    m = np.zeros((h, w), dtype=bool)
+    m[box[1] : box[3], box[0] : box[2]] = True
+    return m
+
+
+def test_merge_gives_shared_pixels_to_the_smaller_object_and_drop_judges_merged_masks():
+    boxes = np.array([[0, 0, 10, 10], [8, 0, 20, 10], [2, 12, 18, 20]], dtype=np.float64)
+    masks = np.stack([_filled(20, 20, b.astype(int)) for b in boxes])
+    masks[2] = _filled(20, 20, [6, 14, 14, 18])  # far smaller than its box: a poor proxy mask
+
+    merged, agreement, valid = merge_and_drop(masks, boxes, merge=True, drop_threshold=0.95)
+    # columns 8-9 are claimed by masks 0 (area 100) and 1 (area 120): the smaller one keeps them
+    assert merged[0, :10, 8:10].all() and not merged[1, :, 8:10].any()
+    assert not (merged.sum(0) > 1).any()
+    # mask 1's tight box is now [10, 0, 20, 10]: agreement 100 / 120, below 0.95, dropped
+    assert agreement[0] == 1.0 and agreement[1] == pytest.approx(100 / 120)
+    assert agreement[2] == pytest.approx(32 / 128)
+    assert valid.tolist() == [True, False, False]
+
+    unmerged, agreement, valid = merge_and_drop(masks, boxes, merge=False, drop_threshold=0.95)
+    assert (
+        (unmerged == masks).all() and agreement[1] == 1.0 and valid.tolist() == [True, True, False]
+    )
+    assert merge_and_drop(masks, boxes, True, 0.0)[2].all()  # threshold 0: nothing dropped
+
+
+def _tiny_model_cfg():
+    cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.META_ARCHITECTURE = "BoxCaseg"
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.BACKBONE.NAME = "build_hrnet_backbone"
+    cfg.MODEL.HRNET.WIDTH = 8
+    cfg.MODEL.HRNET.NUM_MODULES = [1, 1, 1, 1]
+    cfg.MODEL.HRNET.NUM_BLOCKS = [1, 1, 1, 1]
+    cfg.MODEL.BOXCASEG.HEAD_CONV_DIM = 8
+    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
+    cfg.MODEL.BOXCASEG.MASK_THRESHOLD = 0.45
+    cfg.INPUT.BOXCASEG.TEST_SIZE = 32
+    cfg.DATALOADER.NUM_WORKERS = 0
+    return cfg
+
+
+def test_generate_resume_and_read_back(tmp_path, monkeypatch):
+    records, gt_masks = pennfudan_records(5)
+    boxonly = [
+        {
+            **r,
+            "annotations": [
+                {k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]
+            ],
+        }
+        for r in records
+    ]
+    register_dataset("boxcaseg_test_boxonly", boxonly, ["person"])
+    register_dataset("boxcaseg_test_gt", records, ["person"])
+    cfg = _tiny_model_cfg()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    out = str(tmp_path / "proxy.json")
+
+    # interrupted after the first of three shards
+    real_write, calls = proxy_module.write_json_atomic, []
+
+    def failing_write(obj, path):
+        calls.append(path)
+        if len(calls) == 3:  # job.json, shard 0, then killed while writing shard 1
+            raise KeyboardInterrupt("killed")
+        real_write(obj, path)
+
+    monkeypatch.setattr(proxy_module, "write_json_atomic", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        generate_proxy_masks(cfg, model, "boxcaseg_test_boxonly", out, shard_size=2, progress=False)
+    monkeypatch.setattr(proxy_module, "write_json_atomic", real_write)
+    assert sorted(p.name for p in (tmp_path / "proxy.json.work").iterdir()) == [
+        "job.json",
+        "shard_000000.json",
+    ]
+    first_shard = json.loads((tmp_path / "proxy.json.work" / "shard_000000.json").read_text())
+
+    inferred = []
+    monkeypatch.setattr(
+        model, "inference", lambda x, f=model.inference: inferred.append(len(x)) or f(x)
+    )
+    generate_proxy_masks(cfg, model, "boxcaseg_test_boxonly", out, shard_size=2, progress=False)
+    assert sum(inferred) == 3  # only the 3 images of the unfinished shards
+    assert not (tmp_path / "proxy.json.work").exists()
+
+    data = json.loads(open(out).read())
+    anns = data["annotations"]
+    assert len(anns) == sum(len(r["annotations"]) for r in records)
+    assert anns[: len(first_shard)] == [
+        {**a, **{k: v for k, v in r.items() if k != "id"}, "pseudo_method": "boxcaseg"}
+        for a, r in zip(anns, first_shard)
+    ]
+    for a in anns:
+        assert a["pseudo_method"] == "boxcaseg" and a["fallback"] is None
+        m = mask_util.decode(a["segmentation"]).astype(bool)
+        assert a["area"] == m.sum()
+        assert a["mask_valid"] == (a["box_agreement"] >= 0.95)
+    per_image = {}
+    for a in anns:
+        per_image.setdefault(a["image_id"], []).append(mask_util.decode(a["segmentation"]))
+    assert all((np.sum(ms, axis=0) <= 1).all() for ms in per_image.values())  # merged
+
+    # read back as a training dataset: the flags reach Instances.gt_mask_valid
+    dicts = load_coco_json(out, "")
+    tcfg = add_weaksup_config(get_cfg())
+    tcfg.WEAKSUP.MASK_SOURCE = "annotation"
+    tcfg.INPUT.MASK_FORMAT = "bitmask"
+    mapper = BoxSupervisedDatasetMapper(tcfg, True)
+    flags = [bool(a["mask_valid"]) for d in dicts for a in d["annotations"]]
+    mapped = [mapper(d)["instances"].gt_mask_valid.tolist() for d in dicts]
+    assert [f for m in mapped for f in m] == flags
+
+    report = proxy_mask_quality(out, "boxcaseg_test_gt")
+    assert {"mIoU*", "IoU@50", "IoU@75", "drop rate"} <= set(report)
+    assert report["instances"] == sum(len(m) for m in gt_masks)
+    assert report["drop rate"] == pytest.approx(
+        100 * (1 - np.mean([a["mask_valid"] for a in anns]))
+    )

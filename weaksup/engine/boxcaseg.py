@@ -1,0 +1,187 @@
+"""BoxCaseg end to end (BoxCaseg Sec. 3.2-3.4): three cached stages behind one command.
+
+1. the BoxCaseg network on mixed box / salient patches (:class:`BoxCasegTrainer`), written to
+   ``<OUTPUT_DIR>/stage1``;
+2. proxy masks for every GT box of ``DATASETS.TRAIN``
+   (:func:`~weaksup.engine.proxy_masks.generate_proxy_masks`), written to
+   ``<OUTPUT_DIR>/proxy_masks/<dataset>.json``;
+3. Proxy Mask R-CNN on the GT boxes + proxy masks (dropped masks flagged, mask loss skips them),
+   written to ``<OUTPUT_DIR>`` and evaluated with ``WEAKSUP.EVALUATORS``.
+
+Each stage is skipped when its result exists and is complete (``model_final.pth`` named by
+``last_checkpoint``; a proxy json marked complete), resumes from its last checkpoint / finished
+shards otherwise, and logs which stage runs and why.
+"""
+
+import logging
+import os
+from argparse import Namespace
+from typing import Any, Dict, List
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.utils import comm
+
+from ..config import add_weaksup_config
+from ..data import build_boxcaseg_train_loader, build_mapper
+from ..data.datasets import register_coco_instances
+from .device import resolve_device
+from .pipeline import PIPELINE_REGISTRY
+from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
+from .trainer import WeaksupTrainer
+
+__all__ = [
+    "BoxCasegTrainer",
+    "run_boxcaseg_network",
+    "run_boxcaseg_pipeline",
+    "run_stage2",
+    "stage1_config",
+    "train_stage",
+]
+
+logger = logging.getLogger(__name__)
+
+PROXY_SUFFIX = "_boxcaseg_proxy"
+
+
+class BoxCasegTrainer(WeaksupTrainer):
+    """:class:`WeaksupTrainer` for the BoxCaseg network: mixed batches of patches
+    (:func:`build_boxcaseg_train_loader`, mapper ``WEAKSUP.TRAIN_MAPPER``, e.g.
+    ``BoxCasegPatchMapper``); evaluation through ``WEAKSUP.TEST_MAPPER`` (``BoxCasegTestMapper``:
+    one mask per GT box) and ``WEAKSUP.EVALUATORS`` (``box_mask_quality``)."""
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        return build_boxcaseg_train_loader(cfg, build_mapper(cfg, is_train=True))
+
+
+def _stage_done(output_dir: str) -> bool:
+    """A training stage is done when ``last_checkpoint`` names ``model_final.pth`` and it exists
+    (both are written atomically by :class:`AtomicDetectionCheckpointer`)."""
+    last = os.path.join(output_dir, "last_checkpoint")
+    if not os.path.isfile(last):
+        return False
+    with open(last) as f:
+        name = f.read().strip()
+    return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
+
+
+def train_stage(trainer_cls, cfg: CfgNode, stage: str):
+    """Train ``cfg`` with ``trainer_cls`` in ``cfg.OUTPUT_DIR``, resuming from its last checkpoint
+    (a finished stage resumes at MAX_ITER: no training, final evaluation only)."""
+    last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+    if os.path.isfile(last):
+        with open(last) as f:
+            logger.info(f"{stage}: resuming from {os.path.join(cfg.OUTPUT_DIR, f.read().strip())}")
+    else:
+        logger.info(f"{stage}: no checkpoint in {cfg.OUTPUT_DIR}, training from the start")
+    if comm.is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    trainer = trainer_cls(cfg)
+    trainer.resume_or_load(resume=True)
+    return trainer.train()
+
+
+@PIPELINE_REGISTRY.register("BoxCasegNetwork")
+def run_boxcaseg_network(cfg: CfgNode, args: Namespace):
+    """Stage 1 alone: train (``--resume`` continues) and evaluate the BoxCaseg network."""
+    trainer = BoxCasegTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def stage1_config(cfg: CfgNode) -> CfgNode:
+    """The stage-1 config: ``MODEL.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
+    ``<OUTPUT_DIR>/stage1``, its device resolved for this machine."""
+    path = cfg.MODEL.BOXCASEG.STAGE1_CONFIG
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(f"MODEL.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
+    cfg1 = add_weaksup_config(get_cfg())
+    cfg1.merge_from_file(path)
+    cfg1.merge_from_list(list(cfg.MODEL.BOXCASEG.STAGE1_OPTS))
+    cfg1.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, "stage1")
+    resolve_device(cfg1)
+    cfg1.freeze()
+    return cfg1
+
+
+def proxy_json_path(cfg: CfgNode, dataset_name: str) -> str:
+    return os.path.join(cfg.OUTPUT_DIR, "proxy_masks", f"{dataset_name}.json")
+
+
+def register_proxy_dataset(dataset_name: str, json_file: str) -> str:
+    """Register ``json_file`` (absolute image paths) as ``<dataset_name>_boxcaseg_proxy``."""
+    name = dataset_name + PROXY_SUFFIX
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    meta = MetadataCatalog.get(dataset_name)
+    register_coco_instances(name, {"thing_classes": list(meta.thing_classes)}, json_file, "")
+    return name
+
+
+def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
+    """Stage 2: proxy masks of each of ``cfg.DATASETS.TRAIN`` with the stage-1 model (skipped
+    when complete, resumed otherwise), quality reports, and the registered proxy datasets."""
+    p = cfg.MODEL.BOXCASEG.PROXY
+    gt_datasets = list(p.GT_DATASETS) or [""] * len(cfg.DATASETS.TRAIN)
+    if len(gt_datasets) != len(cfg.DATASETS.TRAIN):
+        raise ValueError(
+            f"MODEL.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
+            f"{list(cfg.DATASETS.TRAIN)} one to one ('' for none)"
+        )
+    weights = os.path.join(cfg1.OUTPUT_DIR, "model_final.pth")
+    model, names = None, []
+    for dataset_name, gt_name in zip(cfg.DATASETS.TRAIN, gt_datasets):
+        path = proxy_json_path(cfg, dataset_name)
+        if proxy_masks_complete(path):
+            logger.info(f"stage 2 ({dataset_name}): skipped, found complete proxy masks {path}")
+        else:
+            logger.info(f"stage 2 ({dataset_name}): generating proxy masks: {path} is missing")
+            if model is None:
+                model = BoxCasegTrainer.build_model(cfg1)
+                DetectionCheckpointer(model).load(weights)
+            generate_proxy_masks(
+                cfg1,
+                model,
+                dataset_name,
+                path,
+                weights=weights,
+                merge=p.MERGE,
+                drop_threshold=p.DROP_THRESHOLD,
+                shard_size=p.SHARD_SIZE,
+            )
+            if gt_name and comm.is_main_process():
+                proxy_mask_quality(path, gt_name)
+        comm.synchronize()
+        names.append(register_proxy_dataset(dataset_name, path))
+    return names
+
+
+@PIPELINE_REGISTRY.register("BoxCaseg")
+def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
+    """Stages 1-3 with caching (module docstring); returns stage 3's evaluation results."""
+    if cfg.WEAKSUP.MASK_SOURCE != "annotation":
+        raise ValueError(
+            "the BoxCaseg pipeline trains stage 3 on proxy-mask jsons: set "
+            f"WEAKSUP.MASK_SOURCE 'annotation' (got {cfg.WEAKSUP.MASK_SOURCE!r})"
+        )
+    cfg1 = stage1_config(cfg)
+    if _stage_done(cfg1.OUTPUT_DIR):
+        logger.info(f"stage 1: skipped, found {os.path.join(cfg1.OUTPUT_DIR, 'model_final.pth')}")
+    else:
+        logger.info(f"stage 1: BoxCaseg network, {cfg1.OUTPUT_DIR}/model_final.pth is missing")
+        train_stage(BoxCasegTrainer, cfg1, "stage 1")
+    comm.synchronize()
+    cfg3 = cfg.clone()
+    cfg3.defrost()
+    cfg3.DATASETS.TRAIN = tuple(run_stage2(cfg, cfg1))
+    cfg3.freeze()
+    if _stage_done(cfg3.OUTPUT_DIR):
+        logger.info(f"stage 3: already trained ({cfg3.OUTPUT_DIR}/model_final.pth), evaluating")
+    else:
+        logger.info(f"stage 3: Proxy Mask R-CNN on {list(cfg3.DATASETS.TRAIN)}")
+    return train_stage(WeaksupTrainer, cfg3, "stage 3")

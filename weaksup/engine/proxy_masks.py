@@ -1,0 +1,281 @@
+"""BoxCaseg stage 2: proxy masks for every GT box of a dataset (BoxCaseg Sec. 3.4).
+
+A trained :class:`~weaksup.modeling.meta_arch.BoxCaseg` model segments a 320x320 crop at each GT
+box (salient + transferred heads, Eq. 3), the masks are pasted back at image resolution, then the
+pseudo-mask engine's rules apply per image: **merge** (:func:`weaksup.pseudo.merge_smaller_wins`:
+a pixel claimed by several masks goes to the smallest object) and **drop** (proxy box agreement,
+:func:`weaksup.pseudo.box_agreement`, below the threshold: ``mask_valid=False``, kept in the file).
+
+The output is the pseudo-mask tool's json (:func:`weaksup.pseudo.job.pseudo_mask_json`): the
+dataset as COCO json, each annotation with an RLE ``segmentation``, ``pseudo_method="boxcaseg"``,
+``box_agreement``, ``mask_valid`` and ``fallback``. Generation is sharded over the processes of
+the job (``--num-gpus`` / machines), batched on the device, resumable (each finished shard of
+images is written atomically to ``<output>.work/``) and shows a progress bar.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
+from detectron2.data.datasets.coco import convert_to_coco_dict
+from detectron2.utils import comm
+from detectron2.utils.logger import create_small_table
+from tqdm import tqdm
+
+from ..data.boxcaseg import BoxCasegTestMapper
+from ..evaluation import box_mask_quality
+from ..evaluation.ground_truth import segmentation_to_bitmask
+from ..pseudo import box_agreement, merge_smaller_wins
+from ..pseudo.job import pseudo_mask_json, write_json_atomic
+
+__all__ = [
+    "PROXY_METHOD",
+    "generate_proxy_masks",
+    "merge_and_drop",
+    "proxy_mask_quality",
+    "proxy_masks_complete",
+]
+
+logger = logging.getLogger(__name__)
+
+PROXY_METHOD = "boxcaseg"
+
+
+def merge_and_drop(
+    masks: np.ndarray, boxes: np.ndarray, merge: bool, drop_threshold: float
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sec. 3.4 on one image's proxy masks: merge (smaller object wins), then drop.
+
+    Args:
+        masks: ``(N, H, W)`` bool masks at image resolution; boxes: ``(N, 4)`` ``XYXY_ABS``.
+
+    Returns:
+        the (merged) masks, their proxy box agreements (IoU of each mask's tight box with its
+        box, measured after merging as the paper says) and ``mask_valid`` (agreement >= the
+        threshold).
+    """
+    if merge:
+        masks = merge_smaller_wins(masks)
+    agreements = np.array([box_agreement(m, b) for m, b in zip(masks, boxes)], dtype=np.float64)
+    return masks, agreements, agreements >= drop_threshold
+
+
+def _encode(mask: np.ndarray) -> Dict[str, Any]:
+    rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _fingerprint(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: float) -> str:
+    stat = os.stat(weights) if os.path.isfile(weights) else None
+    key = {
+        "dataset": dataset_name,
+        "weights": os.path.abspath(weights),
+        "weights_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
+        "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
+        "alpha": cfg.MODEL.BOXCASEG.ALPHA,
+        "merge": merge,
+        "drop_threshold": thr,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def proxy_masks_complete(path: str) -> bool:
+    """Whether ``path`` is a finished proxy-mask json (written atomically, so a readable file with
+    ``info.boxcaseg_complete`` is complete)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path) as f:
+            return bool(json.load(f).get("info", {}).get("boxcaseg_complete"))
+    except (OSError, ValueError):
+        return False
+
+
+@torch.no_grad()
+def generate_proxy_masks(
+    cfg: CfgNode,
+    model: torch.nn.Module,
+    dataset_name: str,
+    output_json: str,
+    *,
+    weights: str = "",
+    merge: bool = True,
+    drop_threshold: float = 0.95,
+    shard_size: int = 64,
+    images_per_batch: int = 2,
+    progress: bool = True,
+) -> Optional[str]:
+    """Proxy masks of every non-crowd GT box of ``dataset_name`` into ``output_json``.
+
+    Call in every process of the job: process ``r`` of ``w`` computes shards ``r, r + w, ...``
+    (shards already written by an interrupted run are reused), then the main process assembles
+    the json. Crowd annotations get an empty mask flagged unusable (``fallback="crowd"``).
+
+    Args:
+        cfg: the BoxCaseg (stage-1) config (test size, loader workers, input format).
+        model: the trained BoxCaseg model (eval mode is set here).
+        weights: the checkpoint the model was loaded from; it keys the resumable work so that
+            shards of another model are never reused.
+        merge, drop_threshold: Sec. 3.4 (``cfg.MODEL.BOXCASEG.PROXY``).
+        shard_size: images per resumable shard file.
+        images_per_batch: images per loader batch (their patches are batched together).
+
+    Returns:
+        ``output_json`` on the main process, None elsewhere.
+    """
+    coco = convert_to_coco_dict(dataset_name)  # annotation ids 1..N in dataset order
+    dicts = DatasetCatalog.get(dataset_name)
+    ann_ids, start = [], 0
+    for d in dicts:
+        n = len(d.get("annotations", []))
+        ann_ids.append([a["id"] for a in coco["annotations"][start : start + n]])
+        start += n
+    work_dir = output_json + ".work"
+    fingerprint = _fingerprint(dataset_name, weights, cfg, merge, drop_threshold)
+    if comm.is_main_process():
+        os.makedirs(work_dir, exist_ok=True)
+        meta = os.path.join(work_dir, "job.json")
+        if os.path.isfile(meta):
+            with open(meta) as f:
+                if json.load(f).get("fingerprint") != fingerprint:
+                    logger.info(f"{work_dir} holds another model's or setting's shards: removed")
+                    for name in os.listdir(work_dir):
+                        os.remove(os.path.join(work_dir, name))
+        write_json_atomic({"fingerprint": fingerprint}, meta)
+    comm.synchronize()
+
+    shards = [
+        list(range(i, min(i + shard_size, len(dicts)))) for i in range(0, len(dicts), shard_size)
+    ]
+    mine = list(range(comm.get_rank(), len(shards), comm.get_world_size()))
+    path = lambda k: os.path.join(work_dir, f"shard_{k:06d}.json")  # noqa: E731
+    todo = [k for k in mine if not os.path.isfile(path(k))]
+    logger.info(
+        f"Proxy masks of {dataset_name}: {len(dicts)} images, {len(shards)} shards; this process: "
+        f"{len(mine)} shards, {len(mine) - len(todo)} already done"
+    )
+    model.eval()
+    mapper = BoxCasegTestMapper(cfg, False)
+    bar = tqdm(
+        total=sum(len(dicts[i].get("annotations", [])) for k in todo for i in shards[k]),
+        unit="inst",
+        desc=f"proxy masks [{comm.get_rank()}]",
+        disable=not progress,
+    )
+    for k in todo:
+        loader = build_detection_test_loader(
+            [dicts[i] for i in shards[k]],
+            mapper=mapper,
+            sampler=torch.utils.data.SequentialSampler(shards[k]),
+            batch_size=images_per_batch,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+        results, position = [], iter(shards[k])
+        for inputs in loader:
+            for x, out in zip(inputs, model(inputs)):
+                i = next(position)
+                results += _image_results(
+                    dicts[i], ann_ids[i], x, out["instances"], merge, drop_threshold
+                )
+                bar.update(len(ann_ids[i]))
+        write_json_atomic(results, path(k))
+    bar.close()
+    comm.synchronize()
+    if not comm.is_main_process():
+        return None
+    results = []
+    for k in range(len(shards)):
+        with open(path(k)) as f:
+            results += json.load(f)
+    out = pseudo_mask_json(coco, results, PROXY_METHOD)
+    out["info"] = {**out.get("info", {}), "boxcaseg_complete": True, "dataset": dataset_name}
+    write_json_atomic(out, output_json)
+    for name in os.listdir(work_dir):
+        os.remove(os.path.join(work_dir, name))
+    os.rmdir(work_dir)
+    logger.info(f"Wrote {output_json}")
+    return output_json
+
+
+def _image_results(
+    record: Dict, ann_ids: List[int], inputs: Dict, instances, merge: bool, drop_threshold: float
+) -> List[Dict[str, Any]]:
+    """Json-ready results (pseudo-mask tool format) of one image's annotations, in order."""
+    h, w = record["height"], record["width"]
+    masks = instances.pred_masks.cpu().numpy().astype(bool).reshape(-1, h, w)
+    boxes = inputs["instances"].gt_boxes.tensor.numpy().astype(np.float64)
+    masks, agreements, valid = merge_and_drop(masks, boxes, merge, drop_threshold)
+    by_index = {int(j): n for n, j in enumerate(instances.gt_index.tolist())}
+    empty = None
+    results = []
+    for j, ann_id in enumerate(ann_ids):
+        if j in by_index:
+            n = by_index[j]
+            mask = masks[n]
+            entry = (_encode(mask), int(mask.sum()), float(agreements[n]), bool(valid[n]), None)
+        else:  # crowd: not segmented, never trains a mask
+            empty = empty or _encode(np.zeros((h, w), dtype=bool))
+            entry = (empty, 0, 0.0, False, "crowd")
+        results.append(
+            dict(
+                zip(
+                    ("id", "segmentation", "area", "box_agreement", "mask_valid", "fallback"),
+                    (ann_id, *entry),
+                )
+            )
+        )
+    return results
+
+
+def proxy_mask_quality(
+    proxy_json: str, gt_dataset: str, class_names: Optional[Sequence[str]] = None
+) -> Dict[str, float]:
+    """Quality of a proxy-mask json against the GT masks of ``gt_dataset`` (same images, matched
+    by image id and annotation order): mIoU*, IoU@50, IoU@75 of all proxy masks, of the kept ones
+    (``mask_valid``), and the drop rate, in percent (BoxCaseg Sec. 4, Tab. 8)."""
+    with open(proxy_json) as f:
+        proxy = json.load(f)
+    by_image: Dict[Any, List[Dict]] = {}
+    for a in proxy["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    preds, gts, classes, valid = [], [], [], []
+    for d in DatasetCatalog.get(gt_dataset):
+        anns = by_image.get(d["image_id"], [])
+        if len(anns) != len(d.get("annotations", [])):
+            raise ValueError(
+                f"{proxy_json}: image {d['image_id']} has {len(anns)} annotations, "
+                f"{gt_dataset} has {len(d.get('annotations', []))}"
+            )
+        for p, g in zip(anns, d.get("annotations", [])):
+            if g.get("iscrowd", 0):
+                continue
+            preds.append(mask_util.decode(p["segmentation"]).astype(bool))
+            gts.append(segmentation_to_bitmask(g["segmentation"], d["height"], d["width"]))
+            classes.append(g["category_id"])
+            valid.append(bool(p["mask_valid"]))
+    if class_names is None:
+        class_names = MetadataCatalog.get(gt_dataset).get("thing_classes")
+    valid = np.array(valid)
+    report = {k: v for k, v in box_mask_quality(preds, gts, classes, class_names).items()}
+    report = {k: v for k, v in report.items() if not k.startswith("mIoU-")}
+    if valid.any():
+        kept = box_mask_quality(
+            [p for p, v in zip(preds, valid) if v],
+            [g for g, v in zip(gts, valid) if v],
+            [c for c, v in zip(classes, valid) if v],
+            class_names,
+        )
+        report.update({f"kept {k}": v for k, v in kept.items() if not k.startswith("mIoU-")})
+    report["drop rate"] = float((~valid).mean() * 100)
+    report["instances"] = float(len(valid))
+    logger.info(
+        f"Proxy-mask quality of {proxy_json} vs {gt_dataset}:\n" + create_small_table(report)
+    )
+    return report
