@@ -372,7 +372,7 @@ class DASNet(nn.Module):
         return cat(outputs)
 
     def _semantic_inference(
-        self, features: List[torch.Tensor], detections: List[Instances], image_size
+        self, features: List[torch.Tensor], detections: List[Instances], image_size: Tuple[int, int]
     ) -> torch.Tensor:
         """(N, C + 1, H, W) scores: max over the class-specific maps (see the class docstring)."""
         image_index, classes, boxes, box_query = [], [], [], []
@@ -406,7 +406,7 @@ class DASNet(nn.Module):
         return scores
 
     def _instance_inference(
-        self, features: List[torch.Tensor], detections: List[Instances], image_size
+        self, features: List[torch.Tensor], detections: List[Instances], image_size: Tuple[int, int]
     ) -> None:
         """Set ``pred_masks`` (R, 1, M, M): each detection segmented with its own box alone."""
         counts = [len(d) for d in detections]
