@@ -1,6 +1,7 @@
 """Pseudo-label generation from boxes: plain numpy and OpenCV, no torch, no Detectron2."""
 
-from . import grabcut  # noqa: F401  (registers the GrabCut methods)
+from . import candidates, combined, grabcut, watershed  # noqa: F401  (register their methods)
+from .candidates import CandidateSet, best_candidate_for_box, candidate_segments, load_mcg_mat
 from .engine import (
     METHODS,
     PseudoMask,
@@ -11,10 +12,16 @@ from .engine import (
 )
 from .fallback import fallback_mask, with_fallback
 from .geometry import box_agreement, box_iou, box_mask, ellipse_mask, tight_box
-from .grabcut import grabcut_crop, grabcut_full
+from .grabcut import box_crop, grabcut_crop, grabcut_full, grabcut_prior
+from .watershed import watershed_box
+from .combined import medoid_mask
 from .merge import merge_smaller_wins
 
 __all__ = [
+    "CandidateSet",
+    "best_candidate_for_box",
+    "candidate_segments",
+    "load_mcg_mat",
     "METHODS",
     "PseudoMask",
     "PseudoMaskConfig",
@@ -26,6 +33,10 @@ __all__ = [
     "fallback_mask",
     "grabcut_crop",
     "grabcut_full",
+    "grabcut_prior",
+    "box_crop",
+    "medoid_mask",
+    "watershed_box",
     "merge_smaller_wins",
     "pseudo_masks_for_image",
     "register_method",

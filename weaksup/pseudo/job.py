@@ -270,7 +270,10 @@ class PseudoMaskJob:
         bar = tqdm(
             total=total, initial=initial, unit="inst", disable=not progress, desc="pseudo masks"
         )
-        pool = mp.Pool(num_workers, initializer=_worker_init) if num_workers > 0 else None
+        # forkserver: workers forked from a fresh process, never from this one, whose OpenCV or
+        # torch thread pools may hold locks at fork time (a forked worker then deadlocks)
+        ctx = mp.get_context("forkserver")
+        pool = ctx.Pool(num_workers, initializer=_worker_init) if num_workers > 0 else None
         try:
             if pool:  # a few chunks per worker: less IPC, still balanced across workers
                 chunk = max(1, min(8, len(args) // (4 * num_workers)))
