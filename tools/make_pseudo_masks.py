@@ -1,0 +1,272 @@
+#!/usr/bin/env python
+"""Pseudo masks from boxes for a whole COCO-format dataset (weaksup's pseudo-mask engine).
+
+Examples::
+
+    python tools/make_pseudo_masks.py --input-json train.json --image-root images/ \\
+        --method grabcut --output pseudo/train_grabcut.json --num-workers 2
+    python tools/make_pseudo_masks.py --dataset pennfudan_train --method ellipse --output out.json
+    # after a kill: finished shards are kept next to the output, --resume computes the rest
+    python tools/make_pseudo_masks.py ... --resume
+    # two machines (gloo): the same command on each, --machine-rank 0 / 1; rank 0 writes
+    python tools/make_pseudo_masks.py ... --num-machines 2 --machine-rank 0 --dist-url tcp://h:1234
+
+The output is the input json with each annotation's ``segmentation`` replaced by its pseudo mask
+(compressed RLE, ``area`` = its pixel count) and ``pseudo_method``, ``box_agreement``,
+``mask_valid``, ``fallback`` added; images, categories and annotation ids are unchanged.
+Ground-truth masks of the input are dropped before any method runs (``--visualize`` draws their
+outline, nothing else reads them). Boxes are checked as by every weaksup loader
+(:func:`sanitize_dataset_dicts`: clipped to the image, zero-area / inverted / outside boxes dropped,
+one counted warning); an annotation whose box is dropped keeps its id in the output with an empty
+mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing or unreadable image stops the
+job with an error naming the file and image id (shards done so far are kept for ``--resume``).
+Method parameters are the fields of :class:`PseudoMaskConfig`, one option each
+(``--valid-threshold 0.95``, ``--merge-smaller true``, ...).
+"""
+
+import argparse
+import ast
+import dataclasses
+import json
+import logging
+import os
+import typing
+from typing import Any, Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_util
+from detectron2.data import DatasetCatalog
+from detectron2.data.datasets.coco import convert_to_coco_dict
+from detectron2.structures import BoxMode
+from detectron2.utils.logger import setup_logger
+
+from weaksup.data.datasets import check_annotation_file, sanitize_dataset_dicts
+from weaksup.evaluation.ground_truth import segmentation_to_bitmask
+from weaksup.pseudo import METHODS, PseudoMaskConfig
+from weaksup.pseudo.job import (
+    ImageTask,
+    PseudoMaskJob,
+    pseudo_mask_json,
+    read_image_bgr,
+    write_atomic,
+    write_json_atomic,
+)
+from weaksup.pseudo.visualize import draw_pseudo_masks
+
+logger = logging.getLogger("weaksup.make_pseudo_masks")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def _config_fields() -> List[dataclasses.Field]:
+    return list(dataclasses.fields(PseudoMaskConfig))
+
+
+def _parse_literal(text: str) -> Any:
+    """A Python literal (tuples of numbers, e.g. ``9,50,7`` or ``(9, 50.0, 7.0)``)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as e:
+        raise argparse.ArgumentTypeError(f"not a Python literal: {text!r}") from e
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+_OPTION_TYPES = {bool: _parse_bool, int: int, float: float, str: str}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input-json", help="COCO instances json (its masks are never used)")
+    src.add_argument("--dataset", help="a registered Detectron2 dataset instead of a json")
+    parser.add_argument("--image-root", default="", help="folder of the json's file names")
+    parser.add_argument("--method", required=True, choices=sorted(METHODS))
+    parser.add_argument("--output", required=True, help="output json (written atomically)")
+    parser.add_argument("--num-workers", type=int, default=0, help="processes (0: this one)")
+    parser.add_argument("--resume", action="store_true", help="reuse finished shards")
+    parser.add_argument("--shard-size", type=int, default=32, help="images per shard file")
+    parser.add_argument("--seed", type=int, default=0, help="job seed (+ annotation id)")
+    parser.add_argument("--visualize", metavar="DIR", help="write overlays of a sample here")
+    parser.add_argument("--num-visualize", type=int, default=16, help="images drawn")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--num-machines", type=int, default=1)
+    parser.add_argument("--machine-rank", type=int, default=0)
+    parser.add_argument("--dist-url", default="tcp://127.0.0.1:29511", help="gloo init method")
+    group = parser.add_argument_group("method parameters (PseudoMaskConfig)")
+    types = typing.get_type_hints(PseudoMaskConfig)
+    for field in _config_fields():
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest="cfg_" + field.name,
+            metavar=field.name.upper(),
+            type=_OPTION_TYPES.get(types[field.name], _parse_literal),
+            default=field.default,
+            help=f"default: {field.default}",
+        )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PseudoMaskConfig:
+    """The :class:`PseudoMaskConfig` given by the ``--<field>`` options."""
+    return PseudoMaskConfig(**{f.name: getattr(args, "cfg_" + f.name) for f in _config_fields()})
+
+
+def load_input(args: argparse.Namespace) -> Tuple[Dict[str, Any], str, str]:
+    """The input as a COCO dict, a name for messages, and the image root."""
+    if args.dataset:  # Detectron2's converter: absolute file names, annotation ids 1..N ...
+        coco = convert_to_coco_dict(args.dataset)
+        annotations = [
+            a for r in DatasetCatalog.get(args.dataset) for a in r.get("annotations", [])
+        ]
+        if annotations and all("id" in a for a in annotations):  # ... or the loader's own ids
+            for coco_ann, ann in zip(coco["annotations"], annotations):
+                coco_ann["id"] = ann["id"]
+        return coco, f"dataset {args.dataset!r}", ""
+    check_annotation_file(args.input_json)
+    with open(args.input_json) as f:
+        try:
+            coco = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{args.input_json}: not a valid json file ({e})") from e
+    for key in ("images", "annotations", "categories"):
+        if key not in coco:
+            raise ValueError(f"{args.input_json}: no {key!r}: not a COCO instances json")
+    return coco, args.input_json, args.image_root
+
+
+def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[ImageTask]:
+    """One :class:`ImageTask` per image: boxes sanitized as by every weaksup loader, ground-truth
+    segmentations not copied (no method can see them)."""
+    records = {
+        img["id"]: {
+            "image_id": img["id"],
+            "file_name": os.path.join(image_root, img["file_name"]),
+            "height": img["height"],
+            "width": img["width"],
+            "annotations": [],
+        }
+        for img in coco["images"]
+    }
+    if len(records) != len(coco["images"]):
+        raise ValueError(f"{source}: duplicate image ids")
+    seen = set()
+    for ann in coco["annotations"]:
+        if "id" not in ann or ann["id"] in seen:
+            raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
+        seen.add(ann["id"])
+        if ann["image_id"] not in records:
+            raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
+        records[ann["image_id"]]["annotations"].append(
+            {
+                "id": ann["id"],
+                "bbox": list(ann["bbox"]),
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": ann["category_id"],
+            }
+        )
+    all_ids = {r["image_id"]: [a["id"] for a in r["annotations"]] for r in records.values()}
+    sanitize_dataset_dicts(list(records.values()), source, None)
+    tasks = []
+    for r in records.values():
+        kept = {a["id"] for a in r["annotations"]}
+        tasks.append(
+            ImageTask(
+                image_id=r["image_id"],
+                file_name=r["file_name"],
+                height=r["height"],
+                width=r["width"],
+                ann_ids=tuple(a["id"] for a in r["annotations"]),
+                boxes=tuple(tuple(float(v) for v in a["bbox"]) for a in r["annotations"]),
+                dropped_ann_ids=tuple(i for i in all_ids[r["image_id"]] if i not in kept),
+            )
+        )
+    return tasks
+
+
+def write_overlays(
+    coco: Dict[str, Any], job: PseudoMaskJob, results: List[Dict], out_dir: str, count: int
+) -> None:
+    """Overlays (:func:`draw_pseudo_masks`) of ``count`` images evenly spread over the job."""
+    by_id = {r["id"]: r for r in results}
+    gt = {a["id"]: a.get("segmentation") for a in coco["annotations"]}
+    picks = np.unique(np.linspace(0, len(job.tasks) - 1, min(count, len(job.tasks))).astype(int))
+    for i in picks:
+        task = job.tasks[i]
+        ids = task.ann_ids + task.dropped_ann_ids
+        gt_masks = []
+        for ann_id in ids:
+            try:
+                gt_masks.append(segmentation_to_bitmask(gt[ann_id], task.height, task.width))
+            except (ValueError, TypeError, KeyError):  # no (or an unusable) GT mask: no outline
+                gt_masks.append(None)
+        image = draw_pseudo_masks(
+            read_image_bgr(task),
+            [mask_util.decode(by_id[a]["segmentation"]).astype(bool) for a in ids],
+            task.boxes,
+            [by_id[a]["mask_valid"] for a in ids],
+            gt_masks,
+        )
+        ok, png = cv2.imencode(".png", image)
+        write_atomic(png.tobytes(), os.path.join(out_dir, f"{task.image_id}.png"))
+    logger.info(f"Wrote {len(picks)} overlays to {out_dir}")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Make the pseudo masks (this machine's shards), gather on rank 0 and write the output."""
+    distributed = args.num_machines > 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group(
+            "gloo", init_method=args.dist_url, world_size=args.num_machines, rank=args.machine_rank
+        )
+    rank, world = args.machine_rank, args.num_machines
+    coco, source, image_root = load_input(args)
+    job = PseudoMaskJob(
+        build_tasks(coco, image_root, source),
+        args.method,
+        config_from_args(args),
+        args.seed,
+        work_dir=args.output + ".work",
+        shard_size=args.shard_size,
+    )
+    mine = list(range(rank, len(job.shards), world))
+    logger.info(
+        f"{args.method}: {sum(t.num_instances for t in job.tasks)} instances in "
+        f"{len(job.tasks)} images, {len(job.shards)} shards ({len(mine)} on rank {rank})"
+    )
+    done = job.run(mine, args.resume, args.num_workers, progress=not args.no_progress)
+    shards = [done]
+    if distributed:
+        shards = [None] * world if rank == 0 else None
+        dist.gather_object(done, shards, dst=0)
+    if rank == 0:
+        results = [r for part in shards for k in sorted(part) for r in part[k]]
+        write_json_atomic(pseudo_mask_json(coco, results, args.method), args.output)
+        logger.info(f"Wrote {args.output}")
+        if args.visualize:
+            write_overlays(coco, job, results, args.visualize, args.num_visualize)
+    if distributed:
+        dist.barrier()  # rank 0 has written the output: the shards are no longer needed
+    job.cleanup(mine)
+    if distributed:
+        dist.destroy_process_group()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    setup_logger(name="weaksup", distributed_rank=args.machine_rank)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
