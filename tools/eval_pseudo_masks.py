@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Quality of a pseudo-mask json against the ground truth it was made from.
+
+    python tools/eval_pseudo_masks.py --gt instances_train.json --pred train_grabcut.json
+
+Annotations are matched by id (the two files must hold the same ids, images and image sizes;
+crowd annotations of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
+< 96^2 <= large, by the GT mask's pixel area):
+
+* mIoU (mean over instances), mIoU*, IoU@50, IoU@75 (BoxCaseg Sec. 4,
+  :func:`summarize_mask_quality`), in percent;
+* Hybrid Sec. 1's validity statistics: a mask is invalid when the IoU of its tight box with the GT
+  box (clipped to the image) is below 0.5; the share invalid overall, among boxes under / over
+  64x64 px (box area < 4096 px / >= 4096 px) and the share of the invalid ones that are small;
+  plus the share the pseudo-mask file itself flags unusable (``mask_valid`` False).
+"""
+
+import argparse
+import json
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+from tabulate import tabulate
+
+from weaksup.data.datasets import check_annotation_file
+from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
+from weaksup.evaluation.ground_truth import segmentation_to_bitmask
+from weaksup.pseudo.geometry import box_agreement
+
+SIZES = OrderedDict(small=(0, 32**2), medium=(32**2, 96**2), large=(96**2, float("inf")))
+HYBRID_SMALL_AREA = 64 * 64  # Hybrid Sec. 1: "less than 64 x 64 pixels"
+QUALITY_KEYS = ("mIoU*", "IoU@50", "IoU@75")
+
+
+def load_coco(path: str) -> Dict[str, Any]:
+    check_annotation_file(path)
+    with open(path) as f:
+        try:
+            coco = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a valid json file ({e})") from e
+    if "images" not in coco or "annotations" not in coco:
+        raise ValueError(f"{path}: no 'images' / 'annotations': not a COCO instances json")
+    return coco
+
+
+def _mask(ann: Dict[str, Any], h: int, w: int, path: str) -> np.ndarray:
+    try:
+        return segmentation_to_bitmask(ann["segmentation"], h, w)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: annotation id {ann.get('id')!r}: no usable mask ({e})") from e
+
+
+def paired_instances(
+    gt: Dict[str, Any], pred: Dict[str, Any], gt_path: str = "GT", pred_path: str = "pred"
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """Instance IoUs of the non-crowd GT annotations with the pred annotations of the same id,
+    and per instance: ``classes`` (contiguous), ``area`` (GT mask), ``box_area`` (GT box),
+    ``valid`` (Hybrid validity), ``flagged`` (the pred file's ``mask_valid`` is False)."""
+    gt_anns = {a["id"]: a for a in gt["annotations"]}
+    pred_anns = {a["id"]: a for a in pred["annotations"]}
+    if gt_anns.keys() != pred_anns.keys():
+        missing = sorted(gt_anns.keys() - pred_anns.keys(), key=str)
+        extra = sorted(pred_anns.keys() - gt_anns.keys(), key=str)
+        raise ValueError(
+            f"{pred_path} and {gt_path} hold different annotation ids: {len(missing)} missing "
+            f"from {pred_path} {missing[:10]}, {len(extra)} not in {gt_path} {extra[:10]}"
+        )
+    sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
+    pred_sizes = {i["id"]: (i["height"], i["width"]) for i in pred["images"]}
+    if sizes != pred_sizes:
+        raise ValueError(f"{pred_path} and {gt_path} hold different images or image sizes")
+    category_index = {
+        c["id"]: k for k, c in enumerate(sorted(gt["categories"], key=lambda c: c["id"]))
+    }
+    preds, gts, fields = (
+        [],
+        [],
+        {k: [] for k in ("classes", "area", "box_area", "valid", "flagged")},
+    )
+    for ann_id, g in gt_anns.items():
+        if g.get("iscrowd", 0):
+            continue
+        p = pred_anns[ann_id]
+        if p["image_id"] != g["image_id"]:
+            raise ValueError(
+                f"annotation id {ann_id!r}: image {p['image_id']!r} in {pred_path}, "
+                f"{g['image_id']!r} in {gt_path}"
+            )
+        h, w = sizes[g["image_id"]]
+        gts.append(_mask(g, h, w, gt_path))
+        preds.append(_mask(p, h, w, pred_path))
+        x, y, bw, bh = g["bbox"]
+        box = np.clip([x, y, x + bw, y + bh], 0, [w, h, w, h])
+        fields["classes"].append(category_index[g["category_id"]])
+        fields["area"].append(gts[-1].sum())
+        fields["box_area"].append((box[2] - box[0]) * (box[3] - box[1]))
+        fields["valid"].append(box_agreement(preds[-1], box) >= 0.5)
+        fields["flagged"].append(not p.get("mask_valid", True))
+    if not gts:
+        raise ValueError(f"{gt_path}: no (non-crowd) annotation to evaluate")
+    return paired_mask_iou(preds, gts), {k: np.array(v) for k, v in fields.items()}
+
+
+def pseudo_mask_report(
+    ious: np.ndarray, fields: Dict[str, np.ndarray]
+) -> Tuple[List[List[Any]], "OrderedDict[str, float]"]:
+    """The quality rows (all / small / medium / large: n, mIoU, mIoU*, IoU@50, IoU@75) and the
+    validity statistics (percent) of :func:`paired_instances`' output."""
+    rows = []
+    for name, (lo, hi) in [("all", (0, float("inf")))] + list(SIZES.items()):
+        sel = (fields["area"] >= lo) & (fields["area"] < hi)
+        if not sel.any():
+            rows.append([name, 0] + [float("nan")] * 4)
+            continue
+        q = summarize_mask_quality(ious[sel], fields["classes"][sel])
+        rows.append([name, int(sel.sum()), ious[sel].mean() * 100] + [q[k] for k in QUALITY_KEYS])
+    invalid, small = ~fields["valid"], fields["box_area"] < HYBRID_SMALL_AREA
+    stats = OrderedDict()
+    stats["invalid %"] = invalid.mean() * 100
+    stats["invalid among small boxes (< 64x64) %"] = _share(invalid, small)
+    stats["invalid among large boxes (>= 64x64) %"] = _share(invalid, ~small)
+    stats["small among invalid %"] = _share(small, invalid)
+    stats["flagged unusable in the file %"] = fields["flagged"].mean() * 100
+    return rows, stats
+
+
+def _share(a: np.ndarray, within: np.ndarray) -> float:
+    return float(a[within].mean() * 100) if within.any() else float("nan")
+
+
+def main(argv: Optional[List[str]] = None) -> Tuple[List[List[Any]], "OrderedDict[str, float]"]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gt", required=True, help="COCO json with the ground-truth masks")
+    parser.add_argument("--pred", required=True, help="pseudo-mask json (make_pseudo_masks.py)")
+    args = parser.parse_args(argv)
+    ious, fields = paired_instances(load_coco(args.gt), load_coco(args.pred), args.gt, args.pred)
+    rows, stats = pseudo_mask_report(ious, fields)
+    print(f"{args.pred} vs {args.gt}")
+    headers = ["size", "n", "mIoU", *QUALITY_KEYS]
+    print(tabulate(rows, headers=headers, floatfmt=".1f", tablefmt="pipe"))
+    print(tabulate(list(stats.items()), headers=["validity (Hybrid Sec. 1)", "%"], floatfmt=".1f"))
+    return rows, stats
+
+
+if __name__ == "__main__":
+    main()
