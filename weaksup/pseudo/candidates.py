@@ -95,10 +95,11 @@ def load_mcg_mat(path: str) -> CandidateSet:
     re-sorted by it, highest first). Errors name the file.
     """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         data = loadmat(path)
-    except (OSError, ValueError, NotImplementedError) as e:
+    except (OSError, ValueError, NotImplementedError, MatReadError) as e:
         raise ValueError(f"{path}: not a readable MCG .mat file ({e})") from e
     missing = [k for k in ("superpixels", "labels", "scores") if k not in data]
     if missing:
@@ -254,7 +255,8 @@ def candidate_segments(
        candidates covering less than ``min_area`` of the image or the whole image are dropped.
     5. Ranking score (MCG learns one; ours is hand-set): the mean boundary strength along the
        candidate's contour (a strong closed contour suggests an object), ties broken by the
-       larger area. The best ``num_candidates`` are kept.
+       larger area. The best ``num_candidates`` are kept (fewer when the deduplicated pool is
+       smaller: ~900-1,400 on ECSSD images at the defaults).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}")

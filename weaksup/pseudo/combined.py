@@ -1,4 +1,4 @@
-"""``consensus``: the medoid of several box-to-mask methods (a combination of the engine's parts)."""
+"""``consensus``: the medoid of several box-to-mask methods, a combination of the engine's parts."""
 
 from typing import List
 

@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""
+Pseudo-mask benchmark: every method of :data:`weaksup.pseudo.METHODS` on the same instances of the
+real data in ``../shared/data`` (PennFudan, nuts_coco, grabcut13, ECSSD), one box per instance.
+
+Per method x dataset: mIoU (mean instance IoU), mIoU* / IoU@50 / IoU@75 (BoxCaseg Sec. 4, from
+``weaksup.evaluation.box_mask_quality``), instances/s on one core (OpenCV limited to one thread;
+only :func:`pseudo_masks_for_image` is timed, image decoding is not), and peak MB: the growth of
+the resident set (``VmHWM`` - ``VmRSS`` at start) of a forked worker that runs the method over the
+dataset, and the share of instances whose mask is a fallback. Also mIoU by COCO size bucket of
+the GT mask area (small < 32^2 <= medium < 96^2 <= large), and hours per core to pseudo-label
+COCO train2017 (860k instances) at the method's instances/s pooled over all datasets of the run.
+
+ECSSD has no boxes: the tight box of its GT mask is its one box. grabcut13's ``x1 y1 x2 y2``
+boxes are inclusive pixel indices (``XYXY_ABS`` box ``x1, y1, x2 + 1, y2 + 1``). Seeds: the
+instance's running index within its dataset.
+
+    python benchmarks/pseudo_masks.py [--max-instances 100] [--methods box grabcut ...]
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality  # noqa
+from weaksup.pseudo import METHODS, PseudoMaskConfig, pseudo_masks_for_image, tight_box  # noqa
+
+DATA = os.environ.get(
+    "WEAKSUP_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+)
+COCO_TRAIN2017_INSTANCES = 860_000
+BUCKETS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.inf))
+
+
+def _decode(segm, h, w):
+    import pycocotools.mask as mask_util
+
+    if isinstance(segm, list):
+        segm = mask_util.merge(mask_util.frPyObjects(segm, h, w))
+    elif isinstance(segm["counts"], list):
+        segm = mask_util.frPyObjects(segm, h, w)
+    return mask_util.decode(segm).astype(bool)
+
+
+def _from_dicts(records):
+    """Detectron2 dicts -> [(file, boxes (N, 4), GT masks (N, H, W), classes (N,))]."""
+    out = []
+    for r in records:
+        anns = [a for a in r["annotations"] if not a.get("iscrowd", 0)]
+        if not anns:
+            continue
+        h, w = r["height"], r["width"]
+        boxes = np.array([a["bbox"] for a in anns], dtype=np.float64)  # XYXY_ABS from the loaders
+        gts = np.stack([_decode(a["segmentation"], h, w) for a in anns])
+        out.append((r["file_name"], boxes, gts, np.array([a["category_id"] for a in anns])))
+    return out
+
+
+def load_pennfudan_images():
+    from weaksup.data.datasets.pennfudan import load_pennfudan
+
+    return _from_dicts(load_pennfudan(os.path.join(DATA, "PennFudanPed"), "all"))
+
+
+def load_nuts_images():
+    from weaksup.data.datasets.coco import load_coco_json
+
+    root = os.path.join(DATA, "nuts_coco", "data")
+    return _from_dicts(
+        load_coco_json(os.path.join(root, "trainval.json"), os.path.join(root, "images"))
+    )
+
+
+def load_grabcut13_images():
+    root = os.path.join(DATA, "grabcut13")
+    out = []
+    for name in sorted(os.listdir(os.path.join(root, "imgs"))):
+        stem = os.path.splitext(name)[0]
+        with open(os.path.join(root, "bboxes", stem + ".txt")) as f:
+            x1, y1, x2, y2 = (float(v) for v in f.read().split())
+        gt = cv2.imread(os.path.join(root, "seg_GT", stem + ".bmp"), cv2.IMREAD_GRAYSCALE) > 127
+        boxes = np.array([[x1, y1, x2 + 1, y2 + 1]])
+        out.append((os.path.join(root, "imgs", name), boxes, gt[None], np.zeros(1, int)))
+    return out
+
+
+def load_ecssd_images():
+    from weaksup.data.datasets.salient import load_salient_images
+
+    root = os.path.join(DATA, "ECSSD")
+    out = []
+    for r in load_salient_images(
+        os.path.join(root, "images"), os.path.join(root, "ground_truth_mask")
+    ):
+        gt = cv2.imread(r["salient_mask_file"], cv2.IMREAD_GRAYSCALE) > 127
+        if gt.any():
+            out.append((r["file_name"], tight_box(gt)[None], gt[None], np.zeros(1, int)))
+    return out
+
+
+DATASETS = OrderedDict(
+    [
+        ("PennFudan", load_pennfudan_images),
+        ("nuts_coco", load_nuts_images),
+        ("grabcut13", load_grabcut13_images),
+        ("ECSSD", load_ecssd_images),
+    ]
+)
+
+
+def subsample(images, max_instances):
+    """Whole images, evenly spread over the dataset, until ``max_instances`` instances."""
+    if max_instances is None or sum(len(b) for _, b, _, _ in images) <= max_instances:
+        return images
+    n_img = len(images)
+    order = np.argsort((np.arange(n_img) * 0.6180339887) % 1.0, kind="stable")  # spread evenly
+    out, n = [], 0
+    for i in sorted(order[: max(1, int(n_img * max_instances / sum(len(x[1]) for x in images)))]):
+        out.append(images[i])
+        n += len(images[i][1])
+    return out
+
+
+def _vm(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _run_worker(method, images, cfg, queue):
+    cv2.setNumThreads(1)
+    base = _vm("VmRSS:")
+    ious, seconds, seed, n_fallback = [], 0.0, 0, 0
+    for file_name, boxes, gts, _ in images:
+        image = cv2.imread(file_name, cv2.IMREAD_COLOR)
+        seeds = list(range(seed, seed + len(boxes)))
+        seed += len(boxes)
+        t = time.perf_counter()
+        results = pseudo_masks_for_image(image, boxes, method, seeds, cfg)
+        seconds += time.perf_counter() - t
+        ious.append(paired_mask_iou([r.mask for r in results], list(gts)))
+        n_fallback += sum(r.fallback is not None for r in results)
+    queue.put((np.concatenate(ious), seconds, _vm("VmHWM:") - base, n_fallback))
+
+
+def run_method(method, images, cfg):
+    """(IoUs, seconds, peak MB, number of fallbacks) of ``method`` on ``images``, forked worker."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run_worker, args=(method, images, cfg, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-instances", type=int, default=None, help="per dataset")
+    parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    args = parser.parse_args(argv)
+    cfg = PseudoMaskConfig()
+
+    rows, buckets, pooled = [], [], {m: [0, 0.0] for m in args.methods}
+    for ds in args.datasets:
+        images = subsample(DATASETS[ds](), args.max_instances)
+        classes = np.concatenate([c for _, _, _, c in images])
+        areas = np.concatenate([g.reshape(len(g), -1).sum(1) for _, _, g, _ in images])
+        print(f"{ds}: {len(images)} images, {len(classes)} instances", file=sys.stderr)
+        for method in args.methods:
+            ious, seconds, peak, n_fallback = run_method(method, images, cfg)
+            q = summarize_mask_quality(ious, classes)
+            rate = len(ious) / seconds
+            pooled[method][0] += len(ious)
+            pooled[method][1] += seconds
+            rows.append(
+                (method, ds, 100 * ious.mean(), q["mIoU*"], q["IoU@50"], q["IoU@75"], rate, peak)
+                + (100 * n_fallback / len(ious),)
+            )
+            per_bucket = []
+            for _, lo, hi in BUCKETS:
+                sel = (areas >= lo) & (areas < hi)
+                per_bucket.append((100 * ious[sel].mean(), int(sel.sum())) if sel.any() else None)
+            buckets.append((method, ds, per_bucket))
+            print(f"  {method}: mIoU {100 * ious.mean():.1f}, {rate:.2f} inst/s", file=sys.stderr)
+
+    print("| method | dataset | mIoU | mIoU* | IoU@50 | IoU@75 | inst/s | peak MB | fallback % |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for m, ds, miou, mstar, i50, i75, rate, peak, fb in rows:
+        print(
+            f"| {m} | {ds} | {miou:.1f} | {mstar:.1f} | {i50:.1f} | {i75:.1f} | {rate:.2f} "
+            f"| {peak:.0f} | {fb:.1f} |"
+        )
+    print()
+    print("| method | dataset | mIoU small (n) | mIoU medium (n) | mIoU large (n) |")
+    print("|---|---|---|---|---|")
+    for m, ds, per_bucket in buckets:
+        cells = ["-" if b is None else f"{b[0]:.1f} ({b[1]})" for b in per_bucket]
+        print(f"| {m} | {ds} | " + " | ".join(cells) + " |")
+    print()
+    print("| method | pooled inst/s (1 core) | COCO train2017 hours per core |")
+    print("|---|---|---|")
+    for m, (n, s) in pooled.items():
+        print(f"| {m} | {n / s:.2f} | {COCO_TRAIN2017_INSTANCES * s / n / 3600:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
