@@ -142,7 +142,8 @@ def pseudo_masks_for_image(
     empty mask, agreement 0, ``mask_valid=False`` and ``fallback="empty_box"``, and is not shown
     to the method. With ``cfg.merge_smaller`` the masks are made disjoint
     (:func:`merge_smaller_wins`) before agreement and validity are computed, so the drop rule
-    (``valid_threshold``) judges the merged masks, as in BoxCaseg Sec. 3.4 ("after the merging procedure, we further drop").
+    (``valid_threshold``) judges the merged masks, as in BoxCaseg Sec. 3.4 ("after the merging
+    procedure, we further drop").
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR (grayscale and BGRA are converted: :func:`as_bgr_uint8`).
