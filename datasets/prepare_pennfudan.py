@@ -17,7 +17,6 @@ writes ``instances_{train,val}.json`` (``--splits`` picks others, e.g. ``all``),
 """
 
 import argparse
-import json
 import os
 from typing import Any, Dict, List, Sequence
 

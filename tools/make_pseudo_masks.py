@@ -215,8 +215,11 @@ def write_overlays(
             [by_id[a]["mask_valid"] for a in ids],
             gt_masks,
         )
+        path = os.path.join(out_dir, f"{task.image_id}.png")
         ok, png = cv2.imencode(".png", image)
-        write_atomic(png.tobytes(), os.path.join(out_dir, f"{task.image_id}.png"))
+        if not ok:
+            raise RuntimeError(f"cannot encode the overlay {path}")
+        write_atomic(png.tobytes(), path)
     logger.info(f"Wrote {len(picks)} overlays to {out_dir}")
 
 
