@@ -125,12 +125,14 @@ def test_train_net_with_pseudo_masks(tmp_path):
         "DATALOADER.NUM_WORKERS": "0",
         "WEAKSUP.VIS.NUM_IMAGES": "1",
     }
-    args = train_net.default_argument_parser().parse_args(
-        ["--config-file", str(DEMO)] + [v for kv in opts.items() for v in kv]
-    )
-    results = train_net.main(args)
+    opts = [v for kv in opts.items() for v in kv]
+    parser = train_net.default_argument_parser()
+    train_net.main(parser.parse_args(["--config-file", str(DEMO)] + opts))
     assert (tmp_path / "train" / "model_0000001.pth").is_file()
-    assert (tmp_path / "train" / "model_final.pth").is_file()
+    final = ["MODEL.WEIGHTS", str(tmp_path / "train" / "model_final.pth")]
+    results = train_net.main(
+        parser.parse_args(["--config-file", str(DEMO), "--eval-only"] + opts + final)
+    )
     assert {"bbox", "segm", "voc_instance"} <= set(results)
     with open(tmp_path / "train" / "metrics.json") as f:
         losses = [json.loads(line) for line in f if "loss_mask" in line]

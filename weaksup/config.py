@@ -21,6 +21,9 @@ def add_weaksup_config(cfg: CN) -> CN:
     #   ground truth) with its `mask_valid` flag; annotations without one get the filled box,
     #   flagged unusable for the mask loss.
     _C.WEAKSUP.MASK_SOURCE = "box"
+    # Pseudo-mask json (tools/make_pseudo_masks.py output) read by MASK_SOURCE "pseudo_json":
+    #   each training annotation takes the mask and mask_valid flag of the same annotation id.
+    _C.WEAKSUP.PSEUDO_MASKS = ""
     # Evaluators run by Trainer.test (names in weaksup.evaluation.EVALUATOR_REGISTRY), e.g.
     # "coco", "voc_instance", "box_mask_quality", "sem_seg".
     _C.WEAKSUP.EVALUATORS = ["coco"]

@@ -6,19 +6,25 @@ the flag travels into ``Instances.gt_mask_valid``; the mask loss ignores instanc
 (:func:`weaksup.modeling.losses.flagged_mask_rcnn_loss`), while their box and class still train.
 
 Offline pseudo masks (GrabCut, candidate segments, BoxCaseg proxy masks) are written into the
-annotations of a json file by the pseudo-label tools and read back by the ``"annotation"`` source.
+annotations of a json file by ``tools/make_pseudo_masks.py`` and read back by the ``"pseudo_json"``
+source (``cfg.WEAKSUP.PSEUDO_MASKS``, looked up by annotation id, so any registered box dataset
+whose loader keeps annotation ids can train with any pseudo-mask file made from it), or by the
+``"annotation"`` source when the pseudo-mask json itself is registered as the training dataset.
 """
 
+import json
 from typing import Any, Dict, List, Optional
 
 from detectron2.config import CfgNode
 from detectron2.structures import BoxMode
 from ..registry import Registry
+from .datasets.coco import PSEUDO_MASK_KEYS
 
 MASK_SOURCE_REGISTRY = Registry("WEAKSUP_MASK_SOURCE")
 MASK_SOURCE_REGISTRY.__doc__ = """
-Mask sources for ``cfg.WEAKSUP.MASK_SOURCE``. Each registered class is built as ``cls()`` and
-called as ``source(annotation) -> annotation`` (a new dict, the input is left untouched).
+Mask sources for ``cfg.WEAKSUP.MASK_SOURCE``. Each registered class is built as
+``cls.from_config(cfg)`` when it has that classmethod, else ``cls()``, and called as
+``source(annotation) -> annotation`` (a new dict, the input is left untouched).
 """
 
 
@@ -54,6 +60,50 @@ class AnnotationMaskSource:
         return {**anno, "segmentation": box_polygon(anno), "mask_valid": False}
 
 
+@MASK_SOURCE_REGISTRY.register("pseudo_json")
+class PseudoJsonMaskSource:
+    """Masks and flags of a pseudo-mask json (``tools/make_pseudo_masks.py``), looked up by the
+    annotation's ``id``: ``segmentation`` (RLE), ``mask_valid`` and the other pseudo-mask keys
+    (``box_agreement``, ``pseudo_method``, ``fallback``) replace the annotation's own, so a
+    ground-truth mask of the training dataset is never used.
+
+    The training dataset's loader must keep annotation ids (``extra_annotation_keys``), and the
+    json must have been made from the same annotations; an annotation without an id or whose id
+    the json lacks raises an error naming it.
+    """
+
+    def __init__(self, json_file: str):
+        if not json_file:
+            raise ValueError("cfg.WEAKSUP.MASK_SOURCE='pseudo_json' needs cfg.WEAKSUP.PSEUDO_MASKS")
+        with open(json_file) as f:
+            annotations = json.load(f)["annotations"]
+        keys = ("segmentation",) + PSEUDO_MASK_KEYS
+        self.json_file = json_file
+        self._by_id = {a["id"]: {k: a[k] for k in keys if k in a} for a in annotations}
+        missing = [a["id"] for a in annotations if "mask_valid" not in a or "segmentation" not in a]
+        if missing:
+            raise ValueError(
+                f"{json_file}: annotations without a segmentation or mask_valid (ids "
+                f"{missing[:10]}): not a pseudo-mask json of tools/make_pseudo_masks.py"
+            )
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "PseudoJsonMaskSource":
+        return cls(cfg.WEAKSUP.PSEUDO_MASKS)
+
+    def __call__(self, anno: Dict[str, Any]) -> Dict[str, Any]:
+        if "id" not in anno:
+            raise KeyError(
+                f"an annotation without 'id' (bbox {anno.get('bbox')}) cannot be looked up in "
+                f"{self.json_file}: load the training dataset with annotation ids kept "
+                "(extra_annotation_keys including 'id')"
+            )
+        if anno["id"] not in self._by_id:
+            raise KeyError(f"{self.json_file} has no annotation with id {anno['id']!r}")
+        found = self._by_id[anno["id"]]
+        return {**anno, **found, "mask_valid": bool(found["mask_valid"])}
+
+
 def build_mask_source(cfg: CfgNode) -> Optional[Any]:
     """The mask source named by ``cfg.WEAKSUP.MASK_SOURCE``; None for ``"none"`` (boxes only)."""
     name = cfg.WEAKSUP.MASK_SOURCE
@@ -64,4 +114,5 @@ def build_mask_source(cfg: CfgNode) -> Optional[Any]:
                 "True: choose a mask source (e.g. 'box' or 'annotation') or set MODEL.MASK_ON False"
             )
         return None
-    return MASK_SOURCE_REGISTRY.get(name)()
+    cls = MASK_SOURCE_REGISTRY.get(name)
+    return cls.from_config(cfg) if hasattr(cls, "from_config") else cls()
