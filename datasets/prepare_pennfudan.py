@@ -29,11 +29,6 @@ from weaksup.pseudo.job import write_json_atomic
 _TMP_NAME = "_prepare_pennfudan_all"
 
 
-def pennfudan_annotation_id(image_id: int, index: int) -> int:
-    """The annotation id of the ``index``-th annotation (0-based) of image ``image_id``."""
-    return 1000 * image_id + index + 1
-
-
 def pennfudan_coco(root: str, splits: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """COCO dicts of the given splits of the PennFudan folder ``root`` (see module docstring)."""
     DatasetCatalog.register(_TMP_NAME, lambda: load_pennfudan(root, "all"))
@@ -48,10 +43,17 @@ def pennfudan_coco(root: str, splits: Sequence[str]) -> Dict[str, Dict[str, Any]
     image_root = os.path.join(root, "PNGImages")
     for img in coco["images"]:
         img["file_name"] = os.path.relpath(img["file_name"], image_root)
-    index_in_image: Dict[int, int] = {}
-    for ann in coco["annotations"]:  # in record order, as the loader returns them
-        index = index_in_image[ann["image_id"]] = index_in_image.get(ann["image_id"], -1) + 1
-        ann["id"] = pennfudan_annotation_id(ann["image_id"], index)
+    # Detectron2 numbers annotations 1..N; keep the loader's ids (pennfudan_annotation_id), which
+    # pseudo-mask files and training are matched by. Both list annotations in record order.
+    loader_ids = [
+        a["id"] for r in load_pennfudan(root, "all", with_masks=False) for a in r["annotations"]
+    ]
+    if len(loader_ids) != len(coco["annotations"]):
+        raise RuntimeError(
+            f"{root}: {len(coco['annotations'])} converted vs {len(loader_ids)} loaded"
+        )
+    for ann, ann_id in zip(coco["annotations"], loader_ids):
+        ann["id"] = ann_id
     out = {}
     for split in splits:
         ids = {r["image_id"] for r in load_pennfudan(root, split, with_masks=False)}

@@ -13,7 +13,7 @@ from detectron2.config import get_cfg
 from conftest import REPO_ROOT, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import build_mapper
-from weaksup.data.datasets import PSEUDO_MASK_KEYS, load_coco_json
+from weaksup.data.datasets import load_coco_json
 
 DEMO = REPO_ROOT / "configs" / "PseudoMasks" / "pennfudan_grabcut_mask_rcnn_R18_FPN_GN.yaml"
 
@@ -37,20 +37,10 @@ def _pseudo_json(tmp_path, split, method, num_images=None):
     return gt_json, out
 
 
-def _boxonly_with_ids(gt_json, name):
-    """The box-only training view of ``gt_json``, annotation ids kept for the lookup."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
+def _boxonly(gt_json):
+    """The box-only training view of ``gt_json`` (annotation ids kept, as every loader does)."""
     image_root = str(shared_path("PennFudanPed", "PNGImages"))
-    keys = PSEUDO_MASK_KEYS + ("id",)
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(
-        name, lambda: load_coco_json(str(gt_json), image_root, name, True, keys)
-    )
-    MetadataCatalog.get(name).set(thing_classes=["person"])
-    return DatasetCatalog.get(name)
+    return load_coco_json(str(gt_json), image_root, box_only=True)
 
 
 def _cfg(pseudo_json):
@@ -69,7 +59,7 @@ def test_masks_and_flags_reach_instances(tmp_path):
         ann["mask_valid"] = ann["id"] not in flagged
     out.write_text(json.dumps(pseudo))
     by_id = {a["id"]: a for a in pseudo["annotations"]}
-    records = _boxonly_with_ids(gt_json, "_pf_val3_boxonly_ids")
+    records = _boxonly(gt_json)
     assert all("segmentation" not in a for r in records for a in r["annotations"])
     cfg = _cfg(out)
     seen = 0
@@ -88,9 +78,8 @@ def test_masks_and_flags_reach_instances(tmp_path):
 def test_missing_ids_are_an_error(tmp_path):
     _, out = _pseudo_json(tmp_path, "val", "box", num_images=1)
     mapper = build_mapper(_cfg(out), is_train=True)
-    record = load_coco_json(
-        str(tmp_path / "val.json"), str(shared_path("PennFudanPed", "PNGImages"))
-    )[0]
+    record = _boxonly(tmp_path / "val.json")[0]
+    del record["annotations"][0]["id"]
     with pytest.raises(KeyError, match="without 'id'"):
         mapper(record)
     record["annotations"][0]["id"] = 12345678
@@ -104,14 +93,14 @@ def test_missing_ids_are_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_train_net_with_pseudo_masks(tmp_path):
-    """Pseudo masks for PennFudan train (a fast method), 3 iterations, a checkpoint, evaluation."""
-    gt_json, out = _pseudo_json(tmp_path, "train", "ellipse")
-    _boxonly_with_ids(gt_json, "_pf_train_boxonly_ids")
+    """Pseudo masks for PennFudan train (a fast method), then the demo config as it stands
+    (registered ``pennfudan_train_boxonly``, matched by annotation id): 3 iterations, a
+    checkpoint, evaluation."""
+    _, out = _pseudo_json(tmp_path, "train", "ellipse")
     spec = importlib.util.spec_from_file_location("train_net", REPO_ROOT / "train_net.py")
     train_net = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_net)
     opts = {
-        "DATASETS.TRAIN": "('_pf_train_boxonly_ids',)",
         "WEAKSUP.PSEUDO_MASKS": str(out),
         "OUTPUT_DIR": str(tmp_path / "train"),
         "SOLVER.MAX_ITER": "3",

@@ -37,7 +37,7 @@ def load_coco_json(
     image_root: str,
     dataset_name: Optional[str] = None,
     box_only: bool = False,
-    extra_annotation_keys: Sequence[str] = PSEUDO_MASK_KEYS,
+    extra_annotation_keys: Sequence[str] = ("id",) + PSEUDO_MASK_KEYS,
 ) -> List[Dict]:
     """
     Detectron2's ``load_coco_json`` plus weaksup's sanity checks (:mod:`.sanitize`).
@@ -49,7 +49,8 @@ def load_coco_json(
         box_only: drop every ``segmentation`` at load time, so that no mask can leak into
             box-supervised training. Instances whose polygons Detectron2 rejects (< 3 points) are
             filtered by Detectron2 before this drop, as in the with-mask variant.
-        extra_annotation_keys: per-annotation keys kept as they are (pseudo-mask flags by default).
+        extra_annotation_keys: per-annotation keys kept as they are (by default the annotation
+            ``id``, by which pseudo-mask files are matched, and the pseudo-mask flags).
 
     Returns:
         Detectron2 dataset dicts with ``XYXY_ABS`` boxes.

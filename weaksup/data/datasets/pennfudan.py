@@ -24,6 +24,7 @@ from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_cla
 
 __all__ = [
     "PENNFUDAN_CLASSES",
+    "pennfudan_annotation_id",
     "parse_pennfudan_annotation",
     "load_pennfudan",
     "register_pennfudan",
@@ -38,6 +39,13 @@ _BOX_RE = re.compile(
     r'Bounding box for object (\d+) "([^"]*)" \(Xmin, Ymin\) - \(Xmax, Ymax\)\s*:\s*'
     r"\((-?\d+),\s*(-?\d+)\)\s*-\s*\((-?\d+),\s*(-?\d+)\)"
 )
+
+
+def pennfudan_annotation_id(image_id: int, object_id: int) -> int:
+    """The annotation id of object ``object_id`` (1-based, its value in the mask PNG) of image
+    ``image_id``: unique across splits, stable when a box is dropped, and the id written by
+    ``datasets/prepare_pennfudan.py`` (pseudo-mask files are matched to annotations by it)."""
+    return 1000 * image_id + object_id
 
 
 def parse_pennfudan_annotation(txt_file: str) -> Dict:
@@ -121,7 +129,7 @@ def load_pennfudan(root: str, split: str, with_masks: bool = True) -> List[Dict]
             mask_file = os.path.join(root, "PedMasks", name + "_mask.png")
             _attach_masks(mask_file, record["annotations"], record["height"], record["width"])
         for ann in record["annotations"]:
-            del ann["object_id"]
+            ann["id"] = pennfudan_annotation_id(image_id, ann.pop("object_id"))
         record.update(file_name=os.path.join(root, "PNGImages", name + ".png"), image_id=image_id)
         # one sanity check (and at most one warning) per annotation file
         dicts += sanitize_dataset_dicts([record], txt_file, len(PENNFUDAN_CLASSES))
