@@ -8,7 +8,12 @@ from detectron2.config import CfgNode as CN
 
 
 def add_weaksup_config(cfg: CN) -> CN:
-    """Add weaksup's keys to a Detectron2 config (in place) and return it."""
+    """Add weaksup's keys to a Detectron2 config (in place) and return it.
+
+    Also registers every weaksup component, since a config that names them is about to be used.
+    """
+    from . import data, engine, evaluation, modeling  # noqa: F401  (registration side effects)
+
     _C = cfg
     _C.WEAKSUP = CN()
     # Name (in weaksup.data.MAPPER_REGISTRY) of the dataset mapper used for training.
