@@ -13,6 +13,7 @@ masks dropped) and handles several machines; this module does the rest:
   the output does not depend on order, worker count or sharding.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -295,13 +296,17 @@ class PseudoMaskJob:
         return done
 
     def cleanup(self, shard_indices: Iterable[int]) -> None:
-        """Remove the given shards' files, ``job.json`` and the work dir once it is empty."""
+        """Remove the given shards' files, ``job.json`` and the work dir once it is empty.
+
+        Several machines may share the work dir and clean up at the same moment, so a file or
+        folder another one removed first is not an error.
+        """
         for path in [self.shard_path(k) for k in shard_indices] + [
             os.path.join(self.work_dir, "job.json")
         ]:
-            if os.path.exists(path):
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
-        if os.path.isdir(self.work_dir) and not os.listdir(self.work_dir):
+        with contextlib.suppress(OSError):  # removed by another machine, or not empty yet
             os.rmdir(self.work_dir)
 
 
