@@ -49,3 +49,27 @@ def register_dataset(name: str, records, thing_classes):
         MetadataCatalog.remove(name)
     DatasetCatalog.register(name, lambda: records)
     MetadataCatalog.get(name).set(thing_classes=thing_classes)
+
+
+def run_train_net(config, *args) -> str:
+    """Run ``train_net.py --config-file config *args`` on the shared PennFudan; return its log."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-5000:]
+    return log
+
+
+def copypaste_lines(log: str):
+    """The metric lines Detectron2 prints after evaluation (task names, keys and values)."""
+    return [line.split("copypaste: ", 1)[1] for line in log.splitlines() if "copypaste: " in line]

@@ -4,12 +4,10 @@ processes, semantic and instance evaluation, checkpoint and resume (tiny inputs,
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, copypaste_lines, run_train_net
 
 DEMO = REPO_ROOT / "configs" / "DASNet" / "demo"
 SMALL = [
@@ -38,29 +36,10 @@ SMALL = [
 ]
 
 
-def _train_net(config, *args):
-    env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=900,
-    )
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-5000:]
-    return log
-
-
-def _copypaste(log):
-    return [line.split("copypaste: ", 1)[1] for line in log.splitlines() if "copypaste: " in line]
-
-
 @pytest.mark.slow
 def test_dasnet_two_stages_evaluation_and_resume(tmp_path):
     stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
-    log = _train_net(
+    log = run_train_net(
         DEMO / "pennfudan_stage1_det_R18_FPN_GN.yaml",
         *SMALL,
         "SOLVER.MAX_ITER",
@@ -75,7 +54,7 @@ def test_dasnet_two_stages_evaluation_and_resume(tmp_path):
     assert "loss_cls" in losses and "loss_sem_seg" not in losses  # stage 1: detection only
 
     common = [*SMALL, "MODEL.WEIGHTS", str(stage1 / "model_final.pth"), "OUTPUT_DIR", str(stage2)]
-    log = _train_net(
+    log = run_train_net(
         DEMO / "pennfudan_stage2_seg_R18_FPN_GN.yaml",
         "--num-gpus",
         "2",
@@ -88,7 +67,7 @@ def test_dasnet_two_stages_evaluation_and_resume(tmp_path):
     trained = [m for m in metrics if "total_loss" in m]
     assert {"loss_sem_seg", "loss_instance_score", "loss_instance_mask"} <= set(trained[-1])
     assert "loss_cls" not in trained[-1]  # stage 2: the detector is frozen
-    lines = _copypaste(log)
+    lines = copypaste_lines(log)
     assert [l for l in lines if l.startswith("Task:")] == [
         "Task: bbox",
         "Task: segm",
@@ -103,7 +82,7 @@ def test_dasnet_two_stages_evaluation_and_resume(tmp_path):
     assert len(os.listdir(stage2 / "overlays")) == 1
 
     # --resume continues stage 2 from its last checkpoint (iteration 3) up to the new MAX_ITER
-    log = _train_net(
+    log = run_train_net(
         DEMO / "pennfudan_stage2_seg_R18_FPN_GN.yaml",
         "--resume",
         *common,

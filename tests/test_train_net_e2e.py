@@ -3,12 +3,10 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, copypaste_lines, run_train_net
 
 CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 SMALL = [
@@ -33,26 +31,6 @@ SMALL = [
 ]
 
 
-def _train_net(*args):
-    env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(CONFIG), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=900,
-    )
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-5000:]
-    return log
-
-
-def _copypaste(log):
-    """The metric lines Detectron2 prints after evaluation (task names, keys and values)."""
-    return [line.split("copypaste: ", 1)[1] for line in log.splitlines() if "copypaste: " in line]
-
-
 def _iterations(output_dir):
     with open(output_dir / "metrics.json") as f:
         return [r["iteration"] for r in map(json.loads, f) if "total_loss" in r]
@@ -63,13 +41,13 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
     out_dir = tmp_path / "run"
     common = ["--num-gpus", "2", *SMALL, "OUTPUT_DIR", str(out_dir), "SOLVER.STEPS", "()"]
 
-    log = _train_net(*common, "SOLVER.MAX_ITER", "4")
+    log = run_train_net(CONFIG, *common, "SOLVER.MAX_ITER", "4")
     assert "World size: 2" in log
     assert "CUDA is not available: using CPU" in log or "MODEL.DEVICE='cuda'" in log
     assert (out_dir / "last_checkpoint").read_text() == "model_final.pth"
     assert {"model_0000001.pth", "model_0000003.pth", "model_final.pth"} <= set(os.listdir(out_dir))
     assert not [f for f in os.listdir(out_dir) if "partial" in f]
-    first = _copypaste(log)
+    first = copypaste_lines(log)
     assert [l for l in first if l.startswith("Task:")] == [
         "Task: bbox",
         "Task: segm",
@@ -79,14 +57,15 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
     assert (out_dir / "loss_curves.png").stat().st_size > 0
 
     # --resume continues from the last checkpoint (iteration 4) up to the new MAX_ITER
-    log = _train_net("--resume", *common, "SOLVER.MAX_ITER", "6")
+    log = run_train_net(CONFIG, "--resume", *common, "SOLVER.MAX_ITER", "6")
     assert re.search(r"Starting training from iteration 4\b", log), log[-3000:]
     iterations = _iterations(out_dir)
     assert iterations[-1] == 5 and iterations.count(5) == 1
-    trained = _copypaste(log)
+    trained = copypaste_lines(log)
 
     # --eval-only on the final weights prints the metrics printed at the end of training
-    log = _train_net(
+    log = run_train_net(
+        CONFIG,
         "--eval-only",
         "--num-gpus",
         "2",
@@ -96,5 +75,5 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
         "MODEL.WEIGHTS",
         str(out_dir / "model_final.pth"),
     )
-    assert _copypaste(log) == trained
+    assert copypaste_lines(log) == trained
     assert len(os.listdir(tmp_path / "eval" / "overlays_eval")) == 2
