@@ -73,3 +73,22 @@ def run_train_net(config, *args) -> str:
 def copypaste_lines(log: str):
     """The metric lines Detectron2 prints after evaluation (task names, keys and values)."""
     return [line.split("copypaste: ", 1)[1] for line in log.splitlines() if "copypaste: " in line]
+
+
+def small_boxcaseg_cfg():
+    """A BoxCaseg stage-1 config small enough to build and run on the CPU in tests."""
+    from detectron2.config import get_cfg
+
+    from weaksup import add_weaksup_config
+
+    cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.META_ARCHITECTURE = "BoxCaseg"
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.BACKBONE.NAME = "build_hrnet_backbone"
+    cfg.MODEL.HRNET.WIDTH = 8
+    cfg.MODEL.HRNET.NUM_MODULES = [1, 1, 1, 1]
+    cfg.MODEL.HRNET.NUM_BLOCKS = [1, 1, 1, 1]
+    cfg.MODEL.BOXCASEG.HEAD_CONV_DIM = 16
+    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
+    cfg.INPUT.BOXCASEG.TEST_SIZE = 32
+    return cfg

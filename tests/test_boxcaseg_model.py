@@ -5,11 +5,10 @@ import math
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 
-from weaksup import add_weaksup_config
+from conftest import small_boxcaseg_cfg
 from weaksup.modeling.backbone import HRNet
 from weaksup.modeling.losses import mil_unary_loss, pairwise_smoothness_loss
 
@@ -77,20 +76,6 @@ def test_pairwise_term_equals_direct_eight_neighbour_sum():
         expected.append(total / count)
     got = pairwise_smoothness_loss(probs).item()
     assert got == pytest.approx(sum(expected) / 2, rel=1e-5)
-
-
-def small_boxcaseg_cfg():
-    cfg = add_weaksup_config(get_cfg())
-    cfg.MODEL.META_ARCHITECTURE = "BoxCaseg"
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.BACKBONE.NAME = "build_hrnet_backbone"
-    cfg.MODEL.HRNET.WIDTH = 8
-    cfg.MODEL.HRNET.NUM_MODULES = [1, 1, 1, 1]
-    cfg.MODEL.HRNET.NUM_BLOCKS = [1, 1, 1, 1]
-    cfg.MODEL.BOXCASEG.HEAD_CONV_DIM = 16
-    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
-    cfg.INPUT.BOXCASEG.TEST_SIZE = 32
-    return cfg
 
 
 def _patches(n_box, n_salient, size=32):

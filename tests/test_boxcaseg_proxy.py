@@ -10,7 +10,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from conftest import pennfudan_records, register_dataset
+from conftest import pennfudan_records, register_dataset, small_boxcaseg_cfg
 from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 from weaksup.data.datasets import load_coco_json
@@ -46,17 +46,9 @@ def test_merge_gives_shared_pixels_to_the_smaller_object_and_drop_judges_merged_
 
 
 def _tiny_model_cfg():
-    cfg = add_weaksup_config(get_cfg())
-    cfg.MODEL.META_ARCHITECTURE = "BoxCaseg"
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.BACKBONE.NAME = "build_hrnet_backbone"
-    cfg.MODEL.HRNET.WIDTH = 8
-    cfg.MODEL.HRNET.NUM_MODULES = [1, 1, 1, 1]
-    cfg.MODEL.HRNET.NUM_BLOCKS = [1, 1, 1, 1]
+    cfg = small_boxcaseg_cfg()
     cfg.MODEL.BOXCASEG.HEAD_CONV_DIM = 8
-    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
     cfg.MODEL.BOXCASEG.MASK_THRESHOLD = 0.45
-    cfg.INPUT.BOXCASEG.TEST_SIZE = 32
     cfg.DATALOADER.NUM_WORKERS = 0
     return cfg
 
