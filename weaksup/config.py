@@ -4,7 +4,11 @@ Keys shared by all methods live under ``cfg.WEAKSUP``; each method adds its own 
 ``cfg.MODEL.<METHOD>`` in this file, each key with a comment, as Detectron2 does.
 """
 
+import os
+from typing import Sequence
+
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 
 
 def add_weaksup_config(cfg: CN) -> CN:
@@ -157,4 +161,57 @@ def add_weaksup_config(cfg: CN) -> CN:
     _C.MODEL.DASNET.SEMANTIC_SCORE_THRESH = 0.5
     # Inference runs the decoder on at most this many class- or instance-specific inputs at once.
     _C.MODEL.DASNET.MAX_QUERIES_PER_PASS = 32
+
+    # Hybrid networks (Liao et al.): large-object branch (Mask R-CNN, Enhanced-FPN), small-object
+    # branch (Faster R-CNN + GrabCut), fused inference (meta-architecture "HybridNetwork") and the
+    # pipeline "Hybrid" that trains and evaluates all of them (docs/hybrid.md).
+    _C.MODEL.HYBRID = CN()
+    # Branch configs (paths as given on the command line, i.e. relative to the working directory)
+    # and their KEY VALUE overrides: the large branch (Mask R-CNN on valid GrabCut masks, Sec. 2.1)
+    _C.MODEL.HYBRID.LARGE_CONFIG = ""
+    _C.MODEL.HYBRID.LARGE_OPTS = []
+    # ... the small branch (Faster R-CNN, then GrabCut per detected box, Sec. 2.2) ...
+    _C.MODEL.HYBRID.SMALL_CONFIG = ""
+    _C.MODEL.HYBRID.SMALL_OPTS = []
+    # ... and, for the pipeline's ablation table, the baseline Mask R-CNN trained on all GrabCut
+    # masks, valid or not (Tab. 2 "baseline").
+    _C.MODEL.HYBRID.BASELINE_CONFIG = ""
+    _C.MODEL.HYBRID.BASELINE_OPTS = []
+    # Checkpoints of the trained branches that HybridNetwork loads (the pipeline sets them).
+    _C.MODEL.HYBRID.LARGE_WEIGHTS = ""
+    _C.MODEL.HYBRID.SMALL_WEIGHTS = ""
+    # Fusion (Sec. 2): an output is small when its mask has fewer pixels than this (64 x 64);
+    # small outputs come from NMS over both branches' small outputs, large ones from the large
+    # branch only.
+    _C.MODEL.HYBRID.SMALL_AREA = 64 * 64
+    # Box IoU above which the lower-scored of two same-class small outputs is suppressed.
+    _C.MODEL.HYBRID.FUSION_NMS_THRESH = 0.5
+    # Validity (Sec. 1): a GrabCut mask is valid when IoU(its tight box, its box) >= this; the
+    # same rule replaces the small branch's invalid GrabCut masks by ellipses (Sec. 2.2).
+    _C.MODEL.HYBRID.VALID_THRESHOLD = 0.5
+    # Instances the small branch trains on (pipeline): "all" (default: boxes are never noisy, and
+    # Tab. 2's small branch reaches AP_L 22.2, so it detects large objects too) or "invalid"
+    # (only those whose GrabCut mask is invalid, Sec. 2's wording; the others become background).
+    _C.MODEL.HYBRID.SMALL_TRAIN_INSTANCES = "all"
+    # Pseudo masks of the pipeline's first stage (a weaksup.pseudo engine job).
+    _C.MODEL.HYBRID.PSEUDO = CN()
+    # Engine method (weaksup.pseudo.METHODS): "grabcut" (Sec. 1; empty or failed -> ellipse).
+    _C.MODEL.HYBRID.PSEUDO.METHOD = "grabcut"
+    # Worker processes per training process (0: in the process itself).
+    _C.MODEL.HYBRID.PSEUDO.NUM_WORKERS = 0
+    # Images per resumable shard file.
+    _C.MODEL.HYBRID.PSEUDO.SHARD_SIZE = 32
+    # Job seed, combined with each annotation id, of GrabCut's random initialisation.
+    _C.MODEL.HYBRID.PSEUDO.SEED = 0
+    return cfg
+
+
+def load_config(path: str, opts: Sequence[str] = ()) -> CN:
+    """A weaksup config (not frozen) from a YAML file and ``KEY VALUE`` overrides; raises
+    ``FileNotFoundError`` naming ``path`` when it is not a file."""
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} not found")
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file(path)
+    cfg.merge_from_list(list(opts))
     return cfg

@@ -1,3 +1,4 @@
+from .enhanced_fpn import EnhancedFPN, build_resnet_enhanced_fpn_backbone
 from .hrnet import HRNet, build_hrnet_backbone
 
-__all__ = ["HRNet", "build_hrnet_backbone"]
+__all__ = ["EnhancedFPN", "HRNet", "build_hrnet_backbone", "build_resnet_enhanced_fpn_backbone"]
