@@ -97,3 +97,32 @@ def test_inference_outputs_for_the_evaluators():
     assert sem.shape == (2, record["height"], record["width"])
     # channel 0 is one minus the best class map: the argmax is the max over class maps
     assert torch.allclose(sem[0], 1 - sem[1], atol=1e-5)
+
+
+def test_random_box_subset_draws_non_empty_subsets_of_the_class_boxes():
+    """Sec. 4.1: a class-specific input holds a random number (1..n) of the class's boxes."""
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    model = build_model(_cfg("MODEL.DASNET.RANDOM_BOX_SUBSET", "True"))
+    inst = Instances((64, 64))
+    inst.gt_boxes = Boxes(
+        torch.tensor([[0, 0, 8, 8], [10, 10, 20, 20], [30, 5, 40, 9], [2, 40, 9, 60]]).float()
+    )
+    inst.gt_classes = torch.tensor([0, 0, 0, 1])
+    inst.gt_masks = BitMasks(torch.ones(4, 64, 64, dtype=torch.bool))
+    inst.gt_mask_valid = torch.tensor([True, True, True, True])
+    torch.manual_seed(0)
+    sizes = set()
+    for _ in range(40):
+        queries, members = model._training_queries([inst], [None])
+        assert queries.classes.tolist() == [0, 1]
+        for q, index in enumerate(members):
+            assert len(index) >= 1 and len(set(index.tolist())) == len(index)
+            assert (inst.gt_classes[index] == queries.classes[q]).all()
+            torch.testing.assert_close(
+                queries.boxes[queries.box_query == q], inst.gt_boxes.tensor[index]
+            )
+        sizes.add(len(members[0]))
+    assert sizes == {1, 2, 3}
+    queries, members = build_model(_cfg())._training_queries([inst], [None])
+    assert [m.tolist() for m in members] == [[0, 1, 2], [3]]

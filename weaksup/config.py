@@ -108,6 +108,18 @@ def add_weaksup_config(cfg: CN) -> CN:
     # Images per resumable shard file of the proxy-mask generation.
     _C.MODEL.BOXCASEG.PROXY.SHARD_SIZE = 64
 
+    # SSD-style training augmentation placed before resize and flip by the box-supervised
+    # mapper (weaksup/data/ssd_augmentation.py; DASNet Sec. 4.1, "as in [21]").
+    _C.INPUT.SSD = CN()
+    # Photometric noise, zoom-out expansion and min-IoU crop on training images.
+    _C.INPUT.SSD.ENABLED = False
+    # Expansion: canvas side up to this multiple of the image's ...
+    _C.INPUT.SSD.EXPAND_MAX_RATIO = 4.0
+    # ... applied with this probability.
+    _C.INPUT.SSD.EXPAND_PROB = 0.5
+    # Crop: minimum IoU with some box, one drawn per image (or "keep the whole image").
+    _C.INPUT.SSD.CROP_MIN_IOUS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
     # BoxCaseg patches (Sec. 3.2.2; the authors' released settings).
     _C.INPUT.BOXCASEG = CN()
     # Side of the square training patches (box-supervised and salient).
@@ -161,6 +173,9 @@ def add_weaksup_config(cfg: CN) -> CN:
     _C.MODEL.DASNET.SEMANTIC_SCORE_THRESH = 0.5
     # Inference runs the decoder on at most this many class- or instance-specific inputs at once.
     _C.MODEL.DASNET.MAX_QUERIES_PER_PASS = 32
+    # Training: each class-specific input holds a random non-empty subset of the class's GT
+    # boxes (Sec. 4.1, "the number of class-specific bboxes is randomly set"); False: all of them.
+    _C.MODEL.DASNET.RANDOM_BOX_SUBSET = False
 
     # Hybrid networks (Liao et al.): large-object branch (Mask R-CNN, Enhanced-FPN), small-object
     # branch (Faster R-CNN + GrabCut), fused inference (meta-architecture "HybridNetwork") and the

@@ -1,8 +1,21 @@
-"""Multi-stage pipelines chosen by config (``cfg.WEAKSUP.PIPELINE``), run by ``train_net.py``."""
+"""Multi-stage pipelines chosen by config (``cfg.WEAKSUP.PIPELINE``), run by ``train_net.py``,
+and the stage helpers they share: a stage's config, whether a training stage is done, and
+training a stage with resume (used by the BoxCaseg and Hybrid pipelines)."""
 
+import logging
+import os
+from typing import Sequence
+
+from detectron2.config import CfgNode
+from detectron2.utils import comm
+
+from ..config import load_config
 from ..registry import Registry
+from .device import resolve_device
 
-__all__ = ["PIPELINE_REGISTRY"]
+__all__ = ["PIPELINE_REGISTRY", "stage_config", "stage_done", "train_stage"]
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_REGISTRY = Registry("WEAKSUP_PIPELINE")
 PIPELINE_REGISTRY.__doc__ = """
@@ -11,3 +24,43 @@ every process launched by ``train_net.py`` (``args``: its parsed command line) a
 ``main`` returns (e.g. the final evaluation results). A pipeline runs one or several training /
 generation stages, each skipped when its result exists and resumed when it was interrupted.
 """
+
+
+def stage_config(path: str, opts: Sequence[str], output_dir: str) -> CfgNode:
+    """A stage's config: the file ``path`` + ``opts`` (``KEY VALUE`` list), its ``OUTPUT_DIR``
+    set to ``output_dir``, its device resolved for this machine, frozen."""
+    cfg = load_config(path, opts)
+    cfg.OUTPUT_DIR = output_dir
+    resolve_device(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def stage_done(output_dir: str) -> bool:
+    """A training stage is done when ``last_checkpoint`` names ``model_final.pth`` and it exists
+    (both are written atomically by :class:`AtomicDetectionCheckpointer`)."""
+    last = os.path.join(output_dir, "last_checkpoint")
+    if not os.path.isfile(last):
+        return False
+    with open(last) as f:
+        name = f.read().strip()
+    return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
+
+
+def train_stage(trainer_cls, cfg: CfgNode, stage: str):
+    """Train ``cfg`` with ``trainer_cls`` in ``cfg.OUTPUT_DIR``, resuming from its last checkpoint
+    (a finished stage resumes at MAX_ITER: no training, final evaluation only); returns the
+    trainer's final evaluation results."""
+    last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+    if os.path.isfile(last):
+        with open(last) as f:
+            logger.info(f"{stage}: resuming from {os.path.join(cfg.OUTPUT_DIR, f.read().strip())}")
+    else:
+        logger.info(f"{stage}: no checkpoint in {cfg.OUTPUT_DIR}, training from the start")
+    if comm.is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    trainer = trainer_cls(cfg)
+    trainer.resume_or_load(resume=True)
+    return trainer.train()

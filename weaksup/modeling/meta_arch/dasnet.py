@@ -91,6 +91,7 @@ class DASNet(nn.Module):
         box_jitter: float,
         semantic_score_thresh: float,
         max_queries_per_pass: int,
+        random_box_subset: bool = False,
     ):
         """
         Args:
@@ -128,6 +129,7 @@ class DASNet(nn.Module):
         self.box_jitter = box_jitter
         self.semantic_score_thresh = semantic_score_thresh
         self.max_queries_per_pass = max_queries_per_pass
+        self.random_box_subset = random_box_subset
         # Frozen parts get no gradient, so the optimizer skips them and DDP does not wait on them.
         frozen = []
         if stage == "segmentation":
@@ -175,6 +177,7 @@ class DASNet(nn.Module):
             "box_jitter": c.BOX_JITTER,
             "semantic_score_thresh": c.SEMANTIC_SCORE_THRESH,
             "max_queries_per_pass": c.MAX_QUERIES_PER_PASS,
+            "random_box_subset": c.RANDOM_BOX_SUBSET,
         }
 
     @property
@@ -220,24 +223,36 @@ class DASNet(nn.Module):
     # ---------------------------------------------------------------- training (Sec. 3.5)
     def _training_queries(
         self, gt_instances: List[Instances], sem_seg: List[Optional[torch.Tensor]]
-    ) -> AttentionQueries:
-        """One query per (image, class) with a usable mask: its GT boxes of that class."""
-        image_index, classes, boxes, box_query = [], [], [], []
+    ) -> Tuple[AttentionQueries, List[torch.Tensor]]:
+        """One query per (image, class) with a usable mask: its GT boxes of that class.
+
+        With ``random_box_subset`` (Sec. 4.1: "the number of class-specific bboxes is randomly
+        set") a query holds a random non-empty subset of them, its size uniform in 1..n.
+
+        Returns:
+            the queries, and per query the indices of its GT instances in its image.
+        """
+        image_index, classes, boxes, box_query, members = [], [], [], [], []
         for i, inst in enumerate(gt_instances):
             usable = _usable_masks(inst) | (sem_seg[i] is not None)
             for c in torch.unique(inst.gt_classes[usable]).tolist():
-                of_class = inst.gt_classes == c
-                box_query.append(torch.full((int(of_class.sum()),), len(image_index)))
+                index = torch.nonzero(inst.gt_classes == c).flatten()
+                if self.random_box_subset:
+                    keep = int(torch.randint(1, len(index) + 1, ()))
+                    index = index[torch.randperm(len(index), device=index.device)[:keep]]
+                box_query.append(torch.full((len(index),), len(image_index)))
                 image_index.append(i)
                 classes.append(c)
-                boxes.append(inst.gt_boxes.tensor[of_class])
+                boxes.append(inst.gt_boxes.tensor[index])
+                members.append(index)
         device = self.device
-        return AttentionQueries(
+        queries = AttentionQueries(
             torch.tensor(image_index, dtype=torch.long, device=device),
             torch.tensor(classes, dtype=torch.long, device=device),
             cat(boxes) if boxes else torch.zeros((0, 4), device=device),
             cat(box_query).to(device) if boxes else torch.zeros(0, dtype=torch.long, device=device),
         )
+        return queries, members
 
     def _segmentation_losses(
         self,
@@ -246,7 +261,7 @@ class DASNet(nn.Module):
         gt_instances: List[Instances],
         sem_seg: List[Optional[torch.Tensor]],
     ) -> Dict[str, torch.Tensor]:
-        queries = self._training_queries(gt_instances, sem_seg)
+        queries, members = self._training_queries(gt_instances, sem_seg)
         storage = get_event_storage()
         storage.put_scalar("dasnet/class_specific_inputs", len(queries))
         if len(queries) == 0:  # no mask in the batch: zero losses that touch every trained weight
@@ -264,7 +279,9 @@ class DASNet(nn.Module):
             losses["loss_sem_seg"] = semantic_loss(logits, targets, self.ignore_value)
         if self.instance_on:
             ps_maps = self.decoder.ps_predictor(x)
-            losses.update(self._instance_losses(ps_maps, queries, gt_instances, image_size))
+            losses.update(
+                self._instance_losses(ps_maps, queries, members, gt_instances, image_size)
+            )
         return losses
 
     def _semantic_targets(
@@ -319,14 +336,17 @@ class DASNet(nn.Module):
         self,
         ps_maps: torch.Tensor,
         queries: AttentionQueries,
+        members: List[torch.Tensor],
         gt_instances: List[Instances],
         image_size: Tuple[int, int],
     ) -> Dict[str, torch.Tensor]:
         """Sec. 3.5: p positive and n negative boxes per usable GT instance of each query."""
         boxes, labels, box_query, targets = [], [], [], []
-        for q, (i, c) in enumerate(zip(queries.image_index.tolist(), queries.classes.tolist())):
+        for q, i in enumerate(queries.image_index.tolist()):
             inst = gt_instances[i]
-            usable = (inst.gt_classes == c) & _usable_masks(inst)
+            usable = torch.zeros(len(inst), dtype=torch.bool, device=inst.gt_classes.device)
+            usable[members[q]] = True
+            usable &= _usable_masks(inst)
             if not usable.any():
                 continue
             gt = inst[usable]
