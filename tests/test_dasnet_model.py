@@ -126,3 +126,33 @@ def test_random_box_subset_draws_non_empty_subsets_of_the_class_boxes():
     assert sizes == {1, 2, 3}
     queries, members = build_model(_cfg())._training_queries([inst], [None])
     assert [m.tolist() for m in members] == [[0, 1, 2], [3]]
+
+
+def test_retinanet_detection_module(batch):
+    """Sec. 3.2 allows any detector: RetinaNet (a DenseDetector) as the detection module, jointly
+    trained (every module gets a gradient) and run at inference."""
+    cfg = _cfg(
+        "MODEL.DASNET.DETECTOR", "RetinaNet", "MODEL.DASNET.STAGE", "joint",
+        "MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone",
+        "MODEL.RETINANET.NUM_CLASSES", "1", "MODEL.RETINANET.NUM_CONVS", "1",
+        "MODEL.RETINANET.SCORE_THRESH_TEST", "0.0",
+        "MODEL.DASNET.IN_FEATURES", "['p3', 'p4', 'p5', 'p6']",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    assert type(model.detector).__name__ == "RetinaNet" and model.num_classes == 1
+    model.train()
+    with EventStorage():
+        losses = model(batch)
+    assert {"loss_cls", "loss_box_reg", "loss_sem_seg", "loss_instance_mask"} <= set(losses)
+    sum(losses.values()).backward()
+    for name in ("detector.head", "detector.backbone.bottom_up", "decoder"):
+        module = model.get_submodule(name)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    model.eval()
+    with torch.no_grad():
+        out = model([{k: x[k] for k in ("image", "height", "width")} for x in batch])
+    for x, o in zip(batch, out):
+        assert o["sem_seg"].shape == (2, x["height"], x["width"])
+        inst = o["instances"]
+        assert len(inst) == 3 and inst.pred_masks.shape[1:] == (x["height"], x["width"])

@@ -6,7 +6,8 @@ post-NMS detections in network-input coordinates. Both come from one backbone pa
 the segmentation module, by calling the detector's own heads:
 
 * :class:`GeneralizedRCNN` (Faster R-CNN): RPN proposals, then the ROI heads;
-* :class:`DenseDetector` (RetinaNet, FCOS): the dense head, then its ``forward_inference``.
+* :class:`DenseDetector` (RetinaNet; FCOS too once registered, Detectron2 builds it from LazyConfig
+  only): the dense head, then its ``forward_inference``.
 """
 
 from typing import Dict, List

@@ -80,7 +80,10 @@ class DASNetDecoder(nn.Module):
         """
         x = features[-1]
         for k in range(len(features) - 2, -1, -1):
-            x = torch.cat([self.lateral[k](x), features[k]], dim=1)
+            # a level of odd size below the padding's divisor (e.g. RetinaNet's p6 = ceil(p5 / 2))
+            # upsamples one cell past the finer level: crop to it
+            height, width = features[k].shape[-2:]
+            x = torch.cat([self.lateral[k](x)[..., :height, :width], features[k]], dim=1)
         return self.to_input_size(x)
 
 
