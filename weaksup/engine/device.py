@@ -17,7 +17,7 @@ def resolve_device(cfg: CfgNode) -> str:
 
     A CUDA device falls back to the CPU when CUDA is not available. On the CPU, the cores are split
     between the local worker processes (``--num-gpus N`` runs N CPU processes), so they do not
-    oversubscribe the machine.
+    oversubscribe the machine, unless ``OMP_NUM_THREADS`` is set (then torch's count is kept).
 
     Returns:
         the device now in ``cfg.MODEL.DEVICE``.
@@ -28,7 +28,13 @@ def resolve_device(cfg: CfgNode) -> str:
         logger.info(f"MODEL.DEVICE={requested!r} requested but CUDA is not available: using CPU")
     else:
         logger.info(f"MODEL.DEVICE={cfg.MODEL.DEVICE!r}")
-    if cfg.MODEL.DEVICE == "cpu":
+    if cfg.MODEL.DEVICE == "cpu" and os.environ.get("OMP_NUM_THREADS"):
+        # the user's choice (e.g. OMP_NUM_THREADS=1 on a shared machine, where threads that wait
+        # on each other's cores make a step many times slower)
+        logger.info(
+            f"CPU training: {torch.get_num_threads()} thread(s) per process (OMP_NUM_THREADS)"
+        )
+    elif cfg.MODEL.DEVICE == "cpu":
         threads = max(1, (os.cpu_count() or 1) // max(comm.get_local_size(), 1))
         torch.set_num_threads(threads)
         logger.info(f"CPU training: {threads} thread(s) per process")

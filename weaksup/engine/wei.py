@@ -1,0 +1,392 @@
+"""Wei et al., learning to segment from image-level labels: every stage behind one command.
+
+``WEAKSUP.PIPELINE: "WeiImageLevel"``; the config is the segmentation network's
+(``SemanticSegmentor`` + ``SoftLabelSemSegFPNHead``), ``DATASETS.TRAIN`` one image-level dataset
+(:mod:`weaksup.data.datasets.image_labels`: no box or mask is ever read), ``DATASETS.TEST``
+semantic datasets. Stages, each cached under ``OUTPUT_DIR`` and resumed when interrupted:
+
+0. proposals of every training image (``proposals/``, :mod:`weaksup.pseudo.proposals`);
+1. HCP image fine-tuning (``hcp_image/``), then hypothesis fine-tuning (``hcp_hypotheses/``)
+   (:class:`~weaksup.modeling.meta_arch.HCP`, Sec. 3.1);
+2. proposal scores, cross-image refinement, localization maps and rough masks
+   (:mod:`.wei_stage2`, Sec. 3.1-3.3);
+3. one segmentation network per scheme of ``MODEL.WEI.SCHEMES`` (Tab. 1: ``AN_A``, ``SN_A``,
+   ``AN_B``, ``SN_B``; ``*_norefine`` for Tab. 3), each trained in ``<scheme>/``, evaluated on
+   ``DATASETS.TEST`` (``wei_results.json``); then the tables are printed
+   (:func:`format_wei_tables`, also ``tools/wei_table.py``).
+"""
+
+import json
+import logging
+import math
+import os
+from argparse import Namespace
+from functools import partial
+from typing import Any, Dict, List, Sequence
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.solver import get_default_optimizer_params
+from detectron2.solver.build import maybe_add_gradient_clipping
+from detectron2.utils import comm
+
+from ..config import add_weaksup_config
+from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
+from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
+from ..pseudo.proposals import PerImageFileJob, file_key, make_proposals
+from .device import resolve_device
+from .pipeline import PIPELINE_REGISTRY, stage_done, train_stage
+from .trainer import WeaksupTrainer
+from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
+
+__all__ = [
+    "WEI_SCHEMES",
+    "WeiTrainer",
+    "format_wei_tables",
+    "load_wei_results",
+    "run_wei_pipeline",
+]
+
+logger = logging.getLogger(__name__)
+
+# scheme -> (supervision, image subset): "A" localization maps (Eq. 4), "B" rough masks;
+# "all" images or "single"-label images (Sec. 4.2); *_norefine: maps without refinement (Tab. 3).
+WEI_SCHEMES = {
+    "AN_A": ("maps", "all"),
+    "SN_A": ("maps", "single"),
+    "AN_B": ("rough_masks", "all"),
+    "SN_B": ("rough_masks", "single"),
+    "AN_A_norefine": ("maps_norefine", "all"),
+    "SN_A_norefine": ("maps_norefine", "single"),
+}
+RESULTS_FILE = "wei_results.json"
+
+
+class WeiTrainer(WeaksupTrainer):
+    """:class:`WeaksupTrainer` with the paper's larger learning rate on the last layer
+    (Sec. 4.2): HCP's classifier (``MODEL.HCP.CLASSIFIER_LR_FACTOR``) or the segmentation
+    predictor (``MODEL.WEI.PREDICTOR_LR_FACTOR``)."""
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+        if cfg.MODEL.META_ARCHITECTURE == "HCP":
+            prefix, factor = "classifier.", cfg.MODEL.HCP.CLASSIFIER_LR_FACTOR
+        else:
+            prefix, factor = "sem_seg_head.predictor.", cfg.MODEL.WEI.PREDICTOR_LR_FACTOR
+        params = get_default_optimizer_params(
+            model,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+            lr_factor_func=lambda name: factor if name.startswith(prefix) else 1.0,
+        )
+        return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+            params,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        )
+
+
+def _register(name: str, records: List[Dict], **metadata) -> str:
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(**metadata)
+    return name
+
+
+def _image_level_records(name: str) -> List[Dict]:
+    records = DatasetCatalog.get(name)
+    for r in records:
+        extra = sorted(set(r) - set(IMAGE_LEVEL_KEYS))
+        if extra:
+            raise ValueError(
+                f"{name}: image {r.get('file_name')!r} carries {extra}; the Wei et al. pipeline "
+                "trains on image-level datasets only (register_image_labels)"
+            )
+    return records
+
+
+def hcp_config(cfg: CfgNode, path: str, subdir: str, dataset: str, num_classes: int) -> CfgNode:
+    """An HCP stage config: file ``path`` on ``dataset`` (no evaluation), ``C`` classes, output
+    ``<OUTPUT_DIR>/<subdir>``, device resolved for this machine."""
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(f"MODEL.WEI HCP config {path!r}: no such config file")
+    c = add_weaksup_config(get_cfg())
+    c.merge_from_file(path)
+    c.DATASETS.TRAIN = (dataset,)
+    c.DATASETS.TEST = ()
+    c.MODEL.HCP.NUM_CLASSES = num_classes
+    c.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, subdir)
+    resolve_device(c)
+    return c
+
+
+def _proposal_item(item, num: int, max_side: int, num_hyp: int, mcg_dir: str, hyp) -> None:
+    task, path = item
+    stem = os.path.splitext(os.path.basename(task.file_name))[0]
+    mcg = os.path.join(mcg_dir, stem + ".mat") if mcg_dir else None
+    make_proposals(read_image_bgr(task), path, num, max_side, num_hyp, mcg, hyp)
+
+
+def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
+    """Stage 0: a proposal file per training image (main process; resumable, parallel)."""
+    w, h = cfg.MODEL.WEI, cfg.MODEL.HCP
+    hyp = {
+        "max_iou": h.HYPOTHESIS_IOU,
+        "min_area": h.MIN_HYPOTHESIS_AREA,
+        "max_aspect_ratio": h.MAX_ASPECT_RATIO,
+    }
+    settings = dict(
+        num=w.NUM_PROPOSALS, side=w.PROPOSAL_MAX_SIDE, mcg=w.MCG_DIR, hyp=h.NUM_HYPOTHESES, **hyp
+    )
+    out = [
+        {**r, "proposal_file": os.path.join(folder, file_key(r["image_id"]) + ".npz")}
+        for r in records
+    ]
+    if comm.is_main_process():
+        prepare_dir(folder, settings)
+        # ImageTask: the image to read, size-checked against the record
+        items = [
+            (ImageTask(r["image_id"], r["file_name"], r["height"], r["width"], (), ()), path)
+            for r, path in ((r, r["proposal_file"]) for r in out)
+        ]
+        fn = partial(
+            _proposal_item,
+            num=w.NUM_PROPOSALS,
+            max_side=w.PROPOSAL_MAX_SIDE,
+            num_hyp=h.NUM_HYPOTHESES,
+            mcg_dir=w.MCG_DIR,
+            hyp=hyp,
+        )
+        job = PerImageFileJob(fn, lambda item: item[1], "proposals")
+        n = job.run(items, num_workers=w.NUM_WORKERS)
+        logger.info(
+            f"stage 0: proposals of {len(items)} images, {n} computed, {len(items) - n} reused"
+        )
+    comm.synchronize()
+    return out
+
+
+def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
+    """Stage 1: HCP image fine-tuning, then hypothesis fine-tuning; returns the latter's config."""
+    cfg_img = hcp_config(cfg, cfg.MODEL.WEI.HCP_IMAGE_CONFIG, "hcp_image", train_name, num_classes)
+    cfg_img.MODEL.HCP.MODE = "image"
+    cfg_img.freeze()
+    if stage_done(cfg_img.OUTPUT_DIR):
+        logger.info(f"stage 1a: skipped, found {cfg_img.OUTPUT_DIR}/model_final.pth")
+    else:
+        logger.info("stage 1a: HCP image fine-tuning")
+        train_stage(WeiTrainer, cfg_img, "stage 1a")
+    comm.synchronize()
+    cfg_hyp = hcp_config(
+        cfg, cfg.MODEL.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", train_name, num_classes
+    )
+    cfg_hyp.MODEL.HCP.MODE = "hypotheses"
+    cfg_hyp.MODEL.WEIGHTS = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
+    cfg_hyp.freeze()
+    if stage_done(cfg_hyp.OUTPUT_DIR):
+        logger.info(f"stage 1b: skipped, found {cfg_hyp.OUTPUT_DIR}/model_final.pth")
+    else:
+        logger.info("stage 1b: HCP hypothesis fine-tuning")
+        train_stage(WeiTrainer, cfg_hyp, "stage 1b")
+    comm.synchronize()
+    return cfg_hyp
+
+
+def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str, str]:
+    """Stage 2 (:mod:`.wei_stage2`); returns the folders of maps / rough masks."""
+    w = cfg.MODEL.WEI
+    weights = os.path.join(cfg_hcp.OUTPUT_DIR, "model_final.pth")
+    stat = os.stat(weights)
+    score_settings = {
+        "weights": os.path.abspath(weights),
+        "weights_stat": [stat.st_size, stat.st_mtime_ns],
+        "thresh": w.SCORE_THRESH,
+        "min_candidates": w.MIN_CANDIDATES,
+        "test_size": [cfg_hcp.INPUT.MIN_SIZE_TEST, cfg_hcp.INPUT.MAX_SIZE_TEST],
+    }
+    score_dir = os.path.join(cfg.OUTPUT_DIR, "scores")
+    if comm.is_main_process():
+        prepare_dir(score_dir, score_settings)
+    comm.synchronize()
+    model = WeiTrainer.build_model(cfg_hcp)
+    DetectionCheckpointer(model).load(weights)
+    score_proposals(cfg_hcp, model, records, score_dir, w.SCORE_THRESH, w.MIN_CANDIDATES)
+    del model
+    names = ["maps", "rough_masks"] + (["maps_norefine"] if w.ABLATION else [])
+    out_dirs = {n: os.path.join(cfg.OUTPUT_DIR, n) for n in names}
+    if comm.is_main_process():
+        settings = dict(
+            score_settings,
+            energy=w.PCA_ENERGY,
+            keep=w.REFINE_KEEP,
+            order=w.REFINE_ORDER,
+            top_k=w.ROUGH_TOP_K,
+            images=sorted(file_key(r["image_id"]) for r in records),
+        )
+        for folder in out_dirs.values():
+            prepare_dir(folder, settings)
+        refinement = refine(
+            records,
+            score_dir,
+            w.SCORE_THRESH,
+            w.MIN_CANDIDATES,
+            w.PCA_ENERGY,
+            w.REFINE_KEEP,
+            w.REFINE_ORDER,
+        )
+        write_json_atomic(refinement, os.path.join(out_dirs["maps"], "refinement.json"))
+        write_maps_and_masks(records, refinement, score_dir, out_dirs, w.ROUGH_TOP_K, w.NUM_WORKERS)
+    comm.synchronize()
+    return out_dirs
+
+
+def scheme_records(records: List[Dict], scheme: str, out_dirs: Dict[str, str]) -> List[Dict]:
+    """Training records of ``scheme`` (:data:`WEI_SCHEMES`)."""
+    source, subset = WEI_SCHEMES[scheme]
+    if subset == "single":
+        records = single_label_records(records)
+    key = "sem_seg_file_name" if source == "rough_masks" else "localization_map_file"
+    ext = ".png" if source == "rough_masks" else ".npz"
+    return [
+        {
+            "file_name": r["file_name"],
+            "height": r["height"],
+            "width": r["width"],
+            "image_id": r["image_id"],
+            key: os.path.join(out_dirs[source], file_key(r["image_id"]) + ext),
+        }
+        for r in records
+    ]
+
+
+def _schemes(cfg: CfgNode) -> List[str]:
+    schemes = list(cfg.MODEL.WEI.SCHEMES)
+    unknown = [s for s in schemes if s not in WEI_SCHEMES]
+    if unknown:
+        raise ValueError(f"MODEL.WEI.SCHEMES: unknown {unknown}; known: {list(WEI_SCHEMES)}")
+    if cfg.MODEL.WEI.ABLATION:
+        schemes += [s + "_norefine" for s in schemes if s.endswith("_A")]
+    return schemes
+
+
+def _check_test_classes(cfg: CfgNode, stuff: Sequence[str]) -> None:
+    for name in cfg.DATASETS.TEST:
+        got = list(MetadataCatalog.get(name).get("stuff_classes", []))
+        if got != list(stuff):
+            raise ValueError(
+                f"test dataset {name} has stuff_classes {got}; the training classes give {stuff}"
+            )
+
+
+@PIPELINE_REGISTRY.register("WeiImageLevel")
+def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
+    """Stages 0-3 with caching (module docstring); returns ``{scheme: evaluation results}``."""
+    if len(cfg.DATASETS.TRAIN) != 1:
+        raise ValueError(f"DATASETS.TRAIN must name one image-level dataset: {cfg.DATASETS.TRAIN}")
+    train_name = cfg.DATASETS.TRAIN[0]
+    classes = list(MetadataCatalog.get(train_name).thing_classes)
+    stuff = ["background"] + classes
+    _check_test_classes(cfg, stuff)
+    schemes = _schemes(cfg)
+    records = run_proposals(
+        cfg, _image_level_records(train_name), os.path.join(cfg.OUTPUT_DIR, "proposals")
+    )
+    hcp_train = _register(train_name + "_wei_proposals", records, thing_classes=classes)
+    cfg_hcp = run_hcp(cfg, hcp_train, len(classes))
+    out_dirs = run_stage2(cfg, cfg_hcp, records)
+    results = {}
+    for scheme in schemes:
+        cfg_s = cfg.clone()
+        cfg_s.defrost()
+        name = _register(
+            f"{train_name}_wei_{scheme}",
+            scheme_records(records, scheme, out_dirs),
+            stuff_classes=stuff,
+            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+        )
+        cfg_s.DATASETS.TRAIN = (name,)
+        cfg_s.MODEL.SEM_SEG_HEAD.NUM_CLASSES = len(stuff)
+        cfg_s.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, scheme)
+        cfg_s.freeze()
+        path = os.path.join(cfg_s.OUTPUT_DIR, RESULTS_FILE)
+        if stage_done(cfg_s.OUTPUT_DIR) and os.path.isfile(path):
+            logger.info(f"stage 3 ({scheme}): skipped, found {path}")
+            with open(path) as f:
+                results[scheme] = json.load(f)
+            continue
+        logger.info(f"stage 3 ({scheme}): {len(DatasetCatalog.get(name))} training images")
+        res = train_stage(WeiTrainer, cfg_s, f"stage 3 ({scheme})")
+        if comm.is_main_process():
+            write_json_atomic(res, path)
+        results[scheme] = res
+    comm.synchronize()
+    if comm.is_main_process():
+        tables = format_wei_tables(results, stuff)
+        logger.info("Wei et al. results:\n" + tables)
+        print(tables, flush=True)
+    return results
+
+
+def load_wei_results(output_dir: str) -> Dict[str, Any]:
+    """The evaluation results of every scheme trained under ``output_dir``."""
+    out = {}
+    for scheme in WEI_SCHEMES:
+        path = os.path.join(output_dir, scheme, RESULTS_FILE)
+        if os.path.isfile(path):
+            with open(path) as f:
+                out[scheme] = json.load(f)
+    return out
+
+
+def _sem_seg(res: Dict[str, Any]) -> Dict[str, float]:
+    """The ``sem_seg`` metrics of one scheme (the first test dataset's when there are several)."""
+    if "sem_seg" in res:
+        return res["sem_seg"]
+    for v in res.values():
+        if isinstance(v, dict) and "sem_seg" in v:
+            return v["sem_seg"]
+    return {}
+
+
+def _table(title: str, columns: List[str], results: Dict[str, Any], stuff: Sequence[str]) -> str:
+    rows = [f"{title}", "| class | " + " | ".join(columns) + " |"]
+    rows.append("|---" * (len(columns) + 1) + "|")
+    metrics = {c: _sem_seg(results.get(c, {})) for c in columns}
+
+    def cell(value):
+        return (
+            "-"
+            if value is None or (isinstance(value, float) and math.isnan(value))
+            else f"{value:.1f}"
+        )
+
+    for name in list(stuff) + ["mIoU"]:
+        key = "mIoU" if name == "mIoU" else f"IoU-{name}"
+        rows.append(f"| {name} | " + " | ".join(cell(metrics[c].get(key)) for c in columns) + " |")
+    return "\n".join(rows)
+
+
+def format_wei_tables(results: Dict[str, Any], stuff: Sequence[str]) -> str:
+    """Tab. 1 (IoU per class and mIoU of AN_A, SN_A, AN_B, SN_B) and Tab. 3 (the *_A schemes
+    without / with the cross-image refinement) as markdown; missing schemes are left out."""
+    t1 = [s for s in ("AN_A", "SN_A", "AN_B", "SN_B") if s in results]
+    out = [_table("Table 1: IoU (%) per training scheme", t1, results, stuff)]
+    t3 = []
+    for s in ("AN_A", "SN_A"):
+        if s in results and s + "_norefine" in results:
+            t3 += [s + "_norefine", s]
+    if t3:
+        out.append(
+            _table(
+                "Table 3: without (*_norefine) / with cross-image refinement", t3, results, stuff
+            )
+        )
+    return "\n\n".join(out)

@@ -1,0 +1,231 @@
+"""Wei et al. stage 2: localization maps and rough masks from the HCP network (Sec. 3.1-3.3).
+
+1. :func:`score_proposals`: every proposal of every training image through HCP: softmax scores
+   ``(K, C)`` and, for the candidates (confidence > ``SCORE_THRESH`` of a ground-truth label),
+   penultimate features; one ``scores/<key>.npz`` per image, images sharded over the processes
+   of the job, done images skipped (resume), progress bar.
+2. :func:`refine`: PCA of all candidate features (``PCA_ENERGY``), then Eq. 1 per class across
+   the images with that label (:func:`weaksup.pseudo.localization.cross_image_refinement`):
+   ``refinement.json`` holds, per image and label, the kept candidates and all candidates (the
+   "without refinement" ablation).
+3. :func:`write_maps_and_masks`: per image (worker processes, resume, progress bar)
+   ``maps/<key>.npz`` (Eq. 2, compressed, float16), ``maps_norefine/<key>.npz`` and
+   ``rough_masks/<key>.png`` (Eq. 5 and the overlap rule; 0 background, class + 1).
+
+Each step's folder holds a ``job.json`` fingerprint of its inputs and settings; a folder made with
+other ones is emptied first, so stale files are never reused.
+"""
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+from typing import Any, Dict, List, Sequence
+
+import cv2
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.utils import comm
+from tqdm import tqdm
+
+from ..pseudo.job import write_atomic, write_json_atomic
+from ..pseudo.localization import (
+    cross_image_refinement,
+    fit_pca,
+    localization_maps,
+    pca_project,
+    region_means,
+    rough_mask,
+    select_candidates,
+    top_regions,
+)
+from ..pseudo.proposals import PerImageFileJob, file_key, load_proposals
+
+__all__ = ["prepare_dir", "refine", "score_proposals", "write_maps_and_masks"]
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_dir(folder: str, settings: Dict[str, Any]) -> None:
+    """Create ``folder`` for a step with ``settings``; empty it if it holds another step's files
+    (``job.json`` fingerprint). Main process only."""
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    meta = os.path.join(folder, "job.json")
+    if os.path.isfile(meta):
+        with open(meta) as f:
+            if json.load(f).get("fingerprint") == fingerprint:
+                return
+        logger.info(f"{folder} holds files made with other inputs or settings: removed")
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic({"fingerprint": fingerprint, "settings": settings}, meta)
+
+
+def _candidates(scores: np.ndarray, labels: Sequence[int], thresh: float, min_candidates: int):
+    """Sec. 3.1's candidates per label, at least ``min_candidates`` (most confident first) when
+    fewer pass the threshold."""
+    cands = select_candidates(scores, labels, thresh)
+    for k in labels:
+        if len(cands[k]) < min_candidates:
+            cands[k] = np.argsort(-scores[:, k], kind="stable")[:min_candidates]
+    return cands
+
+
+@torch.no_grad()
+def score_proposals(
+    cfg_hcp: CfgNode, model, records: List[Dict], score_dir: str, thresh: float, min_cands: int
+) -> None:
+    """Step 1 (module docstring), in every process of the job."""
+    model.eval()
+    aug = T.ResizeShortestEdge(cfg_hcp.INPUT.MIN_SIZE_TEST, cfg_hcp.INPUT.MAX_SIZE_TEST)
+    mine = records[comm.get_rank() :: comm.get_world_size()]
+    path = lambda r: os.path.join(score_dir, file_key(r["image_id"]) + ".npz")  # noqa: E731
+    todo = [r for r in mine if not os.path.isfile(path(r))]
+    logger.info(f"Scoring proposals: {len(mine) - len(todo)} of {len(mine)} images already done")
+    for r in tqdm(todo, desc=f"HCP scores [{comm.get_rank()}]", unit="img"):
+        props = load_proposals(r["proposal_file"])
+        image = utils.read_image(r["file_name"], format=cfg_hcp.INPUT.FORMAT)
+        utils.check_image_size(r, image)
+        aug_input = T.AugInput(image, boxes=props["boxes"].astype(np.float64))
+        aug(aug_input)
+        tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+        scores, feats = model.score_hypotheses(tensor, torch.as_tensor(aug_input.boxes))
+        scores, feats = scores.cpu().numpy(), feats.cpu().numpy()
+        cands = _candidates(scores, r["image_labels"], thresh, min_cands)
+        index = np.unique(np.concatenate([c for c in cands.values()] + [np.zeros(0, np.int64)]))
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            scores=scores.astype(np.float32),
+            feature_index=index.astype(np.int64),
+            features=feats[index].astype(np.float16),
+        )
+        write_atomic(buf.getvalue(), path(r))
+    comm.synchronize()
+
+
+def refine(
+    records: List[Dict],
+    score_dir: str,
+    thresh: float,
+    min_cands: int,
+    energy: float,
+    keep: float,
+    order: str,
+) -> Dict[str, Any]:
+    """Step 2 (module docstring). Returns ``{"refined": {key: {label: [proposal indices]}},
+    "all": {...}, "pca": {"dims_in", "dims_out", "energy"}}``."""
+    cands, feats, confs = {}, {}, {}
+    for r in records:
+        key = file_key(r["image_id"])
+        with np.load(os.path.join(score_dir, key + ".npz")) as z:
+            scores, index, f = z["scores"], z["feature_index"], z["features"].astype(np.float64)
+        cands[key] = _candidates(scores, r["image_labels"], thresh, min_cands)
+        row = {int(p): i for i, p in enumerate(index)}
+        feats[key] = {k: f[[row[int(p)] for p in c]] for k, c in cands[key].items()}
+        confs[key] = {k: scores[c, k] for k, c in cands[key].items()}
+    stacked = [f for per in feats.values() for f in per.values() if len(f)]
+    if not stacked:
+        raise RuntimeError("no proposal candidate in any training image; is the HCP trained?")
+    all_feats = np.concatenate(stacked)
+    mean, comps = fit_pca(all_feats, energy)
+    centred = all_feats - all_feats.mean(axis=0)
+    total = float((centred**2).sum())
+    kept_energy = float(((centred @ comps) ** 2).sum() / total) if total > 0 else 1.0
+    logger.info(
+        f"Refinement PCA: {all_feats.shape[1]} -> {comps.shape[1]} dims, "
+        f"{100 * kept_energy:.1f}% of the energy of {len(all_feats)} candidate features"
+    )
+    refined = {key: {} for key in cands}
+    classes = sorted({k for per in cands.values() for k in per})
+    for k in classes:
+        keys = [key for key in cands if k in cands[key]]
+        kept = cross_image_refinement(
+            {key: pca_project(feats[key][k], mean, comps) for key in keys},
+            keep_fraction=keep,
+            order=order,
+            confidences={key: confs[key][k] for key in keys},
+        )
+        for key in keys:
+            refined[key][k] = cands[key][k][kept[key]]
+    as_lists = lambda d: {  # noqa: E731
+        key: {str(k): [int(i) for i in v] for k, v in per.items()} for key, per in d.items()
+    }
+    return {
+        "refined": as_lists(refined),
+        "all": as_lists(cands),
+        "pca": {"dims_in": all_feats.shape[1], "dims_out": comps.shape[1], "energy": kept_energy},
+    }
+
+
+def _save_maps(path: str, maps: np.ndarray, labels: Sequence[int]) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, maps=maps.astype(np.float16), labels=np.asarray(labels, np.int64))
+    write_atomic(buf.getvalue(), path)
+
+
+def _image_maps_and_masks(item: Dict[str, Any], top_k: int) -> None:
+    """One image of step 3; the rough mask (the completion marker) is written last."""
+    props = load_proposals(item["proposal_file"])
+    cs = props["candidates"]
+    h, w = cs.image_size
+    labels = item["labels"]
+    with np.load(item["score_file"]) as z:
+        scores = z["scores"]
+    if item.get("maps_norefine"):
+        norefine = localization_maps([cs.masks(item["all"][k]) for k in labels], h, w)
+        _save_maps(item["maps_norefine"], norefine, labels)
+    maps = localization_maps([cs.masks(item["refined"][k]) for k in labels], h, w)
+    _save_maps(item["maps"], maps, labels)
+    class_masks = []
+    for l, k in enumerate(labels):
+        v = scores[:, k] + region_means(cs, maps[l + 1])  # Eq. 5
+        class_masks.append(cs.masks(top_regions(v, top_k)).any(axis=0))
+    ok, png = cv2.imencode(".png", rough_mask(maps, class_masks, labels))
+    if not ok:
+        raise RuntimeError(f"cannot encode the rough mask of {item['proposal_file']}")
+    write_atomic(png.tobytes(), item["rough_mask"])
+
+
+def write_maps_and_masks(
+    records: List[Dict],
+    refinement: Dict[str, Any],
+    score_dir: str,
+    out_dirs: Dict[str, str],
+    top_k: int,
+    num_workers: int,
+) -> None:
+    """Step 3 (module docstring), main process. ``out_dirs``: ``maps``, ``rough_masks`` and,
+    for the ablation, ``maps_norefine``."""
+    items = []
+    for r in records:
+        key = file_key(r["image_id"])
+        items.append(
+            {
+                "proposal_file": r["proposal_file"],
+                "score_file": os.path.join(score_dir, key + ".npz"),
+                "labels": list(r["image_labels"]),
+                "refined": {int(k): v for k, v in refinement["refined"][key].items()},
+                "all": {int(k): v for k, v in refinement["all"][key].items()},
+                "maps": os.path.join(out_dirs["maps"], key + ".npz"),
+                "maps_norefine": (
+                    os.path.join(out_dirs["maps_norefine"], key + ".npz")
+                    if "maps_norefine" in out_dirs
+                    else ""
+                ),
+                "rough_mask": os.path.join(out_dirs["rough_masks"], key + ".png"),
+            }
+        )
+    job = PerImageFileJob(
+        functools.partial(_image_maps_and_masks, top_k=top_k),
+        lambda it: it["rough_mask"],
+        "maps + rough masks",
+    )
+    n = job.run(items, num_workers=num_workers)
+    logger.info(f"Localization maps and rough masks: {n} images computed, {len(items) - n} reused")
