@@ -53,18 +53,19 @@ def _tiny_model_cfg():
     return cfg
 
 
+def _register_boxonly(name, n):
+    """The first ``n`` PennFudan images with boxes only, registered as ``name``."""
+    records, _ = pennfudan_records(n)
+    boxonly = [
+        {**r, "annotations": [{k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]]}
+        for r in records
+    ]  # fmt: skip
+    register_dataset(name, boxonly, ["person"])
+
+
 def test_generate_resume_and_read_back(tmp_path, monkeypatch):
     records, gt_masks = pennfudan_records(5)
-    boxonly = [
-        {
-            **r,
-            "annotations": [
-                {k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]
-            ],
-        }
-        for r in records
-    ]
-    register_dataset("boxcaseg_test_boxonly", boxonly, ["person"])
+    _register_boxonly("boxcaseg_test_boxonly", 5)
     register_dataset("boxcaseg_test_gt", records, ["person"])
     cfg = _tiny_model_cfg()
     torch.manual_seed(0)
@@ -131,3 +132,55 @@ def test_generate_resume_and_read_back(tmp_path, monkeypatch):
     assert report["drop rate"] == pytest.approx(
         100 * (1 - np.mean([a["mask_valid"] for a in anns]))
     )
+
+
+def _generate_sharded(weights, out_dir):
+    """Stage 2 in this process of the job (1 or 2 gloo ranks), the same model in each; records
+    how many images this process segmented."""
+    import os
+
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.utils import comm
+
+    torch.set_num_threads(1)  # same kernels (and float sums) in every process
+    _register_boxonly("boxcaseg_test_shards", 5)
+    model = build_model(_tiny_model_cfg())
+    DetectionCheckpointer(model).load(weights)
+    inferred = []
+    real = model.inference
+    model.inference = lambda x: inferred.append(len(x)) or real(x)
+    world, rank = comm.get_world_size(), comm.get_rank()
+    out = os.path.join(out_dir, f"world{world}.json")
+    generate_proxy_masks(
+        _tiny_model_cfg(), model, "boxcaseg_test_shards", out, weights=weights, shard_size=1,
+        progress=False,
+    )  # fmt: skip
+    with open(os.path.join(out_dir, f"world{world}-rank{rank}.txt"), "w") as f:
+        f.write(str(sum(inferred)))
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_proxy_masks(tmp_path):
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.engine import launch
+
+    torch.manual_seed(0)
+    DetectionCheckpointer(build_model(_tiny_model_cfg()), save_dir=str(tmp_path)).save("tiny")
+    weights = str(tmp_path / "tiny.pth")
+    threads = torch.get_num_threads()
+    try:
+        _generate_sharded(weights, str(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    launch(_generate_sharded, 2, dist_url="auto", args=(weights, str(tmp_path)))
+
+    # 5 images in 5 shards: rank 0 segments shards 0, 2, 4 and rank 1 shards 1, 3, none twice
+    assert [(tmp_path / f"world2-rank{r}.txt").read_text() for r in (0, 1)] == ["3", "2"]
+    assert (tmp_path / "world1-rank0.txt").read_text() == "5"
+    single = json.loads((tmp_path / "world1.json").read_text())
+    sharded = json.loads((tmp_path / "world2.json").read_text())
+    anns = single["annotations"]
+    assert len(anns) == sum(len(r["annotations"]) for r in pennfudan_records(5)[0])
+    assert len({a["area"] for a in anns}) == len(anns)  # real, distinct masks
+    assert sharded["annotations"] == anns and sharded["images"] == single["images"]
+    assert not (tmp_path / "world2.json.work").exists()

@@ -1,6 +1,7 @@
 """Trainer pieces and hooks of weaksup."""
 
 from .boxcaseg import BoxCasegTrainer, run_boxcaseg_pipeline
+from .boxsup import BoxSupLabelUpdate
 from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .device import resolve_device
@@ -14,6 +15,7 @@ from .trainer import WeaksupTrainer
 __all__ = [
     "AtomicDetectionCheckpointer",
     "BoxCasegTrainer",
+    "BoxSupLabelUpdate",
     "PIPELINE_REGISTRY",
     "HOOK_REGISTRY",
     "LossCurve",

@@ -1,0 +1,156 @@
+"""BoxSup label update (weaksup.pseudo.boxsup): cost, top-k sampling, one candidate per box,
+overlaps, the candidate cache, and semi-supervised images (never re-labelled)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import pennfudan_records
+from weaksup.pseudo import best_candidate_for_box, candidate_segments
+from weaksup.pseudo.boxsup import (
+    label_confusion,
+    miou_from_confusion,
+    overlap_cost,
+    paint_label_map,
+    regression_cost,
+    sample_top_k,
+    select_segments,
+)
+from weaksup.pseudo.candidate_cache import load_candidates, load_or_make_candidates, save_candidates
+from weaksup.pseudo.candidates import CandidateSet
+
+BOX = [10.0, 10.0, 30.0, 30.0]
+
+
+def grid_candidates() -> CandidateSet:
+    """A 40x40 image of 4x4 superpixels (10x10 px blocks, ids row-major) and six candidates:
+    c0 the box exactly, c1 its top half, c2 everything, c3 a block outside the box, c4 one block of
+    the box, c5 three blocks of the box (same tight box as c0, fewer pixels inside)."""
+    sp = np.repeat(np.repeat(np.arange(16).reshape(4, 4), 10, axis=0), 10, axis=1)
+    labels = [[5, 6, 9, 10], [5, 6], list(range(16)), [0], [5], [5, 6, 9]]
+    return CandidateSet(
+        sp.astype(np.int32), [np.array(l) for l in labels], np.zeros(len(labels)), (40, 40)
+    )
+
+
+def test_overlap_cost_on_hand_built_candidates():
+    cands = grid_candidates()
+    np.testing.assert_allclose(overlap_cost(cands.boxes(), BOX), [0, 0.5, 0.75, 1, 0.75, 0])
+
+
+def _brute_force_e_r(log_probs, mask, box, category, clip):
+    """Cross-entropy of the whole image labelled 'mask (clipped) -> class, all else background',
+    less the same image labelled all background outside the box (a constant), per box pixel."""
+    h, w = mask.shape
+    inside = np.zeros((h, w), bool)
+    inside[int(box[1]) : int(box[3]), int(box[0]) : int(box[2])] = True
+    fg = mask & inside if clip else mask
+    label = np.where(fg, category + 1, 0)
+    ce = -np.take_along_axis(log_probs, label[None], axis=0)[0]
+    return (ce.sum() + log_probs[0][~inside].sum()) / inside.sum()
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_regression_cost_equals_the_pixel_loss_of_the_labelling(clip):
+    cands = grid_candidates()
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 40, 40))
+    log_probs = logits - np.log(np.exp(logits).sum(axis=0, keepdims=True))
+    e_r = regression_cost(
+        log_probs, cands.superpixels, cands.membership(), BOX, 1, (40, 40), clip_to_box=clip
+    )
+    expected = [_brute_force_e_r(log_probs, m, BOX, 1, clip) for m in cands.masks()]
+    np.testing.assert_allclose(e_r, expected, rtol=1e-10)
+
+
+def test_top_k_sampling_draws_among_the_k_cheapest():
+    costs = np.array([0.9, 0.1, 0.5, np.inf, 0.3, 0.2, 0.7])
+    seen = set()
+    for seed in range(200):
+        index, pool = sample_top_k(costs, 5, np.random.default_rng(seed))
+        assert pool.tolist() == [1, 5, 4, 2, 6]  # cheapest first
+        assert index in pool and 1 in pool  # the lowest cost is always among the sampled
+        seen.add(index)
+    assert seen == {1, 5, 4, 2, 6}  # uniform over the pool: all of them drawn in 200 tries
+    # k = 1 ('w/o sampling') is deterministic, whatever the random state
+    assert {sample_top_k(costs, 1, np.random.default_rng(s))[0] for s in range(50)} == {1}
+    # +inf (forbidden) is never drawn while a finite cost exists, even with k > #finite
+    assert 3 not in sample_top_k(costs, 7, np.random.default_rng(0))[1]
+    # ties: higher tiebreak first, then lower index
+    assert sample_top_k(np.zeros(3), 1, None, tiebreak=np.array([1, 5, 5]))[0] == 1
+    with pytest.raises(ValueError, match="k >= 1"):
+        sample_top_k(costs, 0, np.random.default_rng(0))
+
+
+def test_each_box_activates_exactly_one_candidate_and_network_feedback_moves_it():
+    cands = grid_candidates()
+    rng = np.random.default_rng(0)
+    # E_o alone, k = 1: the exact box (c0) beats c5 (same tight box, fewer pixels inside)
+    (sel,) = select_segments(cands, np.array([BOX]), [0], rng, top_k=1)
+    assert sel.index == 0 and sel.e_o == 0 and sel.pool.tolist() == [0]
+    np.testing.assert_array_equal(sel.mask, cands.masks([0])[0])
+    # a network sure that only the top half of the box is the object: E_r picks c1
+    log_probs = np.log(np.stack([np.full((40, 40), 0.99), np.full((40, 40), 0.01)]))
+    log_probs[:, 10:20, 10:30] = np.log([0.01, 0.99])[:, None, None]
+    (sel,) = select_segments(cands, np.array([BOX]), [0], rng, top_k=1, log_probs=log_probs)
+    assert sel.index == 1
+    # k = 5 draws 5 distinct candidates for the box; c3 (no pixel in the box) is never one
+    for seed in range(20):
+        (sel,) = select_segments(cands, np.array([BOX]), [0], np.random.default_rng(seed))
+        assert sel.index in sel.pool and 3 not in sel.pool and len(sel.pool) == 5
+        assert sel.mask.any() and not sel.mask[:10].any() and not sel.mask[30:].any()  # clipped
+
+
+def test_overlaps_go_to_the_smaller_segment():
+    small = np.zeros((40, 40), bool)
+    small[10:20, 10:20] = True
+    large = np.zeros((40, 40), bool)
+    large[5:35, 5:35] = True
+    label, merged = paint_label_map([large, small], [0, 1], (40, 40))
+    assert (label[small] == 2).all() and (label[large & ~small] == 1).all()
+    assert (label[~large] == 0).all()
+    assert not (merged[0] & merged[1]).any()
+
+
+def test_on_a_real_image_one_clipped_candidate_per_box(shared_data):
+    records, gt_masks = pennfudan_records(1)
+    import cv2
+
+    image = cv2.imread(records[0]["file_name"])
+    cands = candidate_segments(image, num_candidates=150, max_side=96)
+    boxes = np.array([a["bbox"] for a in records[0]["annotations"]], dtype=np.float64)
+    sels = select_segments(cands, boxes, [0] * len(boxes), np.random.default_rng(0), top_k=1)
+    assert len(sels) == len(boxes)
+    h, w = image.shape[:2]
+    for sel, box in zip(sels, boxes):
+        # k = 1 on E_o is the engine's best candidate for the box (same cost, same tie-break)
+        assert sel.index == best_candidate_for_box(cands, box)
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        outside = sel.mask.copy()
+        outside[y0:y1, x0:x1] = False
+        assert sel.mask.any() and not outside.any()
+    label, _ = paint_label_map([s.mask for s in sels], [0] * len(sels), (h, w))
+    gt = np.any(gt_masks[0], axis=0).astype(np.uint8)
+    conf = label_confusion(label, gt, 2)
+    assert conf.sum() == h * w and 30 < miou_from_confusion(conf) <= 100
+
+
+def test_candidate_cache_round_trip_and_bad_file(tmp_path):
+    cands = grid_candidates()
+    path = str(tmp_path / "c.npz")
+    save_candidates(cands, path)
+    back = load_candidates(path)
+    np.testing.assert_array_equal(back.superpixels, cands.superpixels)
+    assert [l.tolist() for l in back.labels] == [l.tolist() for l in cands.labels]
+    assert back.image_size == (40, 40)
+    calls = []
+    again = load_or_make_candidates(lambda: calls.append(1), "x.png", 40, 40, path)
+    assert not calls and len(again) == 6  # cached: the image is not even read
+    with pytest.raises(ValueError, match="x.png is 50x40"):
+        load_or_make_candidates(lambda: None, "x.png", 40, 50, path)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        load_candidates(str(tmp_path / "bad.npz"))
+    with pytest.raises(FileNotFoundError, match="mcg/x.mat"):
+        load_or_make_candidates(lambda: None, "x.png", 40, 40, path, mcg_dir=str(tmp_path / "mcg"))
