@@ -94,5 +94,9 @@ def test_registered_builder_follows_mask_on(nuts, tmp_path):
     cfg.WEAKSUP.EVALUATORS = ["coco"]
     cfg.MODEL.MASK_ON = False
     evaluator = build_evaluators(cfg, DATASET, str(tmp_path))
-    assert isinstance(evaluator, FasterCOCOEvaluator) and evaluator._tasks == ("bbox",)
-    assert evaluator._use_fast_impl
+    assert isinstance(evaluator, FasterCOCOEvaluator) and evaluator._use_fast_impl
+    # without MASK_ON the predictions decide: boxes only, or boxes and masks (Hybrid's small
+    # branch segments its detections with GrabCut)
+    assert evaluator._tasks is None
+    assert evaluator._tasks_from_predictions([{"bbox": [0, 0, 1, 1]}]) == ["bbox"]
+    assert evaluator._tasks_from_predictions([{"segmentation": {}}]) == ["bbox", "segm"]

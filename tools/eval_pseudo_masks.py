@@ -27,9 +27,9 @@ from weaksup.data.datasets import check_annotation_file
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo.geometry import box_agreement
+from weaksup.pseudo.validity import validity_statistics
 
 SIZES = OrderedDict(small=(0, 32**2), medium=(32**2, 96**2), large=(96**2, float("inf")))
-HYBRID_SMALL_AREA = 64 * 64  # Hybrid Sec. 1: "less than 64 x 64 pixels"
 QUALITY_KEYS = ("mIoU*", "IoU@50", "IoU@75")
 
 
@@ -116,18 +116,7 @@ def pseudo_mask_report(
             continue
         q = summarize_mask_quality(ious[sel], fields["classes"][sel])
         rows.append([name, int(sel.sum()), ious[sel].mean() * 100] + [q[k] for k in QUALITY_KEYS])
-    invalid, small = ~fields["valid"], fields["box_area"] < HYBRID_SMALL_AREA
-    stats = OrderedDict()
-    stats["invalid %"] = invalid.mean() * 100
-    stats["invalid among small boxes (< 64x64) %"] = _share(invalid, small)
-    stats["invalid among large boxes (>= 64x64) %"] = _share(invalid, ~small)
-    stats["small among invalid %"] = _share(small, invalid)
-    stats["flagged unusable in the file %"] = fields["flagged"].mean() * 100
-    return rows, stats
-
-
-def _share(a: np.ndarray, within: np.ndarray) -> float:
-    return float(a[within].mean() * 100) if within.any() else float("nan")
+    return rows, validity_statistics(fields["valid"], fields["box_area"], fields["flagged"])
 
 
 def main(argv: Optional[List[str]] = None) -> Tuple[List[List[Any]], "OrderedDict[str, float]"]:

@@ -36,16 +36,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import pycocotools.mask as mask_util
-from detectron2.data import DatasetCatalog
-from detectron2.data.datasets.coco import convert_to_coco_dict
-from detectron2.structures import BoxMode
 from detectron2.utils.logger import setup_logger
 
-from weaksup.data.datasets import check_annotation_file, sanitize_dataset_dicts
+from weaksup.data.datasets import check_annotation_file
+from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import METHODS, PseudoMaskConfig
 from weaksup.pseudo.job import (
-    ImageTask,
     PseudoMaskJob,
     pseudo_mask_json,
     read_image_bgr,
@@ -122,15 +119,8 @@ def config_from_args(args: argparse.Namespace) -> PseudoMaskConfig:
 
 def load_input(args: argparse.Namespace) -> Tuple[Dict[str, Any], str, str]:
     """The input as a COCO dict, a name for messages, and the image root."""
-    if args.dataset:  # Detectron2's converter: absolute file names, annotation ids 1..N ...
-        coco = convert_to_coco_dict(args.dataset)
-        annotations = [
-            a for r in DatasetCatalog.get(args.dataset) for a in r.get("annotations", [])
-        ]
-        if annotations and all("id" in a for a in annotations):  # ... or the loader's own ids
-            for coco_ann, ann in zip(coco["annotations"], annotations):
-                coco_ann["id"] = ann["id"]
-        return coco, f"dataset {args.dataset!r}", ""
+    if args.dataset:
+        return dataset_coco(args.dataset), f"dataset {args.dataset!r}", ""
     check_annotation_file(args.input_json)
     with open(args.input_json) as f:
         try:
@@ -141,55 +131,6 @@ def load_input(args: argparse.Namespace) -> Tuple[Dict[str, Any], str, str]:
         if key not in coco:
             raise ValueError(f"{args.input_json}: no {key!r}: not a COCO instances json")
     return coco, args.input_json, args.image_root
-
-
-def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[ImageTask]:
-    """One :class:`ImageTask` per image: boxes sanitized as by every weaksup loader, ground-truth
-    segmentations not copied (no method can see them)."""
-    records = {
-        img["id"]: {
-            "image_id": img["id"],
-            "file_name": os.path.join(image_root, img["file_name"]),
-            "height": img["height"],
-            "width": img["width"],
-            "annotations": [],
-        }
-        for img in coco["images"]
-    }
-    if len(records) != len(coco["images"]):
-        raise ValueError(f"{source}: duplicate image ids")
-    seen = set()
-    for ann in coco["annotations"]:
-        if "id" not in ann or ann["id"] in seen:
-            raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
-        seen.add(ann["id"])
-        if ann["image_id"] not in records:
-            raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
-        records[ann["image_id"]]["annotations"].append(
-            {
-                "id": ann["id"],
-                "bbox": list(ann["bbox"]),
-                "bbox_mode": BoxMode.XYWH_ABS,
-                "category_id": ann["category_id"],
-            }
-        )
-    all_ids = {r["image_id"]: [a["id"] for a in r["annotations"]] for r in records.values()}
-    sanitize_dataset_dicts(list(records.values()), source, None)
-    tasks = []
-    for r in records.values():
-        kept = {a["id"] for a in r["annotations"]}
-        tasks.append(
-            ImageTask(
-                image_id=r["image_id"],
-                file_name=r["file_name"],
-                height=r["height"],
-                width=r["width"],
-                ann_ids=tuple(a["id"] for a in r["annotations"]),
-                boxes=tuple(tuple(float(v) for v in a["bbox"]) for a in r["annotations"]),
-                dropped_ann_ids=tuple(i for i in all_ids[r["image_id"]] if i not in kept),
-            )
-        )
-    return tasks
 
 
 def write_overlays(

@@ -6,6 +6,7 @@ from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .device import resolve_device
 from .hook_registry import HOOK_REGISTRY
+from .hybrid import format_ablation_table, run_hybrid_pipeline
 from .loss_curve import LossCurve, plot_loss_curves
 from .overlays import PredictionOverlays, write_prediction_overlays
 from .pipeline import PIPELINE_REGISTRY
@@ -22,10 +23,12 @@ __all__ = [
     "PredictionOverlays",
     "WeaksupTrainer",
     "create_ddp_model",
+    "format_ablation_table",
     "generate_proxy_masks",
     "merge_and_drop",
     "proxy_mask_quality",
     "run_boxcaseg_pipeline",
+    "run_hybrid_pipeline",
     "plot_loss_curves",
     "resolve_device",
     "write_prediction_overlays",

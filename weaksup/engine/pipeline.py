@@ -50,7 +50,7 @@ def stage_done(output_dir: str) -> bool:
 def train_stage(trainer_cls, cfg: CfgNode, stage: str):
     """Train ``cfg`` with ``trainer_cls`` in ``cfg.OUTPUT_DIR``, resuming from its last checkpoint
     (a finished stage resumes at MAX_ITER: no training, final evaluation only); returns the
-    trainer's final evaluation results."""
+    final evaluation results (``{}`` without test datasets; filled on the main process)."""
     last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
     if os.path.isfile(last):
         with open(last) as f:
@@ -63,4 +63,6 @@ def train_stage(trainer_cls, cfg: CfgNode, stage: str):
             f.write(cfg.dump())
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=True)
-    return trainer.train()
+    trainer.train()
+    # DefaultTrainer.train returns them only with TEST.EXPECTED_RESULTS; its EvalHook keeps them
+    return getattr(trainer, "_last_eval_results", {})

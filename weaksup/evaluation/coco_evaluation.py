@@ -45,7 +45,9 @@ def build_coco_evaluator(
 ) -> FasterCOCOEvaluator:
     """
     Evaluator ``"coco"``: COCO bbox AP, plus segm AP when ``cfg.MODEL.MASK_ON``; results
-    ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's.
+    ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's. Without
+    ``MASK_ON`` the tasks follow the predictions: bbox, plus segm for a model whose masks come
+    from elsewhere (Hybrid's small branch: a Faster R-CNN whose detections GrabCut segments).
     """
-    tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
+    tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else None
     return FasterCOCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_dir)

@@ -1,0 +1,229 @@
+"""Hybrid networks end to end (Liao et al. Sec. 1-2, Tab. 1-2): cached stages behind one command.
+
+The config holding ``WEAKSUP.PIPELINE: "Hybrid"`` is the fused model's (``HybridNetwork``); its
+``DATASETS.TRAIN`` (one box-only dataset) trains every branch and its ``DATASETS.TEST`` /
+``WEAKSUP.EVALUATORS`` evaluate every model:
+
+1. **pseudo masks**: GrabCut (``MODEL.HYBRID.PSEUDO.METHOD``) for every training box, flagged
+   valid when IoU(tight box, box) >= ``MODEL.HYBRID.VALID_THRESHOLD`` (Sec. 1), written to
+   ``<OUTPUT_DIR>/pseudo_masks/<dataset>.json``; the validity statistics of Sec. 1 are logged;
+2. **baseline**: ``MODEL.HYBRID.BASELINE_CONFIG``, Mask R-CNN on all GrabCut masks
+   (``<OUTPUT_DIR>/baseline``);
+3. **large branch**: ``MODEL.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN, every box trains
+   detection, only valid masks train the mask head (``<OUTPUT_DIR>/large``);
+4. **small branch**: ``MODEL.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of all instances or
+   of the invalid ones only (``MODEL.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``);
+5. **fused**: this config's ``HybridNetwork`` with the two trained branches, evaluated; then the
+   ablation table (Tab. 1-2 metrics for baseline / small / large / fused) is printed and written
+   to ``<OUTPUT_DIR>/ablation.md``.
+
+Each branch config gets, after its own ``*_OPTS``, this config's datasets, evaluators and the
+stage-1 json (``WEAKSUP.PSEUDO_MASKS``). Stages are skipped when their result exists (a pseudo
+json of the same job; ``model_final.pth`` named by ``last_checkpoint``), resumed otherwise
+(finished shards; last checkpoint), and the log says which stage runs and why. Trained stages
+are evaluated again on every run (that is how the table is made), so a rerun with another
+``DATASETS.TEST`` prints the table for that dataset without training anything.
+"""
+
+import json
+import logging
+import math
+import os
+from argparse import Namespace
+from typing import Any, Dict, List, Mapping
+
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.utils import comm
+from tabulate import tabulate
+
+from ..pseudo import PseudoMaskConfig
+from ..pseudo.job import write_atomic
+from .overlays import write_prediction_overlays
+from .pipeline import PIPELINE_REGISTRY, stage_config, stage_done, train_stage
+from .pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from .trainer import WeaksupTrainer
+
+__all__ = [
+    "ABLATION_COLUMNS",
+    "format_ablation_table",
+    "register_validity_view",
+    "run_hybrid_pipeline",
+]
+
+logger = logging.getLogger(__name__)
+
+# Table columns: (header, evaluator task, metric key) - Tab. 1 (VOC mAP^r, ABO), Tab. 2 (mask AP).
+ABLATION_COLUMNS = (
+    ("mAP^r_0.5", "voc_instance", "mAP@0.5"),
+    ("mAP^r_0.75", "voc_instance", "mAP@0.75"),
+    ("ABO", "voc_instance", "ABO"),
+    ("AP", "segm", "AP"),
+    ("AP_S", "segm", "APs"),
+    ("AP_L", "segm", "APl"),
+)
+# Rows of Tab. 2, in order: pipeline stage -> the paper's name.
+ABLATION_ROWS = (
+    ("baseline", "baseline (Mask R-CNN, all GrabCut masks)"),
+    ("small", "small branch (Faster R-CNN + GrabCut)"),
+    ("large", "large branch (Enhanced-FPN, valid masks)"),
+    ("fused", "fused (ours)"),
+)
+INVALID_SUFFIX = "_hybrid_invalid"
+
+
+def format_ablation_table(results: Mapping[str, Mapping[str, Any]], dataset: str = "") -> str:
+    """Tab. 1-2's metrics (percent) of each model's evaluation results, as a markdown table.
+
+    Args:
+        results: stage name (``baseline``, ``small``, ``large``, ``fused``; absent rows are left
+            out) -> that model's results on one dataset (``{"segm": {...}, "voc_instance": ...}``).
+            A metric the results lack, or NaN / negative (COCO's -1: no object of that size), is
+            shown as ``-``.
+    """
+    rows = []
+    for key, name in ABLATION_ROWS:
+        if key not in results:
+            continue
+        row = [name]
+        for _, task, metric in ABLATION_COLUMNS:
+            value = results[key].get(task, {}).get(metric)
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+            row.append(f"{value:.2f}" if ok else "-")
+        rows.append(row)
+    title = f"Hybrid ablation on {dataset}\n" if dataset else ""
+    headers = ["model"] + [c[0] for c in ABLATION_COLUMNS]
+    return title + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
+
+
+def register_validity_view(dataset_name: str, pseudo_json: str, keep_valid: bool) -> str:
+    """Register ``<dataset_name>_hybrid_{in,}valid``: the dataset with only the annotations whose
+    pseudo mask (matched by annotation id in ``pseudo_json``) is valid / invalid; images left
+    without annotations are dropped (Detectron2's loader drops them anyway)."""
+    with open(pseudo_json) as f:
+        valid = {a["id"]: bool(a["mask_valid"]) for a in json.load(f)["annotations"]}
+    name = dataset_name + ("_hybrid_valid" if keep_valid else INVALID_SUFFIX)
+
+    def load() -> List[Dict]:
+        records = []
+        for r in DatasetCatalog.get(dataset_name):
+            for a in r.get("annotations", []):
+                if a.get("id") not in valid:
+                    raise KeyError(
+                        f"{pseudo_json} has no annotation with id {a.get('id')!r} of "
+                        f"{dataset_name} (image {r.get('file_name')})"
+                    )
+            anns = [a for a in r.get("annotations", []) if valid[a["id"]] == keep_valid]
+            if anns:
+                records.append({**r, "annotations": anns})
+        logger.info(
+            f"{name}: {len(records)} images with {'valid' if keep_valid else 'invalid'} masks"
+        )
+        return records
+
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, load)
+    meta = MetadataCatalog.get(dataset_name).as_dict()
+    MetadataCatalog.get(name).set(**{k: v for k, v in meta.items() if k != "name"})
+    return name
+
+
+def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str) -> CfgNode:
+    h = cfg.MODEL.HYBRID
+    path, opts = {
+        "baseline": (h.BASELINE_CONFIG, h.BASELINE_OPTS),
+        "large": (h.LARGE_CONFIG, h.LARGE_OPTS),
+        "small": (h.SMALL_CONFIG, h.SMALL_OPTS),
+    }[which]
+    pipeline = [
+        "DATASETS.TRAIN", (train,),
+        "DATASETS.TEST", tuple(cfg.DATASETS.TEST),
+        "WEAKSUP.EVALUATORS", list(cfg.WEAKSUP.EVALUATORS),
+        "WEAKSUP.PSEUDO_MASKS", pseudo_json,
+        "MODEL.HYBRID.VALID_THRESHOLD", h.VALID_THRESHOLD,
+    ]  # fmt: skip
+    return stage_config(path, list(opts) + pipeline, os.path.join(cfg.OUTPUT_DIR, which))
+
+
+def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:
+    """Detectron2's test results keyed by dataset (it unwraps a single dataset's)."""
+    if not results:
+        return {}
+    return {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else dict(results)
+
+
+@PIPELINE_REGISTRY.register("Hybrid")
+def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
+    """Stages 1-5 with caching (module docstring); returns every model's evaluation results,
+    ``{stage: {dataset: results}}`` (filled on the main process)."""
+    h = cfg.MODEL.HYBRID
+    if len(cfg.DATASETS.TRAIN) != 1:
+        raise ValueError(
+            f"the Hybrid pipeline trains on one dataset, got DATASETS.TRAIN {cfg.DATASETS.TRAIN}"
+        )
+    if h.SMALL_TRAIN_INSTANCES not in ("all", "invalid"):
+        raise ValueError(
+            f"MODEL.HYBRID.SMALL_TRAIN_INSTANCES must be 'all' or 'invalid', got "
+            f"{h.SMALL_TRAIN_INSTANCES!r}"
+        )
+    train = cfg.DATASETS.TRAIN[0]
+    pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
+    pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
+    logger.info(f"stage 1: pseudo masks ({h.PSEUDO.METHOD}) of {train}")
+    made = generate_pseudo_masks(
+        train,
+        pseudo_json,
+        h.PSEUDO.METHOD,
+        pcfg,
+        seed=h.PSEUDO.SEED,
+        shard_size=h.PSEUDO.SHARD_SIZE,
+        num_workers=h.PSEUDO.NUM_WORKERS,
+    )
+    if not made:
+        logger.info(f"stage 1: skipped, found the pseudo masks of this job in {pseudo_json}")
+    if comm.is_main_process():
+        stats = pseudo_mask_validity(pseudo_json)
+        logger.info(
+            f"Validity of the pseudo masks of {train} (Hybrid Sec. 1):\n"
+            + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
+        )
+
+    small_train = train
+    if h.SMALL_TRAIN_INSTANCES == "invalid":
+        small_train = register_validity_view(train, pseudo_json, keep_valid=False)
+    results = {}
+    for which, data, title in (
+        ("baseline", train, "baseline Mask R-CNN on all GrabCut masks"),
+        ("large", train, "large branch (Mask R-CNN, valid masks only)"),
+        ("small", small_train, f"small branch (Faster R-CNN on {small_train})"),
+    ):
+        sub = _branch_config(cfg, which, data, pseudo_json)
+        if stage_done(sub.OUTPUT_DIR):
+            logger.info(f"{which}: already trained ({sub.OUTPUT_DIR}/model_final.pth), evaluating")
+        else:
+            logger.info(f"{which}: training the {title}")
+        results[which] = _per_dataset(cfg, train_stage(WeaksupTrainer, sub, which))
+        comm.synchronize()
+
+    fused = cfg.clone()
+    fused.defrost()
+    fused.MODEL.HYBRID.LARGE_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "large", "model_final.pth")
+    fused.MODEL.HYBRID.SMALL_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "small", "model_final.pth")
+    fused.freeze()
+    logger.info("fused: evaluating the two trained branches together (HybridNetwork)")
+    model = WeaksupTrainer.build_model(fused)
+    results["fused"] = _per_dataset(cfg, WeaksupTrainer.test(fused, model))
+    if comm.is_main_process():
+        write_prediction_overlays(fused, model, os.path.join(cfg.OUTPUT_DIR, "overlays"))
+        tables = [
+            format_ablation_table({k: v[d] for k, v in results.items() if d in v}, d)
+            for d in cfg.DATASETS.TEST
+        ]
+        text = "\n\n".join(tables)
+        logger.info("Hybrid ablation (Tab. 1-2 metrics):\n" + text)
+        print(text, flush=True)
+        write_atomic((text + "\n").encode(), os.path.join(cfg.OUTPUT_DIR, "ablation.md"))
+    comm.synchronize()
+    return results

@@ -1,0 +1,175 @@
+"""Pseudo masks of a registered dataset: the dataset as pseudo-mask tasks (shared with
+``tools/make_pseudo_masks.py``) and a job run inside a training job (Hybrid pipeline, stage 1).
+
+The work is :class:`weaksup.pseudo.job.PseudoMaskJob`'s (per-annotation seeds, shards written
+atomically, resume): here every process of a ``train_net.py`` job (``--num-gpus`` / machines)
+computes shards ``rank, rank + world, ...`` and the main process assembles the json. The output is
+the pseudo-mask tool's json; ``info.pseudo_fingerprint`` records the job (method, parameters,
+seed, boxes), so a finished file is reused only for the same job.
+"""
+
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional
+
+from detectron2.data import DatasetCatalog
+from detectron2.data.datasets.coco import convert_to_coco_dict
+from detectron2.structures import BoxMode
+from detectron2.utils import comm
+
+from ..data.datasets import sanitize_dataset_dicts
+from ..pseudo import PseudoMaskConfig
+from ..pseudo.job import ImageTask, PseudoMaskJob, pseudo_mask_json, write_json_atomic
+from ..pseudo.validity import validity_statistics
+
+__all__ = [
+    "build_tasks",
+    "dataset_coco",
+    "generate_pseudo_masks",
+    "pseudo_mask_validity",
+    "pseudo_masks_complete",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_coco(dataset_name: str) -> Dict[str, Any]:
+    """A registered dataset as a COCO dict (absolute file names): Detectron2's converter, with the
+    loader's own annotation ids when it keeps them (so pseudo masks match the dataset by id)."""
+    coco = convert_to_coco_dict(dataset_name)
+    annotations = [a for r in DatasetCatalog.get(dataset_name) for a in r.get("annotations", [])]
+    if annotations and all("id" in a for a in annotations):
+        for coco_ann, ann in zip(coco["annotations"], annotations):
+            coco_ann["id"] = ann["id"]
+    return coco
+
+
+def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[ImageTask]:
+    """One :class:`ImageTask` per image: boxes sanitized as by every weaksup loader, ground-truth
+    segmentations not copied (no method can see them)."""
+    records = {
+        img["id"]: {
+            "image_id": img["id"],
+            "file_name": os.path.join(image_root, img["file_name"]),
+            "height": img["height"],
+            "width": img["width"],
+            "annotations": [],
+        }
+        for img in coco["images"]
+    }
+    if len(records) != len(coco["images"]):
+        raise ValueError(f"{source}: duplicate image ids")
+    seen = set()
+    for ann in coco["annotations"]:
+        if "id" not in ann or ann["id"] in seen:
+            raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
+        seen.add(ann["id"])
+        if ann["image_id"] not in records:
+            raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
+        records[ann["image_id"]]["annotations"].append(
+            {
+                "id": ann["id"],
+                "bbox": list(ann["bbox"]),
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": ann["category_id"],
+            }
+        )
+    all_ids = {r["image_id"]: [a["id"] for a in r["annotations"]] for r in records.values()}
+    sanitize_dataset_dicts(list(records.values()), source, None)
+    tasks = []
+    for r in records.values():
+        kept = {a["id"] for a in r["annotations"]}
+        tasks.append(
+            ImageTask(
+                image_id=r["image_id"],
+                file_name=r["file_name"],
+                height=r["height"],
+                width=r["width"],
+                ann_ids=tuple(a["id"] for a in r["annotations"]),
+                boxes=tuple(tuple(float(v) for v in a["bbox"]) for a in r["annotations"]),
+                dropped_ann_ids=tuple(i for i in all_ids[r["image_id"]] if i not in kept),
+            )
+        )
+    return tasks
+
+
+def pseudo_masks_complete(path: str, fingerprint: str) -> bool:
+    """Whether ``path`` is the finished output of the job with ``fingerprint`` (the json is
+    written atomically, so a readable file is complete)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path) as f:
+            return json.load(f).get("info", {}).get("pseudo_fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def generate_pseudo_masks(
+    dataset_name: str,
+    output_json: str,
+    method: str,
+    cfg: PseudoMaskConfig = PseudoMaskConfig(),
+    *,
+    seed: int = 0,
+    shard_size: int = 32,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> bool:
+    """Pseudo masks of every box of ``dataset_name`` with the engine's ``method`` into
+    ``output_json``; call it in every process of the job.
+
+    Skipped when ``output_json`` holds this very job's result; otherwise finished shards of an
+    interrupted run of the same job are reused (another job's work dir is cleared first).
+
+    Returns:
+        True when the masks were (re)computed, False when the existing file was kept.
+    """
+    coco = dataset_coco(dataset_name)
+    job = PseudoMaskJob(
+        build_tasks(coco, "", f"dataset {dataset_name!r}"),
+        method,
+        cfg,
+        seed,
+        work_dir=output_json + ".work",
+        shard_size=shard_size,
+    )
+    if pseudo_masks_complete(output_json, job.fingerprint):
+        return False
+    meta = os.path.join(job.work_dir, "job.json")
+    if comm.is_main_process() and os.path.isfile(meta):
+        with open(meta) as f:
+            if json.load(f).get("fingerprint") != job.fingerprint:
+                logger.info(f"{job.work_dir} holds another job's shards: removed")
+                job.cleanup(range(len(job.shards)))
+    comm.synchronize()
+    mine = list(range(comm.get_rank(), len(job.shards), comm.get_world_size()))
+    logger.info(
+        f"Pseudo masks ({method}) of {dataset_name}: {len(job.tasks)} images, {len(job.shards)} "
+        f"shards, {len(mine)} in this process"
+    )
+    job.run(mine, resume=True, num_workers=num_workers, progress=progress)
+    comm.synchronize()
+    if comm.is_main_process():
+        results = []
+        for k in range(len(job.shards)):
+            with open(job.shard_path(k)) as f:
+                results += json.load(f)
+        out = pseudo_mask_json(coco, results, method)
+        out["info"] = {**out.get("info", {}), "pseudo_fingerprint": job.fingerprint}
+        write_json_atomic(out, output_json)
+        job.cleanup(range(len(job.shards)))
+        logger.info(f"Wrote {output_json}")
+    comm.synchronize()
+    return True
+
+
+def pseudo_mask_validity(path: str) -> "Dict[str, float]":
+    """Hybrid Sec. 1's validity statistics (:func:`validity_statistics`) of a pseudo-mask json,
+    from its ``mask_valid`` flags and its boxes (annotations whose box was dropped excluded)."""
+    with open(path) as f:
+        anns = [a for a in json.load(f)["annotations"] if a.get("fallback") != "empty_box"]
+    return validity_statistics(
+        [a["mask_valid"] for a in anns], [a["bbox"][2] * a["bbox"][3] for a in anns]
+    )
