@@ -8,9 +8,11 @@ from .boxcaseg import (
     build_boxcaseg_train_loader,
 )
 from . import mask_subset  # noqa: F401  (registers the mask-subset views, DASNet)
+from . import wei_demo  # noqa: F401  (registers the Wei et al. CPU demo datasets)
 from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper
 from .mask_sources import MASK_SOURCE_REGISTRY, build_mask_source
+from .wei_mappers import ImageLabelDatasetMapper, LocalizationMapDatasetMapper
 
 __all__ = [
     "BoxCasegPatchMapper",
@@ -22,4 +24,6 @@ __all__ = [
     "MASK_SOURCE_REGISTRY",
     "build_mapper",
     "build_mask_source",
+    "ImageLabelDatasetMapper",
+    "LocalizationMapDatasetMapper",
 ]

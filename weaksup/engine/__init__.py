@@ -12,6 +12,7 @@ from .overlays import PredictionOverlays, write_prediction_overlays
 from .pipeline import PIPELINE_REGISTRY
 from .proxy_masks import generate_proxy_masks, merge_and_drop, proxy_mask_quality
 from .trainer import WeaksupTrainer
+from .wei import WeiTrainer, format_wei_tables, run_wei_pipeline
 
 __all__ = [
     "AtomicDetectionCheckpointer",
@@ -22,6 +23,9 @@ __all__ = [
     "LossCurve",
     "PredictionOverlays",
     "WeaksupTrainer",
+    "WeiTrainer",
+    "format_wei_tables",
+    "run_wei_pipeline",
     "create_ddp_model",
     "format_ablation_table",
     "generate_proxy_masks",

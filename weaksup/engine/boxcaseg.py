@@ -27,7 +27,7 @@ from ..config import add_weaksup_config
 from ..data import build_boxcaseg_train_loader, build_mapper
 from ..data.datasets import register_coco_instances
 from .device import resolve_device
-from .pipeline import PIPELINE_REGISTRY
+from .pipeline import PIPELINE_REGISTRY, stage_done, train_stage
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
 from .trainer import WeaksupTrainer
 
@@ -54,35 +54,6 @@ class BoxCasegTrainer(WeaksupTrainer):
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         return build_boxcaseg_train_loader(cfg, build_mapper(cfg, is_train=True))
-
-
-def _stage_done(output_dir: str) -> bool:
-    """A training stage is done when ``last_checkpoint`` names ``model_final.pth`` and it exists
-    (both are written atomically by :class:`AtomicDetectionCheckpointer`)."""
-    last = os.path.join(output_dir, "last_checkpoint")
-    if not os.path.isfile(last):
-        return False
-    with open(last) as f:
-        name = f.read().strip()
-    return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
-
-
-def train_stage(trainer_cls, cfg: CfgNode, stage: str):
-    """Train ``cfg`` with ``trainer_cls`` in ``cfg.OUTPUT_DIR``, resuming from its last checkpoint
-    (a finished stage resumes at MAX_ITER: no training, final evaluation only)."""
-    last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
-    if os.path.isfile(last):
-        with open(last) as f:
-            logger.info(f"{stage}: resuming from {os.path.join(cfg.OUTPUT_DIR, f.read().strip())}")
-    else:
-        logger.info(f"{stage}: no checkpoint in {cfg.OUTPUT_DIR}, training from the start")
-    if comm.is_main_process():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
-    trainer = trainer_cls(cfg)
-    trainer.resume_or_load(resume=True)
-    return trainer.train()
 
 
 @PIPELINE_REGISTRY.register("BoxCasegNetwork")
@@ -169,7 +140,7 @@ def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             f"WEAKSUP.MASK_SOURCE 'annotation' (got {cfg.WEAKSUP.MASK_SOURCE!r})"
         )
     cfg1 = stage1_config(cfg)
-    if _stage_done(cfg1.OUTPUT_DIR):
+    if stage_done(cfg1.OUTPUT_DIR):
         logger.info(f"stage 1: skipped, found {os.path.join(cfg1.OUTPUT_DIR, 'model_final.pth')}")
     else:
         logger.info(f"stage 1: BoxCaseg network, {cfg1.OUTPUT_DIR}/model_final.pth is missing")
@@ -179,7 +150,7 @@ def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     cfg3.defrost()
     cfg3.DATASETS.TRAIN = tuple(run_stage2(cfg, cfg1))
     cfg3.freeze()
-    if _stage_done(cfg3.OUTPUT_DIR):
+    if stage_done(cfg3.OUTPUT_DIR):
         logger.info(f"stage 3: already trained ({cfg3.OUTPUT_DIR}/model_final.pth), evaluating")
     else:
         logger.info(f"stage 3: Proxy Mask R-CNN on {list(cfg3.DATASETS.TRAIN)}")

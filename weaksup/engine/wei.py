@@ -26,18 +26,16 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ..config import add_weaksup_config
 from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
 from ..pseudo.proposals import PerImageFileJob, file_key, make_proposals
-from .device import resolve_device
-from .pipeline import PIPELINE_REGISTRY, stage_done, train_stage
+from .pipeline import PIPELINE_REGISTRY, stage_config, stage_done, train_stage
 from .trainer import WeaksupTrainer
 from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
 
@@ -113,19 +111,11 @@ def _image_level_records(name: str) -> List[Dict]:
     return records
 
 
-def hcp_config(cfg: CfgNode, path: str, subdir: str, dataset: str, num_classes: int) -> CfgNode:
-    """An HCP stage config: file ``path`` on ``dataset`` (no evaluation), ``C`` classes, output
-    ``<OUTPUT_DIR>/<subdir>``, device resolved for this machine."""
-    if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.WEI HCP config {path!r}: no such config file")
-    c = add_weaksup_config(get_cfg())
-    c.merge_from_file(path)
-    c.DATASETS.TRAIN = (dataset,)
-    c.DATASETS.TEST = ()
-    c.MODEL.HCP.NUM_CLASSES = num_classes
-    c.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, subdir)
-    resolve_device(c)
-    return c
+def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> CfgNode:
+    """An HCP stage config: the file ``path`` + ``opts``, no evaluation, output
+    ``<OUTPUT_DIR>/<subdir>`` (:func:`~weaksup.engine.pipeline.stage_config`)."""
+    opts = ["DATASETS.TEST", "()"] + list(opts)
+    return stage_config(path, opts, os.path.join(cfg.OUTPUT_DIR, subdir))
 
 
 def _proposal_item(item, num: int, max_side: int, num_hyp: int, mcg_dir: str, hyp) -> None:
@@ -175,22 +165,21 @@ def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
 
 
 def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
-    """Stage 1: HCP image fine-tuning, then hypothesis fine-tuning; returns the latter's config."""
-    cfg_img = hcp_config(cfg, cfg.MODEL.WEI.HCP_IMAGE_CONFIG, "hcp_image", train_name, num_classes)
-    cfg_img.MODEL.HCP.MODE = "image"
-    cfg_img.freeze()
+    """Stage 1: HCP image fine-tuning, then hypothesis fine-tuning from its final weights;
+    returns the latter's config."""
+    opts = ["DATASETS.TRAIN", f"('{train_name}',)", "MODEL.HCP.NUM_CLASSES", str(num_classes)]
+    cfg_img = hcp_config(
+        cfg, cfg.MODEL.WEI.HCP_IMAGE_CONFIG, "hcp_image", opts + ["MODEL.HCP.MODE", "image"]
+    )
     if stage_done(cfg_img.OUTPUT_DIR):
         logger.info(f"stage 1a: skipped, found {cfg_img.OUTPUT_DIR}/model_final.pth")
     else:
         logger.info("stage 1a: HCP image fine-tuning")
         train_stage(WeiTrainer, cfg_img, "stage 1a")
     comm.synchronize()
-    cfg_hyp = hcp_config(
-        cfg, cfg.MODEL.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", train_name, num_classes
-    )
-    cfg_hyp.MODEL.HCP.MODE = "hypotheses"
-    cfg_hyp.MODEL.WEIGHTS = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
-    cfg_hyp.freeze()
+    weights = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
+    opts += ["MODEL.HCP.MODE", "hypotheses", "MODEL.WEIGHTS", weights]
+    cfg_hyp = hcp_config(cfg, cfg.MODEL.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", opts)
     if stage_done(cfg_hyp.OUTPUT_DIR):
         logger.info(f"stage 1b: skipped, found {cfg_hyp.OUTPUT_DIR}/model_final.pth")
     else:

@@ -1,6 +1,13 @@
 """Dataset registration (roots from ``$DETECTRON2_DATASETS``, default ``datasets/``)."""
 
 from . import builtin  # noqa: F401  (registers the builtin datasets)
+from .image_labels import (
+    image_level_record,
+    load_image_labels,
+    register_image_label_union,
+    register_image_labels,
+    single_label_records,
+)
 from .coco import PSEUDO_MASK_KEYS, load_coco_json, register_coco_boxonly, register_coco_instances
 from .pennfudan import (
     PENNFUDAN_CLASSES,
@@ -19,6 +26,11 @@ from .voc import (
 )
 
 __all__ = [
+    "image_level_record",
+    "load_image_labels",
+    "register_image_label_union",
+    "register_image_labels",
+    "single_label_records",
     "PSEUDO_MASK_KEYS",
     "load_coco_json",
     "register_coco_boxonly",

@@ -10,6 +10,7 @@ import os
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from .coco import register_coco_boxonly
+from .image_labels import register_image_labels
 from .pennfudan import register_pennfudan
 from .salient import register_salient
 from .voc import register_voc_instance, register_voc_sem_seg
@@ -59,12 +60,17 @@ def register_all_salient(root: str) -> None:
     )
 
 
-def pennfudan_root(root: str) -> str:
-    """``<root>/PennFudanPed``, else the shared copy next to the repository."""
-    path = os.path.join(root, "PennFudanPed")
+def shared_data_root(root: str, folder: str) -> str:
+    """``<root>/<folder>``, else the shared copy next to the repository."""
+    path = os.path.join(root, folder)
     if os.path.isdir(path):
         return path
-    return os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data", "PennFudanPed"))
+    return os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data", folder))
+
+
+def pennfudan_root(root: str) -> str:
+    """``<root>/PennFudanPed``, else the shared copy next to the repository."""
+    return shared_data_root(root, "PennFudanPed")
 
 
 def register_all_pennfudan(root: str) -> None:
@@ -75,8 +81,16 @@ def register_all_pennfudan(root: str) -> None:
     register_pennfudan("pennfudan_val", path, "val")
 
 
+def register_all_image_labels() -> None:
+    """Image-level views (Wei et al.): ``voc_2012_train_aug_image_labels`` and
+    ``pennfudan_train_image_labels`` (class sets only; see :mod:`.image_labels`)."""
+    register_image_labels("voc_2012_train_aug_image_labels", "voc_2012_train_aug_instance_boxonly")
+    register_image_labels("pennfudan_train_image_labels", "pennfudan_train_boxonly")
+
+
 _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
 register_all_coco_boxonly(_root)
 register_all_voc_sbd(_root)
 register_all_salient(_root)
 register_all_pennfudan(_root)
+register_all_image_labels()

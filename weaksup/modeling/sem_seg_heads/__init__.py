@@ -1,11 +1,6 @@
 """Semantic-segmentation heads (Detectron2's ``SEM_SEG_HEADS_REGISTRY``)."""
 
 from .atrous_head import AtrousSemSegHead
-
-__all__ = ["AtrousSemSegHead"]
-"""Semantic-segmentation heads (Detectron2's ``SEM_SEG_HEADS_REGISTRY``)."""
-
-from .atrous_head import AtrousSemSegHead
 from .soft_label_fpn_head import SoftLabelSemSegFPNHead
 
 __all__ = ["AtrousSemSegHead", "SoftLabelSemSegFPNHead"]
