@@ -1,0 +1,137 @@
+"""Hybrid networks end to end through ``train_net.main`` on real PennFudan images: GrabCut pseudo
+masks with validity flags, the baseline, large and small branches a few iterations each, the fused
+evaluation and the ablation table; then a kill in the middle of the large branch, resumed from its
+checkpoint while every other stage is taken from the cache."""
+
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, pennfudan_records, register_dataset
+
+sys.path.insert(0, str(REPO_ROOT))
+
+TINY_BRANCH = [
+    "SOLVER.MAX_ITER", "2",
+    "SOLVER.CHECKPOINT_PERIOD", "1",
+    "SOLVER.IMS_PER_BATCH", "2",
+    "SOLVER.STEPS", "()",
+    "SOLVER.WARMUP_ITERS", "1",
+    "INPUT.MIN_SIZE_TRAIN", "(128,)",
+    "INPUT.MAX_SIZE_TRAIN", "192",
+    "INPUT.MIN_SIZE_TEST", "128",
+    "INPUT.MAX_SIZE_TEST", "192",
+    "DATALOADER.NUM_WORKERS", "0",
+    "TEST.DETECTIONS_PER_IMAGE", "5",
+    "WEAKSUP.HOOKS", "[]",
+]  # fmt: skip
+
+
+def _run(opts, log_file):
+    """``train_net.main`` in this process; returns what was logged to ``log_file`` meanwhile."""
+    import train_net
+    from detectron2.engine import default_argument_parser
+
+    config = REPO_ROOT / "configs" / "hybrid_demo_pennfudan.yaml"
+    start = os.path.getsize(log_file) if os.path.exists(log_file) else 0
+    args = default_argument_parser().parse_args(["--config-file", str(config), *opts])
+    results = train_net.main(args)
+    with open(log_file) as f:
+        f.seek(start)
+        return f.read(), results
+
+
+@pytest.mark.slow
+def test_pipeline_all_stages_resume_and_cache(tmp_path):
+    records, _ = pennfudan_records(8)
+    boxonly = [
+        {**r, "annotations": [{k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]]}
+        for r in records[:6]
+    ]  # fmt: skip
+    register_dataset("hy_e2e_train_boxonly", boxonly, ["person"])
+    register_dataset("hy_e2e_val", records[6:], ["person"])
+    out = tmp_path / "run"
+    opts = [
+        "OUTPUT_DIR", str(out),
+        "DATASETS.TRAIN", "('hy_e2e_train_boxonly',)",
+        "DATASETS.TEST", "('hy_e2e_val',)",
+        "INPUT.MIN_SIZE_TEST", "128",
+        "INPUT.MAX_SIZE_TEST", "192",
+        "WEAKSUP.VIS.NUM_IMAGES", "1",
+        "MODEL.HYBRID.PSEUDO.SHARD_SIZE", "4",
+        "MODEL.HYBRID.BASELINE_OPTS", repr(TINY_BRANCH),
+        "MODEL.HYBRID.LARGE_OPTS", repr(TINY_BRANCH),
+        "MODEL.HYBRID.SMALL_OPTS", repr(TINY_BRANCH),
+    ]  # fmt: skip
+    log_file = out / "log.txt"
+
+    log, results = _run(opts, log_file)
+    for line in (
+        "stage 1: pseudo masks (grabcut) of hy_e2e_train_boxonly",
+        "Validity of the pseudo masks of hy_e2e_train_boxonly",
+        "baseline: training the baseline Mask R-CNN",
+        "large: training the large branch",
+        "small: training the small branch (Faster R-CNN on hy_e2e_train_boxonly)",
+        "fused: evaluating the two trained branches together",
+    ):
+        assert line in log
+    tasks = re.findall(r"copypaste: Task: (\w+)", log)
+    assert tasks == ["bbox", "segm", "voc_instance"] * 4  # baseline, large, small, fused
+    for stage in ("baseline", "large", "small"):
+        assert (out / stage / "model_final.pth").is_file()
+    large_cfg = (out / "large" / "config.yaml").read_text()
+    assert "build_resnet_enhanced_fpn_backbone" in large_cfg
+    assert "FlaggedMaskRCNNConvUpsampleHead" in large_cfg
+    assert "MaskRCNNConvUpsampleHead" in (out / "baseline" / "config.yaml").read_text()
+    assert "HybridSmallBranch" in (out / "small" / "config.yaml").read_text()
+
+    # pseudo masks: every training box, GrabCut, flagged by Sec. 1's rule, read by the branches
+    pseudo = json.loads((out / "pseudo_masks" / "hy_e2e_train_boxonly.json").read_text())
+    anns = pseudo["annotations"]
+    assert len(anns) == sum(len(r["annotations"]) for r in boxonly)
+    assert {a["pseudo_method"] for a in anns} == {"grabcut"}
+    assert all(a["mask_valid"] == (a["box_agreement"] >= 0.5) for a in anns)
+    import yaml
+
+    for stage in ("baseline", "large"):
+        cfg = yaml.safe_load((out / stage / "config.yaml").read_text())
+        assert cfg["WEAKSUP"]["MASK_SOURCE"] == "pseudo_json"
+        assert cfg["WEAKSUP"]["PSEUDO_MASKS"] == str(
+            out / "pseudo_masks" / "hy_e2e_train_boxonly.json"
+        )
+
+    # the table: four rows, six metrics, the values of each model's evaluation
+    table = (out / "ablation.md").read_text().splitlines()
+    assert table[0] == "Hybrid ablation on hy_e2e_val"
+    assert [l.split("|")[1].split()[0] for l in table[3:]] == [
+        "baseline",
+        "small",
+        "large",
+        "fused",
+    ]
+    assert "mAP^r_0.5" in log and "| fused (ours)" in log
+    fused = results["fused"]["hy_e2e_val"]
+    cells = [c.strip() for c in table[6].split("|")[2:-1]]
+    assert cells[2] == f"{fused['voc_instance']['ABO']:.2f}"
+    assert cells[3] == f"{fused['segm']['AP']:.2f}"
+    assert (out / "overlays").is_dir()
+
+    # killed in the large branch after its first checkpoint: resumed from it; the pseudo masks,
+    # baseline and small branch are cached (evaluated again for the table, not trained)
+    (out / "large" / "last_checkpoint").write_text("model_0000000.pth")
+    os.remove(out / "large" / "model_final.pth")
+    trained = {
+        s: (out / s / "metrics.json").read_text().count("total_loss") for s in ("baseline", "small")
+    }
+    log, _ = _run(opts, log_file)
+    assert "stage 1: skipped, found the pseudo masks of this job" in log
+    assert "baseline: already trained" in log and "small: already trained" in log
+    assert re.search(r"large: resuming from .*model_0000000\.pth", log)
+    assert re.search(r"Starting training from iteration 1\b", log)
+    assert (out / "large" / "model_final.pth").is_file()
+    for s, n in trained.items():
+        assert (out / s / "metrics.json").read_text().count("total_loss") == n
+    assert re.findall(r"copypaste: Task: (\w+)", log) == ["bbox", "segm", "voc_instance"] * 4
