@@ -1,7 +1,7 @@
 """Dataset mappers of Wei et al.: HCP's image-level inputs, Network_A's soft targets.
 
 * :class:`ImageLabelDatasetMapper` (HCP, Sec. 3.1): the image, its labels and, for hypothesis
-  fine-tuning, the boxes of its few hypotheses from its proposal file. Records must be image-level
+  fine-tuning, the boxes of its few hypotheses among its proposals (candidate file). Records must be image-level
   (:mod:`weaksup.data.datasets.image_labels`): one carrying boxes, masks or label maps is refused,
   so no such annotation can reach HCP.
 * :class:`LocalizationMapDatasetMapper` (Network_A / Network_B, Sec. 3.3): Detectron2's
@@ -12,7 +12,7 @@
 """
 
 import copy
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -22,13 +22,24 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from ..pseudo.localization import soft_target
-from ..pseudo.proposals import load_proposals
+from ..pseudo.candidate_cache import load_candidates
+from ..pseudo.proposals import select_hypotheses
 from .build import MAPPER_REGISTRY
 
 __all__ = ["ImageLabelDatasetMapper", "LocalizationMapDatasetMapper", "load_localization_maps"]
 
 # Record keys that would carry box or pixel supervision; image-level records never have them.
 _FORBIDDEN_KEYS = ("annotations", "sem_seg_file_name", "pan_seg_file_name", "localization_map_file")
+
+
+def hypothesis_kwargs(cfg) -> Dict[str, float]:
+    """:func:`~weaksup.pseudo.proposals.select_hypotheses` options from ``cfg.MODEL.HCP``."""
+    h = cfg.MODEL.HCP
+    return {
+        "max_iou": h.HYPOTHESIS_IOU,
+        "min_area": h.MIN_HYPOTHESIS_AREA,
+        "max_aspect_ratio": h.MAX_ASPECT_RATIO,
+    }
 
 
 def load_localization_maps(path: str) -> Dict[str, np.ndarray]:
@@ -48,11 +59,28 @@ class ImageLabelDatasetMapper:
     hypotheses of the record's ``proposal_file``, transformed with the image)."""
 
     @configurable
-    def __init__(self, is_train: bool, *, augmentations, image_format: str, use_hypotheses: bool):
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations,
+        image_format: str,
+        use_hypotheses: bool,
+        num_hypotheses: int = 10,
+        hypothesis_kwargs: Optional[Dict[str, float]] = None,
+    ):
+        """
+        Args:
+            use_hypotheses: add ``proposal_boxes``: ``num_hypotheses`` boxes chosen by
+                :func:`~weaksup.pseudo.proposals.select_hypotheses` (``hypothesis_kwargs``)
+                among the tight boxes of the record's candidate file ``proposal_file``.
+        """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
         self.use_hypotheses = use_hypotheses
+        self.num_hypotheses = num_hypotheses
+        self.hypothesis_kwargs = hypothesis_kwargs or {}
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
@@ -61,6 +89,8 @@ class ImageLabelDatasetMapper:
             "augmentations": utils.build_augmentation(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "use_hypotheses": cfg.MODEL.HCP.MODE == "hypotheses",
+            "num_hypotheses": cfg.MODEL.HCP.NUM_HYPOTHESES,
+            "hypothesis_kwargs": hypothesis_kwargs(cfg),
         }
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
@@ -80,8 +110,8 @@ class ImageLabelDatasetMapper:
         if self.use_hypotheses:
             if "proposal_file" not in d:
                 raise ValueError(f"image {d['file_name']!r}: hypothesis mode needs proposal_file")
-            props = load_proposals(d["proposal_file"])
-            boxes = props["boxes"][props["hypotheses"]].astype(np.float64)
+            boxes = load_candidates(d["proposal_file"]).boxes()
+            boxes = boxes[select_hypotheses(boxes, self.num_hypotheses, **self.hypothesis_kwargs)]
         aug_input = T.AugInput(image, boxes=boxes)
         self.augmentations(aug_input)
         image = aug_input.image

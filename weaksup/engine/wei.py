@@ -34,7 +34,7 @@ from detectron2.utils import comm
 
 from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
-from ..pseudo.proposals import PerImageFileJob, file_key, make_proposals
+from ..pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
 from .pipeline import PIPELINE_REGISTRY, stage_config, stage_done, train_stage
 from .trainer import WeaksupTrainer
 from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
@@ -118,24 +118,18 @@ def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> Cfg
     return stage_config(path, opts, os.path.join(cfg.OUTPUT_DIR, subdir))
 
 
-def _proposal_item(item, num: int, max_side: int, num_hyp: int, mcg_dir: str, hyp) -> None:
+def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
     task, path = item
-    stem = os.path.splitext(os.path.basename(task.file_name))[0]
-    mcg = os.path.join(mcg_dir, stem + ".mat") if mcg_dir else None
-    make_proposals(read_image_bgr(task), path, num, max_side, num_hyp, mcg, hyp)
+    loader = partial(read_image_bgr, task)  # called only when the candidates must be made
+    make_proposal_file(
+        loader, task.file_name, task.height, task.width, path, num, max_side, mcg_dir
+    )
 
 
 def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
     """Stage 0: a proposal file per training image (main process; resumable, parallel)."""
-    w, h = cfg.MODEL.WEI, cfg.MODEL.HCP
-    hyp = {
-        "max_iou": h.HYPOTHESIS_IOU,
-        "min_area": h.MIN_HYPOTHESIS_AREA,
-        "max_aspect_ratio": h.MAX_ASPECT_RATIO,
-    }
-    settings = dict(
-        num=w.NUM_PROPOSALS, side=w.PROPOSAL_MAX_SIDE, mcg=w.MCG_DIR, hyp=h.NUM_HYPOTHESES, **hyp
-    )
+    w = cfg.MODEL.WEI
+    settings = dict(num=w.NUM_PROPOSALS, side=w.PROPOSAL_MAX_SIDE, mcg=w.MCG_DIR)
     out = [
         {**r, "proposal_file": os.path.join(folder, file_key(r["image_id"]) + ".npz")}
         for r in records
@@ -148,12 +142,7 @@ def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
             for r, path in ((r, r["proposal_file"]) for r in out)
         ]
         fn = partial(
-            _proposal_item,
-            num=w.NUM_PROPOSALS,
-            max_side=w.PROPOSAL_MAX_SIDE,
-            num_hyp=h.NUM_HYPOTHESES,
-            mcg_dir=w.MCG_DIR,
-            hyp=hyp,
+            _proposal_item, num=w.NUM_PROPOSALS, max_side=w.PROPOSAL_MAX_SIDE, mcg_dir=w.MCG_DIR
         )
         job = PerImageFileJob(fn, lambda item: item[1], "proposals")
         n = job.run(items, num_workers=w.NUM_WORKERS)

@@ -44,7 +44,8 @@ from ..pseudo.localization import (
     select_candidates,
     top_regions,
 )
-from ..pseudo.proposals import PerImageFileJob, file_key, load_proposals
+from ..pseudo.candidate_cache import load_candidates
+from ..pseudo.proposals import PerImageFileJob, file_key
 
 __all__ = ["prepare_dir", "refine", "score_proposals", "write_maps_and_masks"]
 
@@ -89,10 +90,10 @@ def score_proposals(
     todo = [r for r in mine if not os.path.isfile(path(r))]
     logger.info(f"Scoring proposals: {len(mine) - len(todo)} of {len(mine)} images already done")
     for r in tqdm(todo, desc=f"HCP scores [{comm.get_rank()}]", unit="img"):
-        props = load_proposals(r["proposal_file"])
+        boxes = load_candidates(r["proposal_file"]).boxes()
         image = utils.read_image(r["file_name"], format=cfg_hcp.INPUT.FORMAT)
         utils.check_image_size(r, image)
-        aug_input = T.AugInput(image, boxes=props["boxes"].astype(np.float64))
+        aug_input = T.AugInput(image, boxes=boxes)
         aug(aug_input)
         tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
         scores, feats = model.score_hypotheses(tensor, torch.as_tensor(aug_input.boxes))
@@ -172,8 +173,7 @@ def _save_maps(path: str, maps: np.ndarray, labels: Sequence[int]) -> None:
 
 def _image_maps_and_masks(item: Dict[str, Any], top_k: int) -> None:
     """One image of step 3; the rough mask (the completion marker) is written last."""
-    props = load_proposals(item["proposal_file"])
-    cs = props["candidates"]
+    cs = load_candidates(item["proposal_file"])
     h, w = cs.image_size
     labels = item["labels"]
     with np.load(item["score_file"]) as z:

@@ -1,17 +1,18 @@
-"""Per-image proposal files and per-image file jobs (Wei et al. Sec. 3.1; HCP hypotheses).
+"""Proposals of Wei et al. (Sec. 3.1): per-image candidate files, HCP hypotheses, file jobs.
 
-Proposals (candidate segments, :mod:`.candidates`) are computed once per image and stored as a
-compressed ``.npz`` in MCG's encoding (superpixel map + membership bits), with their tight boxes
-and the few *hypotheses* HCP's hypothesis fine-tuning uses (:func:`select_hypotheses`).
+Proposals are candidate segments (:mod:`.candidates`: official MCG files or the MCG-style
+generator), kept once per image in the candidate cache of :mod:`.candidate_cache` (MCG's
+encoding: superpixel map + superpixel ids per candidate). Their boxes are the candidates' tight
+boxes; the few *hypotheses* of HCP's hypothesis fine-tuning are chosen from them by
+:func:`select_hypotheses`.
 
 :class:`PerImageFileJob` runs a per-image function whose results are files: images whose output
 exists are skipped (resume), the rest run in worker processes with a progress bar, and every file
 is written atomically by the function (:func:`weaksup.pseudo.job.write_atomic`). It differs from
 :class:`~weaksup.pseudo.job.PseudoMaskJob`, which gathers json results per shard of images:
-here every image's result is a file of its own (maps, masks), read back per image by training.
+here every image's result is a file of its own (candidates, maps, masks), read back per image.
 """
 
-import io
 import multiprocessing as mp
 import os
 import re
@@ -21,16 +22,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .candidates import CandidateSet, candidate_segments, load_mcg_mat
+from .candidate_cache import load_or_make_candidates, save_candidates
 from .geometry import box_iou
-from .job import write_atomic
 
 __all__ = [
     "PerImageFileJob",
     "file_key",
-    "load_proposals",
-    "make_proposals",
-    "save_proposals",
+    "make_proposal_file",
     "select_hypotheses",
 ]
 
@@ -78,58 +76,24 @@ def select_hypotheses(
     return np.asarray(chosen, dtype=np.int64)
 
 
-def save_proposals(path: str, candidates: CandidateSet, hypotheses: np.ndarray) -> None:
-    """Write ``candidates`` (+ their boxes and the hypothesis indices) as compressed npz."""
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        superpixels=candidates.superpixels.astype(np.int32),
-        membership=np.packbits(candidates.membership(), axis=1),
-        num_superpixels=np.int64(int(candidates.superpixels.max()) + 1),
-        scores=np.asarray(candidates.scores, dtype=np.float32),
-        image_size=np.asarray(candidates.image_size, dtype=np.int64),
-        boxes=candidates.boxes().astype(np.float32),
-        hypotheses=np.asarray(hypotheses, dtype=np.int64),
-    )
-    write_atomic(buf.getvalue(), path)
-
-
-def load_proposals(path: str) -> Dict[str, Any]:
-    """Read a proposal file: ``candidates`` (:class:`CandidateSet`), ``boxes`` ``(K, 4)`` and
-    ``hypotheses``. Errors name the file."""
-    try:
-        with np.load(path) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable proposal file ({e})") from e
-    member = np.unpackbits(data["membership"], axis=1, count=int(data["num_superpixels"]))
-    labels = [np.flatnonzero(row) for row in member.astype(bool)]
-    cs = CandidateSet(data["superpixels"], labels, data["scores"], tuple(data["image_size"]))
-    return {"candidates": cs, "boxes": data["boxes"], "hypotheses": data["hypotheses"]}
-
-
-def make_proposals(
-    image_bgr: np.ndarray,
+def make_proposal_file(
+    image_loader: Callable[[], np.ndarray],
+    file_name: str,
+    height: int,
+    width: int,
     path: str,
     num_candidates: int,
     max_side: int,
-    num_hypotheses: int,
-    mcg_file: Optional[str] = None,
-    hypothesis_kwargs: Optional[Dict[str, float]] = None,
+    mcg_dir: Optional[str] = None,
 ) -> None:
-    """Proposals of one image (an official MCG ``.mat`` file when given, else the MCG-style
-    generator, best ``num_candidates``) and its hypotheses, written to ``path``."""
-    if mcg_file:
-        cs = load_mcg_mat(mcg_file)
-        if cs.image_size != image_bgr.shape[:2]:
-            raise ValueError(f"{mcg_file}: size {cs.image_size} != image {image_bgr.shape[:2]}")
-        cs = CandidateSet(
-            cs.superpixels, cs.labels[:num_candidates], cs.scores[:num_candidates], cs.image_size
-        )
-    else:
-        cs = candidate_segments(image_bgr, num_candidates=num_candidates, max_side=max_side)
-    hyp = select_hypotheses(cs.boxes(), num_hypotheses, **(hypothesis_kwargs or {}))
-    save_proposals(path, cs, hyp)
+    """Write the candidate file ``path`` of one image: its official MCG proposals
+    (``<mcg_dir>/<file stem>.mat``) converted to the cache format, else the generator's best
+    ``num_candidates`` (:func:`~weaksup.pseudo.candidate_cache.load_or_make_candidates`)."""
+    cands = load_or_make_candidates(
+        image_loader, file_name, height, width, path, mcg_dir, num_candidates, max_side
+    )
+    if mcg_dir:
+        save_candidates(cands, path)
 
 
 def _worker_init() -> None:

@@ -1,0 +1,269 @@
+"""Wei et al. components: the soft multi-label loss (Eq. 4), the soft-label FPN head, the
+image-level dataset option, the mappers and the HCP meta-architecture."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.layers import ShapeSpec
+
+from conftest import register_dataset, shared_path
+
+from weaksup import add_weaksup_config
+from weaksup.modeling.losses import soft_cross_entropy
+
+
+def test_soft_loss_equals_hand_computed_value():
+    # one pixel, logits (1, 2, 0), target (0.5, 0.5, 0):
+    # J = -(0.5 log p1 + 0.5 log p2) = log(e + e^2 + 1) - 0.5 * 1 - 0.5 * 2
+    logits = torch.tensor([[1.0, 2.0, 0.0]])
+    target = torch.tensor([[0.5, 0.5, 0.0]])
+    expected = math.log(math.e + math.e**2 + 1) - 1.5  # 0.907605...
+    assert soft_cross_entropy(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(0.9076059644, rel=1e-9)
+    # two positions, eta = 1 / (number of positions): the mean
+    logits2 = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    target2 = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    assert soft_cross_entropy(logits2, target2).item() == pytest.approx(
+        (expected + math.log(3)) / 2, rel=1e-6
+    )
+    valid = torch.tensor([False, True])
+    assert soft_cross_entropy(logits2, target2, valid).item() == pytest.approx(math.log(3))
+
+
+def test_soft_loss_with_one_hot_targets_is_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7, 6, requires_grad=True)
+    labels = torch.randint(0, 5, (2, 7, 6))
+    one_hot = F.one_hot(labels, 5).permute(0, 3, 1, 2).float()
+    soft = soft_cross_entropy(logits, one_hot, dim=1)
+    hard = F.cross_entropy(logits, labels)
+    assert soft.item() == pytest.approx(hard.item(), rel=1e-6)
+    g_soft = torch.autograd.grad(soft, logits)[0]
+    g_hard = torch.autograd.grad(F.cross_entropy(logits, labels), logits)[0]
+    torch.testing.assert_close(g_soft, g_hard)
+    nothing = soft_cross_entropy(logits, one_hot, torch.zeros(2, 7, 6, dtype=torch.bool))
+    assert nothing.item() == 0 and nothing.requires_grad
+
+
+def _head():
+    from weaksup.modeling.sem_seg_heads import SoftLabelSemSegFPNHead
+
+    cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.SEM_SEG_HEAD.NAME = "SoftLabelSemSegFPNHead"
+    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["p2"]
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 3
+    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 8
+    cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE = 4
+    cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE = 255
+    cfg.MODEL.SEM_SEG_HEAD.NORM = ""
+    return SoftLabelSemSegFPNHead(cfg, {"p2": ShapeSpec(channels=4, stride=4)})
+
+
+def test_soft_label_head_soft_one_hot_and_padding_equal_hard_loss():
+    torch.manual_seed(0)
+    head = _head().train()
+    feats = {"p2": torch.randn(2, 4, 4, 5)}
+    labels = torch.randint(0, 3, (2, 16, 20))
+    labels[1, 12:, :] = 255  # padding / ignored
+    soft = F.one_hot(labels.clamp(max=2), 3).permute(0, 3, 1, 2).float()
+    soft[1, :, 12:, :] = 255.0  # how SemanticSegmentor pads soft targets (IGNORE_VALUE)
+    _, hard_loss = head(feats, labels)
+    _, soft_loss = head(feats, soft)
+    assert soft_loss["loss_sem_seg"].item() == pytest.approx(
+        hard_loss["loss_sem_seg"].item(), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="one channel per class"):
+        head(feats, soft[:, :2])
+
+
+class _ClassOnly(dict):
+    """An annotation whose every field except ``category_id`` raises when read."""
+
+    def __getitem__(self, key):
+        if key != "category_id":
+            raise AssertionError(f"read {key!r}")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        raise AssertionError(f"read {key!r}")
+
+
+def test_image_level_records_read_classes_only():
+    from weaksup.data.datasets import (
+        image_level_record,
+        register_image_label_union,
+        single_label_records,
+    )
+
+    anns = [_ClassOnly(category_id=c, bbox=[0, 0, 1, 1], segmentation=[[0]]) for c in (2, 0, 2)]
+    rec = {"file_name": "a.jpg", "height": 4, "width": 5, "image_id": 7, "annotations": anns}
+    rec["sem_seg_file_name"] = "a.png"
+    out = image_level_record(rec)
+    assert out == {
+        "file_name": "a.jpg",
+        "height": 4,
+        "width": 5,
+        "image_id": 7,
+        "image_labels": [0, 2],
+    }
+    mapped = image_level_record(rec, {0: 5, 2: 1}, "base")
+    assert mapped["image_labels"] == [1, 5] and mapped["image_id"] == "base:7"
+    with pytest.raises(ValueError, match="class 2 has no place"):
+        image_level_record(rec, {0: 5})
+    # union by class name; unlabelled images dropped; single-label subset
+    register_dataset("wei_m_a", [rec, {**rec, "image_id": 8, "annotations": []}], ["x", "y", "z"])
+    one = {**rec, "image_id": 1, "annotations": [_ClassOnly(category_id=0)]}
+    register_dataset("wei_m_b", [one], ["z"])
+    for name in ("wei_m_z", "wei_m_u"):
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+    register_image_label_union("wei_m_z", ["wei_m_a", "wei_m_b"], ["z"])
+    with pytest.raises(ValueError, match="class 0 has no place"):  # "x" is not in the list
+        DatasetCatalog.get("wei_m_z")
+    # "y" never occurs, so it need not be in the list
+    register_image_label_union("wei_m_u", ["wei_m_a", "wei_m_b"], ["z", "x"])
+    records = DatasetCatalog.get("wei_m_u")
+    assert [(r["image_id"], r["image_labels"]) for r in records] == [
+        ("wei_m_a:7", [0, 1]),
+        ("wei_m_b:1", [0]),
+    ]
+    assert [r["image_id"] for r in single_label_records(records)] == ["wei_m_b:1"]
+    assert MetadataCatalog.get("wei_m_u").thing_classes == ["z", "x"]
+
+
+def test_builtin_image_level_datasets_on_real_data():
+    shared_path("PennFudanPed")
+    shared_path("nuts_coco")
+    records = DatasetCatalog.get("wei_demo_train")
+    assert len(records) == 143
+    assert all(
+        set(r) == {"file_name", "height", "width", "image_id", "image_labels"} for r in records
+    )
+    classes = MetadataCatalog.get("wei_demo_train").thing_classes
+    assert sum(len(r["image_labels"]) == 1 for r in records) == 128  # the PennFudan images
+    labelme = [r for r in records if r["image_id"].startswith("labelme_voc3:")]
+    assert sorted(classes[c] for r in labelme for c in r["image_labels"]) == sorted(
+        ["bottle", "person", "bus", "car", "chair", "person", "sofa"]
+    )
+    pf = DatasetCatalog.get("pennfudan_train_image_labels")
+    assert len(pf) == 128 and all(r["image_labels"] == [0] for r in pf)
+    val = DatasetCatalog.get("wei_demo_val_sem_seg")
+    assert len(val) == 48
+    assert MetadataCatalog.get("wei_demo_val_sem_seg").stuff_classes == ["background"] + classes
+
+
+def _cfg(**hcp):
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file("configs/WeiImageLevel/demo/hcp_image_R18_GN.yaml")
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.HCP.NUM_CLASSES = 3
+    cfg.MODEL.HCP.CROP_SIZE = 32
+    cfg.MODEL.HCP.FC_DIM = 8
+    for k, v in hcp.items():
+        setattr(cfg.MODEL.HCP, k, v)
+    cfg.INPUT.MIN_SIZE_TRAIN = (64,)
+    cfg.INPUT.MIN_SIZE_TEST = 64
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def real_record(tmp_path_factory):
+    from weaksup.pseudo.proposals import make_proposal_file
+    import cv2
+
+    path = shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png")
+    image = cv2.imread(str(path))
+    h, w = image.shape[:2]
+    out = str(tmp_path_factory.mktemp("props") / "p.npz")
+    make_proposal_file(lambda: image, str(path), h, w, out, num_candidates=20, max_side=64)
+    return {
+        "file_name": str(path),
+        "height": h,
+        "width": w,
+        "image_id": 0,
+        "image_labels": [0, 2],
+        "proposal_file": out,
+    }
+
+
+def test_image_label_mapper(real_record):
+    from weaksup.data.wei_mappers import ImageLabelDatasetMapper
+
+    mapped = ImageLabelDatasetMapper(_cfg(MODE="hypotheses", NUM_HYPOTHESES=4), True)(real_record)
+    assert mapped["image"].shape[1] == 64 or mapped["image"].shape[2] == 64
+    assert mapped["image_labels"].tolist() == [0, 2]
+    boxes = mapped["proposal_boxes"]
+    assert 1 <= len(boxes) <= 4
+    h, w = mapped["image"].shape[1:]
+    assert (boxes[:, 2] <= w + 1e-3).all() and (boxes[:, 3] <= h + 1e-3).all()
+    image_mode = ImageLabelDatasetMapper(_cfg(), True)(real_record)
+    assert "proposal_boxes" not in image_mode
+    for key in ("annotations", "sem_seg_file_name"):
+        with pytest.raises(ValueError, match="image-level mapper got"):
+            ImageLabelDatasetMapper(_cfg(), True)({**real_record, key: []})
+
+
+def test_localization_map_mapper_soft_targets(tmp_path, real_record):
+    import io
+
+    from weaksup.data.wei_mappers import LocalizationMapDatasetMapper
+    from weaksup.pseudo.localization import localization_maps
+
+    h, w = real_record["height"], real_record["width"]
+    a = np.zeros((h, w), bool)
+    a[: h // 2] = True
+    maps = localization_maps([a[None], np.stack([a, np.ones_like(a)])], h, w)
+    path = tmp_path / "m.npz"
+    np.savez_compressed(path, maps=maps.astype(np.float16), labels=np.array([0, 2]))
+    cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 4
+    cfg.INPUT.MIN_SIZE_TRAIN = (100,)
+    cfg.INPUT.RANDOM_FLIP = "none"
+    rec = {k: real_record[k] for k in ("file_name", "height", "width", "image_id")}
+    out = LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
+    target = out["sem_seg"]
+    assert target.shape == (4,) + out["image"].shape[1:] and target.dtype == torch.float32
+    torch.testing.assert_close(target.sum(0), torch.ones(target.shape[1:]), atol=2e-3, rtol=0)
+    assert target[2].abs().max() == 0  # class 1 is not a label of the image
+    # top: labels 0 and 2 both 1 (sum 2, background 0), normalised to 0.5 each
+    top, bottom = target[:, 5, 50], target[:, -5, 50]
+    torch.testing.assert_close(top, torch.tensor([0.0, 0.5, 0.0, 0.5]), atol=2e-3, rtol=0)
+    # bottom: label 0 absent, label 2 half covered (0.5), background 1 - 0.5
+    torch.testing.assert_close(bottom, torch.tensor([0.5, 0.0, 0.0, 0.5]), atol=2e-3, rtol=0)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 3
+    with pytest.raises(ValueError, match="does not fit"):
+        LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
+
+
+def test_hcp_pools_hypotheses_and_trains(real_record):
+    from weaksup.data.wei_mappers import ImageLabelDatasetMapper
+    from weaksup.modeling.meta_arch import HCP
+
+    torch.manual_seed(0)
+    cfg = _cfg(MODE="hypotheses", NUM_HYPOTHESES=3)
+    model = HCP(cfg)
+    x = ImageLabelDatasetMapper(cfg, True)(real_record)
+    losses = model([x, x])
+    assert set(losses) == {"loss_hcp"} and torch.isfinite(losses["loss_hcp"])
+    losses["loss_hcp"].backward()
+    assert model.classifier.weight.grad.abs().sum() > 0
+    assert model.backbone.stem.conv1.weight.grad.abs().sum() > 0
+    model.eval()
+    (out,) = model([x])
+    h, w = x["image"].shape[1:]
+    boxes = torch.cat([torch.tensor([[0.0, 0.0, w, h]]), x["proposal_boxes"]])
+    scores, feats = model.score_hypotheses(x["image"], boxes)
+    assert scores.shape == (len(boxes), 3) and feats.shape == (len(boxes), 8)
+    torch.testing.assert_close(scores.sum(1), torch.ones(len(boxes)))
+    # cross-hypothesis max pooling: the image's scores are the softmax of the max logits
+    logits = torch.log(scores)
+    logits = logits - logits[:, :1]  # softmax is shift-invariant per row
+    crops = model._crops(((x["image"].float() - model.pixel_mean) / model.pixel_std)[None], [boxes])
+    raw, _ = model.classify(crops)
+    torch.testing.assert_close(out["hcp_scores"], raw.max(0).values.softmax(0), atol=1e-5, rtol=0)
