@@ -1,17 +1,20 @@
 #!/usr/bin/env python
-"""Training speed and peak memory: weaksup's trainer against plain Detectron2, in one run.
+"""Training speed and peak memory: weaksup's trainer against plain Detectron2, and Enhanced-FPN
+against FPN, in one run.
 
-Both trainers train the same Mask R-CNN config on the same images with the same masks:
+The trainers train the same Mask R-CNN config on the same images with the same masks:
 
 * ``detectron2``: ``DefaultTrainer``, Detectron2's ``DatasetMapper`` and ``MaskRCNNConvUpsampleHead``;
 * ``weaksup``: ``WeaksupTrainer``, ``BoxSupervisedDatasetMapper`` (mask source ``annotation``, so
-  the masks are the same ground truth) and ``FlaggedMaskRCNNConvUpsampleHead``.
+  the masks are the same ground truth) and ``FlaggedMaskRCNNConvUpsampleHead``;
+* ``enhanced_fpn``: ``weaksup`` with the Hybrid networks' Enhanced-FPN backbone
+  (``build_resnet_enhanced_fpn_backbone``) in place of FPN, for the Enhanced-FPN / FPN ratio.
 
-Both see the same images in the same order at the same sizes (seeded). Each measurement runs in a
-fresh subprocess (so peak memory is its own), alternating the two
-trainers ``--repeats`` times; the table reports the median seconds per iteration after
-``--warmup`` iterations, the peak memory (CUDA: ``max_memory_allocated``; CPU: peak RSS), and the
-weaksup / detectron2 ratios.
+All see the same images in the same order at the same sizes (seeded). Each measurement runs in a
+fresh subprocess (so peak memory is its own), rotating the trainers ``--repeats`` times; the
+tables report the median seconds per iteration after ``--warmup`` iterations, the peak memory
+(CUDA: ``max_memory_allocated``; CPU: peak RSS), the backbone's parameters, and the weaksup /
+detectron2 and Enhanced-FPN / FPN ratios.
 
 Usage: python benchmarks/train_speed.py [--config-file CFG] [--iters 20] [--warmup 5] [--repeats 2]
 """
@@ -27,6 +30,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+KINDS = ("detectron2", "weaksup", "enhanced_fpn")
 
 
 def _measure(kind: str, config_file: str, iters: int, warmup: int, opts: list) -> dict:
@@ -71,6 +75,8 @@ def _measure(kind: str, config_file: str, iters: int, warmup: int, opts: list) -
         trainer_cls = DefaultTrainer
     else:
         trainer_cls = WeaksupTrainer
+    if kind == "enhanced_fpn":
+        cfg.MODEL.BACKBONE.NAME = "build_resnet_enhanced_fpn_backbone"
     resolve_device(cfg)
     seed_all_rng(cfg.SEED)  # same images, sizes and order for both trainers
     cuda = cfg.MODEL.DEVICE.startswith("cuda")
@@ -102,10 +108,12 @@ def _measure(kind: str, config_file: str, iters: int, warmup: int, opts: list) -
         if cuda
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
+    model = getattr(trainer.model, "module", trainer.model)
     return {
         "kind": kind,
         "s_per_iter": statistics.median(timer.times),
         "peak_mib": peak,
+        "backbone_params": sum(p.numel() for p in model.backbone.parameters()),
         "device": cfg.MODEL.DEVICE,
     }
 
@@ -116,7 +124,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20, help="timed iterations per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--repeats", type=int, default=2, help="measurements per trainer")
-    parser.add_argument("--child", choices=["detectron2", "weaksup"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
     args = parser.parse_args()
 
@@ -125,9 +133,9 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
 
-    results = {"detectron2": [], "weaksup": []}
+    results = {k: [] for k in KINDS}
     for rep in range(args.repeats):
-        for kind in ("detectron2", "weaksup") if rep % 2 == 0 else ("weaksup", "detectron2"):
+        for kind in KINDS[rep % len(KINDS) :] + KINDS[: rep % len(KINDS)]:  # rotated order
             cmd = [
                 sys.executable,
                 __file__,
@@ -159,16 +167,24 @@ def main() -> None:
         )
         for k, v in results.items()
     }
+    params = {k: v[0]["backbone_params"] for k, v in results.items()}
     device = results["weaksup"][0]["device"]
     print(
         f"\nMask R-CNN training, {os.path.relpath(args.config_file, REPO_ROOT)}, device {device}, "
         f"{args.iters} timed iterations after {args.warmup}, median of {args.repeats} runs"
     )
     print(f"| trainer | s/iter | peak memory (MiB) |\n|---|---|---|")
-    for k, (s, m) in summary.items():
+    for k in ("detectron2", "weaksup"):
+        s, m = summary[k]
         print(f"| {k} | {s:.3f} | {m:.0f} |")
     (sd, md), (sw, mw) = summary["detectron2"], summary["weaksup"]
     print(f"| ratio weaksup/detectron2 | {sw / sd:.3f} | {mw / md:.3f} |")
+    (se, me), pf, pe = summary["enhanced_fpn"], params["weaksup"], params["enhanced_fpn"]
+    print("\n| backbone (weaksup trainer) | s/iter | peak memory (MiB) | backbone parameters |")
+    print("|---|---|---|---|")
+    print(f"| FPN | {sw:.3f} | {mw:.0f} | {pf:,} |")
+    print(f"| Enhanced-FPN (Hybrid Sec. 2.3) | {se:.3f} | {me:.0f} | {pe:,} |")
+    print(f"| ratio Enhanced-FPN/FPN | {se / sw:.3f} | {me / mw:.3f} | {pe / pf:.3f} |")
 
 
 if __name__ == "__main__":

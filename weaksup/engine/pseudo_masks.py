@@ -11,7 +11,7 @@ seed, boxes), so a finished file is reused only for the same job.
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
@@ -165,7 +165,7 @@ def generate_pseudo_masks(
     return True
 
 
-def pseudo_mask_validity(path: str) -> "Dict[str, float]":
+def pseudo_mask_validity(path: str) -> Dict[str, float]:
     """Hybrid Sec. 1's validity statistics (:func:`validity_statistics`) of a pseudo-mask json,
     from its ``mask_valid`` flags and its boxes (annotations whose box was dropped excluded)."""
     with open(path) as f:
