@@ -50,35 +50,57 @@ def test_soft_loss_with_one_hot_targets_is_cross_entropy():
     assert nothing.item() == 0 and nothing.requires_grad
 
 
-def _head():
-    from weaksup.modeling.sem_seg_heads import SoftLabelSemSegFPNHead
-
+def _head_cfg(name):
     cfg = add_weaksup_config(get_cfg())
-    cfg.MODEL.SEM_SEG_HEAD.NAME = "SoftLabelSemSegFPNHead"
+    cfg.MODEL.SEM_SEG_HEAD.NAME = name
     cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["p2"]
     cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 3
     cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 8
     cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE = 4
     cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE = 255
     cfg.MODEL.SEM_SEG_HEAD.NORM = ""
-    return SoftLabelSemSegFPNHead(cfg, {"p2": ShapeSpec(channels=4, stride=4)})
+    cfg.MODEL.SEM_SEG_HEAD.ASPP_DILATIONS = [1, 2]
+    return cfg
 
 
-def test_soft_label_head_soft_one_hot_and_padding_equal_hard_loss():
+@pytest.mark.parametrize("name", ["SoftLabelSemSegFPNHead", "SoftLabelAtrousSemSegHead"])
+def test_soft_label_heads_soft_one_hot_and_padding_equal_hard_loss(name):
+    from detectron2.modeling.meta_arch.semantic_seg import build_sem_seg_head
+
     torch.manual_seed(0)
-    head = _head().train()
+    head = build_sem_seg_head(_head_cfg(name), {"p2": ShapeSpec(channels=4, stride=4)}).train()
     feats = {"p2": torch.randn(2, 4, 4, 5)}
     labels = torch.randint(0, 3, (2, 16, 20))
     labels[1, 12:, :] = 255  # padding / ignored
     soft = F.one_hot(labels.clamp(max=2), 3).permute(0, 3, 1, 2).float()
     soft[1, :, 12:, :] = 255.0  # how SemanticSegmentor pads soft targets (IGNORE_VALUE)
+    torch.manual_seed(1)  # same dropout masks in both passes
     _, hard_loss = head(feats, labels)
+    torch.manual_seed(1)
     _, soft_loss = head(feats, soft)
     assert soft_loss["loss_sem_seg"].item() == pytest.approx(
         hard_loss["loss_sem_seg"].item(), rel=1e-5
     )
     with pytest.raises(ValueError, match="one channel per class"):
         head(feats, soft[:, :2])
+
+
+def test_wei_trainer_last_layer_lr():
+    from detectron2.modeling import build_model
+
+    from weaksup.engine.wei import WeiTrainer
+
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file("configs/WeiImageLevel/demo/wei_demo_R18_FPN_GN.yaml")
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEI.PREDICTOR_LR_FACTOR = 10.0
+    model = build_model(cfg)
+    opt = WeiTrainer.build_optimizer(cfg, model)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    predictor = [id(p) for p in model.sem_seg_head.predictor.parameters()]
+    assert len(predictor) == 2 and all(lr_of[i] == cfg.SOLVER.BASE_LR * 10 for i in predictor)
+    others = [lr_of[id(p)] for p in model.backbone.parameters()]
+    assert set(others) == {cfg.SOLVER.BASE_LR}
 
 
 class _ClassOnly(dict):
@@ -267,3 +289,25 @@ def test_hcp_pools_hypotheses_and_trains(real_record):
     crops = model._crops(((x["image"].float() - model.pixel_mean) / model.pixel_std)[None], [boxes])
     raw, _ = model.classify(crops)
     torch.testing.assert_close(out["hcp_scores"], raw.max(0).values.softmax(0), atol=1e-5, rtol=0)
+
+
+def test_voc_configs_follow_the_paper_schedule():
+    from weaksup.config import load_config
+
+    seg = load_config("configs/WeiImageLevel/voc_deeplab_R101_OS8.yaml")
+    epoch = 1323  # 10,582 train_aug images / batch 8
+    assert seg.SOLVER.IMS_PER_BATCH == 8 and seg.SOLVER.BASE_LR == 0.001
+    assert seg.MODEL.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
+    assert seg.SOLVER.STEPS == (5 * epoch, 10 * epoch) and seg.SOLVER.MAX_ITER == 15 * epoch
+    assert (seg.SOLVER.MOMENTUM, seg.SOLVER.WEIGHT_DECAY) == (0.9, 0.0005)
+    assert seg.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelAtrousSemSegHead"
+    assert seg.WEAKSUP.PIPELINE == "WeiImageLevel"
+    img = load_config(seg.MODEL.WEI.HCP_IMAGE_CONFIG)
+    hyp = load_config(seg.MODEL.WEI.HCP_HYPOTHESES_CONFIG)
+    for c, factor, mode in ((img, 100.0, "image"), (hyp, 10.0, "hypotheses")):
+        assert c.MODEL.META_ARCHITECTURE == "HCP" and c.MODEL.HCP.MODE == mode
+        assert c.SOLVER.IMS_PER_BATCH == 30 and c.SOLVER.BASE_LR == 0.0001
+        assert c.MODEL.HCP.CLASSIFIER_LR_FACTOR == factor  # 0.01 / 0.001 on the last layer
+    fpn = load_config("configs/WeiImageLevel/voc_R50_FPN.yaml")
+    assert fpn.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelSemSegFPNHead"
+    assert fpn.SOLVER.MAX_ITER == seg.SOLVER.MAX_ITER

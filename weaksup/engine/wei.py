@@ -44,6 +44,7 @@ __all__ = [
     "WeiTrainer",
     "format_wei_tables",
     "load_wei_results",
+    "result_classes",
     "run_wei_pipeline",
 ]
 
@@ -65,21 +66,32 @@ RESULTS_FILE = "wei_results.json"
 class WeiTrainer(WeaksupTrainer):
     """:class:`WeaksupTrainer` with the paper's larger learning rate on the last layer
     (Sec. 4.2): HCP's classifier (``MODEL.HCP.CLASSIFIER_LR_FACTOR``) or the segmentation
-    predictor (``MODEL.WEI.PREDICTOR_LR_FACTOR``)."""
+    head's classifier convs (``MODEL.WEI.PREDICTOR_LR_FACTOR``; the FPN head's ``predictor``,
+    the ASPP head's per-branch classifiers)."""
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
         if cfg.MODEL.META_ARCHITECTURE == "HCP":
-            prefix, factor = "classifier.", cfg.MODEL.HCP.CLASSIFIER_LR_FACTOR
-        else:
-            prefix, factor = "sem_seg_head.predictor.", cfg.MODEL.WEI.PREDICTOR_LR_FACTOR
+            factor = cfg.MODEL.HCP.CLASSIFIER_LR_FACTOR
+            last = {f"classifier.{n}" for n, _ in model.classifier.named_parameters()}
+        else:  # the head's classifier convs: those with one output channel per class
+            factor = cfg.MODEL.WEI.PREDICTOR_LR_FACTOR
+            num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+            last = {
+                f"sem_seg_head.{m}.{n}"
+                for m, mod in model.sem_seg_head.named_modules()
+                if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == num_classes
+                for n, _ in mod.named_parameters(recurse=False)
+            }
+        if not last:
+            raise ValueError(f"{type(model).__name__}: no last layer found for its lr factor")
         params = get_default_optimizer_params(
             model,
             base_lr=cfg.SOLVER.BASE_LR,
             weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
             bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
             weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-            lr_factor_func=lambda name: factor if name.startswith(prefix) else 1.0,
+            lr_factor_func=lambda name: factor if name in last else 1.0,
         )
         return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
             params,
@@ -322,6 +334,13 @@ def load_wei_results(output_dir: str) -> Dict[str, Any]:
             with open(path) as f:
                 out[scheme] = json.load(f)
     return out
+
+
+def result_classes(results: Dict[str, Any]) -> List[str]:
+    """Class names in the order of the ``IoU-<class>`` entries of the first scheme's results."""
+    for res in results.values():
+        return [k[len("IoU-") :] for k in _sem_seg(res) if k.startswith("IoU-")]
+    return []
 
 
 def _sem_seg(res: Dict[str, Any]) -> Dict[str, float]:

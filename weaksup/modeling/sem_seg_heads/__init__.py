@@ -1,6 +1,15 @@
 """Semantic-segmentation heads (Detectron2's ``SEM_SEG_HEADS_REGISTRY``)."""
 
 from .atrous_head import AtrousSemSegHead
-from .soft_label_fpn_head import SoftLabelSemSegFPNHead
+from .soft_label_fpn_head import (
+    SoftLabelAtrousSemSegHead,
+    SoftLabelLossMixin,
+    SoftLabelSemSegFPNHead,
+)
 
-__all__ = ["AtrousSemSegHead", "SoftLabelSemSegFPNHead"]
+__all__ = [
+    "AtrousSemSegHead",
+    "SoftLabelAtrousSemSegHead",
+    "SoftLabelLossMixin",
+    "SoftLabelSemSegFPNHead",
+]

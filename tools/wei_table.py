@@ -1,0 +1,30 @@
+#!/usr/bin/env python
+"""Print Wei et al.'s Tab. 1 (AN_A, SN_A, AN_B, SN_B) and Tab. 3 (with / without cross-image
+refinement) from a pipeline's output folder (the ``wei_results.json`` of each scheme).
+
+    python tools/wei_table.py output/wei_demo
+
+Run the pipeline first (``train_net.py --config-file configs/WeiImageLevel/...``), which prints
+the same tables when it ends.
+"""
+
+import argparse
+import sys
+
+from weaksup.engine.wei import format_wei_tables, load_wei_results, result_classes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("output_dir", help="OUTPUT_DIR of a WeiImageLevel pipeline run")
+    args = parser.parse_args(argv)
+    results = load_wei_results(args.output_dir)
+    if not results:
+        print(f"{args.output_dir}: no scheme results (*/wei_results.json)", file=sys.stderr)
+        return 1
+    print(format_wei_tables(results, result_classes(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
