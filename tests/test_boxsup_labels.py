@@ -154,3 +154,57 @@ def test_candidate_cache_round_trip_and_bad_file(tmp_path):
         load_candidates(str(tmp_path / "bad.npz"))
     with pytest.raises(FileNotFoundError, match="mcg/x.mat"):
         load_or_make_candidates(lambda: None, "x.png", 40, 40, path, mcg_dir=str(tmp_path / "mcg"))
+
+
+def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
+    """Images with GT masks train on them in every epoch; the label update never writes them."""
+    import cv2
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    from conftest import REPO_ROOT, register_dataset
+    from weaksup import add_weaksup_config
+    from weaksup.data.mask_subset import instance_label_map
+    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+
+    records, _ = pennfudan_records(4)
+    box_only = [
+        {
+            **r,
+            "annotations": [
+                {k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]
+            ],
+        }
+        for r in records[2:]
+    ]
+    register_dataset("boxsup_test_semi", records[:2] + box_only, ["person"])
+    register_dataset("boxsup_test_semi_gt", records, ["person"])
+    assert [has_gt_masks(r) for r in records[:2] + box_only] == [True, True, False, False]
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
+            "DATASETS.TRAIN", "('boxsup_test_semi',)", "MODEL.BOXSUP.GT_DATASET", "boxsup_test_semi_gt",
+            "MODEL.BOXSUP.NUM_CANDIDATES", "100", "MODEL.BOXSUP.CANDIDATE_MAX_SIDE", "64",
+            "MODEL.BOXSUP.CANDIDATE_CACHE", str(tmp_path / "cache"), "DATALOADER.NUM_WORKERS", "0",
+            "INPUT.MIN_SIZE_TEST", "64", "OUTPUT_DIR", str(tmp_path / "out"),
+        ]
+    )  # fmt: skip
+    hook = BoxSupLabelUpdate(cfg)
+    hook._load_records()
+    hook._make(0, None)  # E_o only
+    hook._make(1, build_model(cfg).eval())  # E_o + lambda E_r
+    for epoch in (0, 1):
+        written = sorted(f for f in os.listdir(hook.label_dir(epoch)) if f.endswith(".png"))
+        assert written == ["000002_FudanPed00003.png", "000003_FudanPed00004.png"]
+        train = hook.training_records(epoch)
+        for i in (0, 1):  # GT images: their own label map, outside the labelling
+            path = train[i]["sem_seg_file_name"]
+            assert not path.startswith(hook.label_dir(epoch))
+            gt = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            assert (gt == instance_label_map(records[i])).all()
+        for i in (2, 3):
+            assert train[i]["sem_seg_file_name"] == os.path.join(
+                hook.label_dir(epoch), written[i - 2]
+            )

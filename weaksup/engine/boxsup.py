@@ -471,7 +471,9 @@ class BoxSupLabelUpdate(HookBase):
             f"fallbacks: {msg} ({time.perf_counter() - t0:.1f} s)"
         )
 
-    def _train_loader(self, epoch: int):
+    def training_records(self, epoch: int) -> List[Dict[str, Any]]:
+        """The records the epoch trains on: image and ``sem_seg_file_name``, the labelling's map
+        for box-only images and the ground-truth map for images with masks."""
         records = []
         for i, r in enumerate(self.records):
             label = (
@@ -483,6 +485,10 @@ class BoxSupLabelUpdate(HookBase):
                 {k: r[k] for k in ("file_name", "height", "width", "image_id")}
                 | {"sem_seg_file_name": label}
             )
+        return records
+
+    def _train_loader(self, epoch: int):
+        records = self.training_records(epoch)
         sampler = TrainingSampler(len(records), seed=self.spec.seed * 1000 + epoch)
         return build_detection_train_loader(
             self.cfg, mapper=build_mapper(self.cfg, is_train=True), dataset=records, sampler=sampler
@@ -490,6 +496,7 @@ class BoxSupLabelUpdate(HookBase):
 
     def _use(self, epoch: int) -> None:
         self.labelling = epoch
+        logger.info(f"BoxSup: training on labelling {epoch} ({self.label_dir(epoch)})")
         loader = self._train_loader(epoch)
         self.trainer._trainer.reset_data_loader(lambda: loader)
         self.trainer.storage.put_scalar("boxsup/labelling", epoch, smoothing_hint=False)
