@@ -182,6 +182,7 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     # stage 2 outputs: one map file and one rough mask per training image, on its classes
     keys = sorted(p.stem for p in (out / "maps").glob("*.npz"))
     assert len(keys) == 6 and len(list((out / "rough_masks").glob("*.png"))) == 6
+    assert len(list((out / "rough_masks" / "vis").glob("*.jpg"))) == 6  # WEAKSUP.VIS.NUM_IMAGES
     with np.load(out / "maps" / f"{keys[0]}.npz") as z:
         maps, labels = z["maps"].astype(np.float32), z["labels"]
     assert maps.shape[0] == len(labels) + 1 and maps.min() >= 0

@@ -233,7 +233,15 @@ def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str,
             w.REFINE_ORDER,
         )
         write_json_atomic(refinement, os.path.join(out_dirs["maps"], "refinement.json"))
-        write_maps_and_masks(records, refinement, score_dir, out_dirs, w.ROUGH_TOP_K, w.NUM_WORKERS)
+        write_maps_and_masks(
+            records,
+            refinement,
+            score_dir,
+            out_dirs,
+            w.ROUGH_TOP_K,
+            w.NUM_WORKERS,
+            num_vis=cfg.WEAKSUP.VIS.NUM_IMAGES,
+        )
     comm.synchronize()
     return out_dirs
 

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from typing import Any, Dict, List, Sequence
 
 import cv2
@@ -63,7 +64,11 @@ def prepare_dir(folder: str, settings: Dict[str, Any]) -> None:
                 return
         logger.info(f"{folder} holds files made with other inputs or settings: removed")
         for name in os.listdir(folder):
-            os.remove(os.path.join(folder, name))
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     os.makedirs(folder, exist_ok=True)
     write_json_atomic({"fingerprint": fingerprint, "settings": settings}, meta)
 
@@ -171,6 +176,28 @@ def _save_maps(path: str, maps: np.ndarray, labels: Sequence[int]) -> None:
     write_atomic(buf.getvalue(), path)
 
 
+def _palette(n: int) -> np.ndarray:
+    """``(n, 3)`` BGR colours: black for background, then well-separated hues."""
+    hsv = np.stack(
+        [np.arange(n) * 180 // max(n, 1), np.full(n, 200), np.full(n, 255)], axis=1
+    ).astype(np.uint8)
+    out = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2BGR)[0]
+    out[0] = 0
+    return out
+
+
+def draw_maps_and_mask(image: np.ndarray, maps: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The BGR image with the fused foreground localization map as a heat map (Fig. 5) next to
+    it with the rough mask in class colours."""
+    heat = cv2.applyColorMap(
+        (255 * np.clip(maps[1:].max(axis=0, initial=0), 0, 1)).astype(np.uint8), cv2.COLORMAP_JET
+    )
+    left = cv2.addWeighted(image, 0.5, heat, 0.5, 0)
+    colours = _palette(int(mask.max()) + 1)
+    right = np.where(mask[..., None] > 0, 0.5 * image + 0.5 * colours[mask], image).astype(np.uint8)
+    return np.concatenate([left, right], axis=1)
+
+
 def _image_maps_and_masks(item: Dict[str, Any], top_k: int) -> None:
     """One image of step 3; the rough mask (the completion marker) is written last."""
     cs = load_candidates(item["proposal_file"])
@@ -187,7 +214,13 @@ def _image_maps_and_masks(item: Dict[str, Any], top_k: int) -> None:
     for l, k in enumerate(labels):
         v = scores[:, k] + region_means(cs, maps[l + 1])  # Eq. 5
         class_masks.append(cs.masks(top_regions(v, top_k)).any(axis=0))
-    ok, png = cv2.imencode(".png", rough_mask(maps, class_masks, labels))
+    mask = rough_mask(maps, class_masks, labels)
+    if item.get("vis"):
+        image = cv2.imread(item["file_name"], cv2.IMREAD_COLOR)
+        ok, jpg = cv2.imencode(".jpg", draw_maps_and_mask(image, maps, mask))
+        if ok:
+            write_atomic(jpg.tobytes(), item["vis"])
+    ok, png = cv2.imencode(".png", mask)
     if not ok:
         raise RuntimeError(f"cannot encode the rough mask of {item['proposal_file']}")
     write_atomic(png.tobytes(), item["rough_mask"])
@@ -200,11 +233,13 @@ def write_maps_and_masks(
     out_dirs: Dict[str, str],
     top_k: int,
     num_workers: int,
+    num_vis: int = 0,
 ) -> None:
     """Step 3 (module docstring), main process. ``out_dirs``: ``maps``, ``rough_masks`` and,
-    for the ablation, ``maps_norefine``."""
+    for the ablation, ``maps_norefine``. The first ``num_vis`` images are also drawn
+    (:func:`draw_maps_and_mask`) into ``<rough_masks>/vis/``."""
     items = []
-    for r in records:
+    for i, r in enumerate(records):
         key = file_key(r["image_id"])
         items.append(
             {
@@ -220,6 +255,12 @@ def write_maps_and_masks(
                     else ""
                 ),
                 "rough_mask": os.path.join(out_dirs["rough_masks"], key + ".png"),
+                "file_name": r["file_name"],
+                "vis": (
+                    os.path.join(out_dirs["rough_masks"], "vis", key + ".jpg")
+                    if i < num_vis
+                    else ""
+                ),
             }
         )
     job = PerImageFileJob(
