@@ -10,6 +10,7 @@ from weaksup.pseudo import (
     box_mask,
     ellipse_mask,
     merge_smaller_wins,
+    per_box_method,
     pseudo_masks_for_image,
     tight_box,
     with_fallback,
@@ -81,6 +82,28 @@ def test_fallback_recorded():
     assert (
         with_fallback(tiny, box, "ellipse", (30, 30), valid_threshold=0.5)[1] == "ellipse:invalid"
     )
+
+
+def test_per_box_method_fallbacks_and_seeds():
+    """One wrapper turns a per-box function into a method: seeds pass through, None / empty /
+    invalid masks are replaced as configured."""
+    h, w = 30, 30
+    tiny = np.zeros((h, w), bool)
+    tiny[10, 10] = True
+    outputs = {1: None, 2: np.zeros((h, w), bool), 3: tiny, 4: box_mask([5, 5, 25, 15], h, w)}
+    method = per_box_method(lambda image, box, seed, cfg: outputs[seed])
+    strict = per_box_method(lambda image, box, seed, cfg: outputs[seed], "box", True)
+    image, boxes, seeds = np.zeros((h, w, 3), np.uint8), [[5, 5, 25, 15]] * 4, [1, 2, 3, 4]
+    cfg = PseudoMaskConfig(fallback="ellipse")
+    assert [fb for _, fb in method(image, boxes, seeds, cfg)] == [
+        "ellipse:failed",
+        "ellipse:empty",
+        None,
+        None,
+    ]
+    res = strict(image, boxes, seeds, cfg)
+    assert [fb for _, fb in res] == ["box:failed", "box:empty", "box:invalid", None]
+    assert (res[2][0] == box_mask(boxes[2], h, w)).all() and res[3][0] is outputs[4]
 
 
 def test_engine_input_rules():

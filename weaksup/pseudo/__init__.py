@@ -7,6 +7,7 @@ from .engine import (
     PseudoMask,
     PseudoMaskConfig,
     as_bgr_uint8,
+    per_box_method,
     pseudo_masks_for_image,
     register_method,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "medoid_mask",
     "watershed_box",
     "merge_smaller_wins",
+    "per_box_method",
     "pseudo_masks_for_image",
     "register_method",
     "tight_box",

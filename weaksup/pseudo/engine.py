@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .fallback import with_fallback
 from .geometry import box_agreement, box_mask, ellipse_mask
 from .merge import merge_smaller_wins
 
@@ -28,6 +29,7 @@ __all__ = [
     "PseudoMask",
     "PseudoMaskConfig",
     "as_bgr_uint8",
+    "per_box_method",
     "register_method",
     "pseudo_masks_for_image",
 ]
@@ -36,6 +38,8 @@ MethodFn = Callable[
     [np.ndarray, np.ndarray, Sequence[int], "PseudoMaskConfig"],
     List[Tuple[np.ndarray, Optional[str]]],
 ]
+# A per-box function: ``box_fn(image, box, seed, cfg) -> mask or None`` (None: it failed).
+BoxFn = Callable[[np.ndarray, np.ndarray, int, "PseudoMaskConfig"], Optional[np.ndarray]]
 METHODS: Dict[str, MethodFn] = {}
 
 
@@ -49,6 +53,34 @@ def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
         return fn
 
     return deco
+
+
+def per_box_method(
+    box_fn: BoxFn, fallback: Optional[str] = None, invalid_falls_back: bool = False
+) -> MethodFn:
+    """The method that runs ``box_fn`` on every box and replaces its failed (None) or empty masks
+    by a fallback (:func:`.fallback.with_fallback`, Hybrid Sec. 2.2).
+
+    Args:
+        box_fn: ``box_fn(image, box, seed, cfg) -> bool (H, W) mask or None``.
+        fallback: the fallback kind ("ellipse" or "box"); None: ``cfg.fallback``.
+        invalid_falls_back: also replace masks whose box agreement is below
+            ``cfg.valid_threshold`` (the Hybrid Sec. 1 validity rule).
+    """
+
+    def method(image, boxes, seeds, cfg):
+        kind = cfg.fallback if fallback is None else fallback
+        threshold = cfg.valid_threshold if invalid_falls_back else None
+        return [
+            with_fallback(box_fn(image, box, seed, cfg), box, kind, image.shape[:2], threshold)
+            for box, seed in zip(boxes, seeds)
+        ]
+
+    reasons = "failed, empty or invalid" if invalid_falls_back else "failed or empty"
+    target = "``cfg.fallback``" if fallback is None else f"the {fallback}"
+    method.__doc__ = f":func:`{box_fn.__name__}` per box; {reasons} -> {target}."
+    method.__name__ = f"{box_fn.__name__}_method"
+    return method
 
 
 @dataclass(frozen=True)

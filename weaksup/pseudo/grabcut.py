@@ -7,8 +7,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .engine import PseudoMaskConfig, register_method
-from .fallback import with_fallback
+from .engine import PseudoMaskConfig, per_box_method, register_method
 from .geometry import box_mask, ellipse_mask
 
 __all__ = ["BoxCrop", "box_crop", "crop_geometry", "grabcut_crop", "grabcut_full", "grabcut_prior"]
@@ -127,35 +126,11 @@ def grabcut_full(
     return fg & box_mask(box, h, w)
 
 
-@register_method("grabcut")
-def grabcut_method(image, boxes, seeds, cfg):
-    """Crop GrabCut per box; empty or failed -> ``cfg.fallback`` (Hybrid Sec. 2.2)."""
-    shape = image.shape[:2]
-    return [
-        with_fallback(grabcut_crop(image, b, s, cfg), b, cfg.fallback, shape)
-        for b, s in zip(boxes, seeds)
-    ]
-
-
-@register_method("grabcut_ellipse")
-def grabcut_ellipse_method(image, boxes, seeds, cfg):
-    """Crop GrabCut; empty, failed or invalid (box agreement < ``valid_threshold``, Hybrid
-    Sec. 1) -> the inscribed ellipse (Hybrid Sec. 2.2)."""
-    shape = image.shape[:2]
-    return [
-        with_fallback(grabcut_crop(image, b, s, cfg), b, "ellipse", shape, cfg.valid_threshold)
-        for b, s in zip(boxes, seeds)
-    ]
-
-
-@register_method("grabcut_full")
-def grabcut_full_method(image, boxes, seeds, cfg):
-    """Whole-image GrabCut per box (speed/quality reference); empty or failed -> fallback."""
-    shape = image.shape[:2]
-    return [
-        with_fallback(grabcut_full(image, b, s, cfg), b, cfg.fallback, shape)
-        for b, s in zip(boxes, seeds)
-    ]
+register_method("grabcut")(per_box_method(grabcut_crop))
+# Hybrid Sec. 1-2.2: invalid GrabCut masks (box agreement < 0.5) are replaced by ellipses.
+register_method("grabcut_ellipse")(per_box_method(grabcut_crop, "ellipse", True))
+# Whole-image GrabCut: the speed/quality reference the crop version replaces.
+register_method("grabcut_full")(per_box_method(grabcut_full))
 
 
 def _scaled_box(box: Sequence[float], factor: float) -> Tuple[float, float, float, float]:
@@ -194,11 +169,4 @@ def grabcut_prior(
     return crop.paste((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD))
 
 
-@register_method("grabcut_prior")
-def grabcut_prior_method(image, boxes, seeds, cfg):
-    """:func:`grabcut_prior`; empty, failed or invalid -> the inscribed ellipse."""
-    shape = image.shape[:2]
-    return [
-        with_fallback(grabcut_prior(image, b, s, cfg), b, "ellipse", shape, cfg.valid_threshold)
-        for b, s in zip(boxes, seeds)
-    ]
+register_method("grabcut_prior")(per_box_method(grabcut_prior, "ellipse", True))

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import watershed
 
-from .engine import PseudoMaskConfig, register_method
-from .fallback import with_fallback
+from .engine import PseudoMaskConfig, per_box_method, register_method
 from .geometry import box_mask, ellipse_mask
 from .grabcut import _scaled_box, box_crop
 
@@ -42,11 +41,4 @@ def watershed_box(
     return crop.paste(watershed(grad, markers) == 2)
 
 
-@register_method("watershed")
-def watershed_method(image, boxes, seeds, cfg):
-    """:func:`watershed_box`; empty -> ``cfg.fallback``."""
-    shape = image.shape[:2]
-    return [
-        with_fallback(watershed_box(image, b, s, cfg), b, cfg.fallback, shape)
-        for b, s in zip(boxes, seeds)
-    ]
+register_method("watershed")(per_box_method(watershed_box))
