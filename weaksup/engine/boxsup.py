@@ -69,7 +69,14 @@ from ..pseudo.job import instance_seed, write_atomic, write_json_atomic
 from ..pseudo.visualize import draw_pseudo_masks
 from .hook_registry import HOOK_REGISTRY
 
-__all__ = ["BoxSupLabelUpdate", "LabelSpec", "has_gt_masks", "gt_label_map", "make_labelling"]
+__all__ = [
+    "BoxSupLabelUpdate",
+    "LabelSpec",
+    "box_only",
+    "has_gt_masks",
+    "gt_label_map",
+    "make_labelling",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +129,12 @@ def has_gt_masks(record: Dict[str, Any]) -> bool:
         return True
     annos = [a for a in record.get("annotations", []) if not a.get("iscrowd", 0)]
     return bool(annos) and all("segmentation" in a and "pseudo_method" not in a for a in annos)
+
+
+def box_only(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of ``record`` without its label map and masks (``MODEL.BOXSUP.IGNORE_GT_MASKS``)."""
+    annos = [{k: v for k, v in a.items() if k != "segmentation"} for a in record["annotations"]]
+    return {**{k: v for k, v in record.items() if k != "sem_seg_file_name"}, "annotations": annos}
 
 
 def gt_label_map(record: Dict[str, Any]) -> np.ndarray:
@@ -374,6 +387,8 @@ class BoxSupLabelUpdate(HookBase):
     def _load_records(self) -> None:
         cfg = self.cfg
         self.records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
+        if cfg.MODEL.BOXSUP.IGNORE_GT_MASKS:
+            self.records = [box_only(r) for r in self.records]
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
         self.num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
         if len(meta.get("thing_classes", [])) + 1 != self.num_classes:
