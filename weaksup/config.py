@@ -300,6 +300,10 @@ def add_weaksup_config(cfg: CN) -> CN:
     _C.MODEL.BOXSUP.TOP_K = 5
     # lambda of Eq. 4, the weight of the network's loss E_r against the overlap term E_o (3).
     _C.MODEL.BOXSUP.REGRESSION_WEIGHT = 3.0
+    # Treat every training image as box-only: its GT masks are never read (so a dataset with masks
+    # trains box-supervised and can be its own GT_DATASET); False: images with GT masks train on
+    # them, never re-labelled (semi-supervised, Tab. 1 'semi').
+    _C.MODEL.BOXSUP.IGNORE_GT_MASKS = False
     # Label the chosen candidate clipped to its box (pixels outside every box stay background).
     _C.MODEL.BOXSUP.CLIP_TO_BOX = True
     # Candidate segments per image of the MCG-style generator, and the longer image side it
