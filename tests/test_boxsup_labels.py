@@ -208,3 +208,40 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
             assert train[i]["sem_seg_file_name"] == os.path.join(
                 hook.label_dir(epoch), written[i - 2]
             )
+
+
+def test_labellings_do_not_depend_on_workers_and_baselines_fill_boxes(tmp_path, shared_data):
+    """The sampled labelling (k = 5) is the same with 0 or 2 data-loader workers; the
+    'rectangles' baseline paints the filled boxes (smaller box on top)."""
+    import cv2
+
+    from weaksup.engine.boxsup import LabelSpec, make_labelling
+    from weaksup.pseudo import box_mask
+
+    records, _ = pennfudan_records(3)
+    for r in records:
+        r["annotations"] = [
+            {k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]
+        ]
+    spec = LabelSpec(num_candidates=100, candidate_max_side=64, candidate_cache=str(tmp_path / "c"))
+    out = {}
+    for workers in (0, 2):
+        stats = make_labelling(records, spec, 3, str(tmp_path / f"w{workers}"), num_workers=workers)
+        out[workers] = {
+            f: (tmp_path / f"w{workers}" / f).read_bytes()
+            for f in os.listdir(tmp_path / f"w{workers}")
+        }
+        assert stats["images"] == 3 and stats["boxes"] == sum(
+            len(r["annotations"]) for r in records
+        )
+    assert out[0] == out[2] and len(out[0]) == 3
+
+    rect = LabelSpec(source="box")
+    make_labelling(records, rect, 0, str(tmp_path / "box"))
+    for i, r in enumerate(records):
+        name = f"{i:06d}_{os.path.splitext(os.path.basename(r['file_name']))[0]}.png"
+        label = cv2.imread(str(tmp_path / "box" / name), cv2.IMREAD_UNCHANGED)
+        union = np.any(
+            [box_mask(a["bbox"], r["height"], r["width"]) for a in r["annotations"]], axis=0
+        )
+        assert ((label == 1) == union).all()
