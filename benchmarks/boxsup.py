@@ -11,9 +11,14 @@ epoch trains on, with the run's validation mIoU, and writes it as json.
 
     python benchmarks/boxsup.py                       # trains the demo (~15 min on 2 quiet cores)
     python benchmarks/boxsup.py --run-dir output/boxsup/pennfudan_demo   # a finished demo run
+
+``--lambda-weights W`` also relabels the training images once with the network ``W`` (e.g. the
+demo's checkpoint after epoch 1) for each lambda of ``--lambdas`` (k = 1, deterministic): how much
+the network feedback moves the labels, and whether it helps, for a network of that quality.
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import time
 
+import torch
 from detectron2.config import get_cfg
 from detectron2.data import get_detection_dataset_dicts
 from detectron2.utils.logger import setup_logger
@@ -41,8 +47,7 @@ def fixed_label_miou(cfg, source: str, work_dir: str, num_workers: int):
         r["file_name"]: r
         for r in get_detection_dataset_dicts([cfg.MODEL.BOXSUP.GT_DATASET], filter_empty=False)
     }
-    spec = LabelSpec.from_config(cfg)
-    spec = LabelSpec(**{**spec.__dict__, "source": source})
+    spec = dataclasses.replace(LabelSpec.from_config(cfg), source=source)
     start = time.perf_counter()
     stats = make_labelling(
         records,
@@ -56,12 +61,44 @@ def fixed_label_miou(cfg, source: str, work_dir: str, num_workers: int):
     return miou_from_confusion(stats["confusion"]), time.perf_counter() - start
 
 
+def lambda_sweep(cfg, weights: str, lambdas, work_dir: str, num_workers: int):
+    """Label mIoU of one labelling per lambda with the network ``weights`` (k = 1)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    DetectionCheckpointer(model).load(weights)
+    model.eval()
+    records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
+    by_file = {
+        r["file_name"]: r
+        for r in get_detection_dataset_dicts([cfg.MODEL.BOXSUP.GT_DATASET], filter_empty=False)
+    }
+    out = []
+    for lam in lambdas:
+        spec = dataclasses.replace(LabelSpec.from_config(cfg), regression_weight=lam, top_k=1)
+        stats = make_labelling(
+            records,
+            spec,
+            1,
+            os.path.join(work_dir, f"lambda_{lam}"),
+            model if lam > 0 else None,
+            [by_file[r["file_name"]] for r in records],
+            num_workers,
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+        )
+        out.append((lam, miou_from_confusion(stats["confusion"])))
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config-file", default=DEMO)
     parser.add_argument("--run-dir", help="OUTPUT_DIR of a finished BoxSup run of the config")
     parser.add_argument("--output-dir", default=os.path.join(REPO, "output", "benchmark_boxsup"))
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--lambda-weights", help="a checkpoint of the config's network")
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0, 0.1, 0.3, 1, 3])
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
     setup_logger(name="weaksup")
@@ -119,6 +156,19 @@ def main(argv=None) -> None:
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "boxsup_labels.json"), "w") as f:
         json.dump(rows, f, indent=1)
+    if args.lambda_weights:
+        cfg.MODEL.DEVICE = "cpu" if not torch.cuda.is_available() else cfg.MODEL.DEVICE
+        sweep = lambda_sweep(
+            cfg, args.lambda_weights, args.lambdas, args.output_dir, args.num_workers
+        )
+        print(f"\nlabels made once with {args.lambda_weights} (k = 1), mIoU (%) against the GT:")
+        print(
+            tabulate(
+                [[lam, f"{m:.1f}"] for lam, m in sweep],
+                headers=["lambda", "label mIoU"],
+                tablefmt="pipe",
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ segment S of its image, chosen by the cost of Eq. 4 restricted to that box,
 
 * ``E_o(S) = 1 - IoU(B, tight box of S)`` (Eq. 2 for the candidate labelled with B's class; the
   paper's ``1/N`` normalisation over the N candidates is the same for all of them and dropped);
-* ``E_r(S)``: the network's per-pixel loss (Eq. 3, cross-entropy ``e = -log p``) of the image
-  labelled as the update would label it: S (clipped to B by default) gets B's class, every other
-  pixel background. Less a constant (the loss of the background label outside B) and divided by
-  the box area, it is the mean per-pixel loss over the box, comparable across candidates and
-  boxes and of the order of E_o:
-  ``E_r(S) = (sum_{p in B} e_bg(p) + sum_{p in S} (e_c(p) - e_bg(p))) / |B|``, one bincount over
-  the superpixels and one matrix product for all candidates.
+* ``E_r(S)``: the network's per-pixel loss of S labelled with B's class (Eq. 3, cross-entropy
+  ``e_c = -log p_c``), averaged over the pixels S labels (S clipped to B by default). Eq. 3 sums
+  over pixels; the sum would make every small segment cheap, and neither term would be of the
+  order of the other, so the mean is taken (E_r in nats per pixel, E_o in [0, 1], lambda = 3).
+  Computed per superpixel: one bincount and one matrix product for all candidates.
 
 Selection (Sec. 4.3): uniformly among the ``k`` lowest-cost candidates (k = 5; k = 1 is the
 deterministic 'w/o sampling' ablation of Tab. 2). The paper says "largest costs", but it minimises
@@ -74,7 +72,8 @@ def regression_cost(
     image_size: Tuple[int, int],
     clip_to_box: bool = True,
 ) -> np.ndarray:
-    """``E_r`` of every candidate for one box (module docstring), ``(K,)`` float64.
+    """``E_r`` of every candidate for one box (module docstring), ``(K,)`` float64: the mean of
+    ``-log p_c`` over the pixels the candidate labels; ``+inf`` for a candidate that labels none.
 
     Args:
         log_probs: ``(C + 1, h, w)`` per-pixel log-probabilities of the network (channel 0
@@ -88,18 +87,16 @@ def regression_cost(
     h, w = superpixels.shape
     if log_probs.shape[1:] != (h, w):
         raise ValueError(f"log_probs {log_probs.shape} do not match superpixels {(h, w)}")
-    inside = box_mask(_box_at(box, image_size, (h, w)), h, w)
-    if not inside.any():  # box thinner than a working pixel: use the pixel under its centre
-        cx, cy = (box[0] + box[2]) / 2 * w / image_size[1], (box[1] + box[3]) / 2 * h / image_size[
-            0
-        ]
-        inside[min(int(cy), h - 1), min(int(cx), w - 1)] = True
-    e_bg = -log_probs[0].astype(np.float64)
-    delta = -log_probs[category + 1].astype(np.float64) - e_bg
-    region = inside if clip_to_box else np.ones_like(inside)
+    region = (
+        box_mask(_box_at(box, image_size, (h, w)), h, w) if clip_to_box else np.ones((h, w), bool)
+    )
     num_sp = membership.shape[1]
-    sp_delta = np.bincount(superpixels[region], weights=delta[region], minlength=num_sp)[:num_sp]
-    return (e_bg[inside].sum() + membership @ sp_delta) / inside.sum()
+    loss = -log_probs[category + 1].astype(np.float64)
+    sp_loss = np.bincount(superpixels[region], weights=loss[region], minlength=num_sp)[:num_sp]
+    sp_count = np.bincount(superpixels[region], minlength=num_sp)[:num_sp].astype(np.float64)
+    count = membership @ sp_count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (membership @ sp_loss) / count, np.inf)
 
 
 def sample_top_k(
