@@ -108,6 +108,21 @@ def test_weight_transfer_sends_no_gradient_into_the_weak_head():
     assert all(p.grad is not None for p in model.weak_head.parameters())
 
 
+def test_initial_transferred_filters_are_distinct_and_at_the_weak_filters_scale():
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 32
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    (weight, _), _ = model.weak_head.conv_params()
+    (transferred, bias), _ = model.transferred_params()
+    filters = torch.nn.functional.normalize(torch.cat([transferred.flatten(1), bias[:, None]], 1))
+    cos = (filters @ filters.T).abs()
+    n = len(cos)
+    # not one shared vector (PyTorch's default MLP init gives |cos| ~ 0.99 between all filters)
+    assert (cos.sum() - n) / (n * n - n) < 0.5
+    assert 0.2 < transferred.std() / weight.std() < 5
+
+
 def test_loss_of_box_only_batch_is_connected_to_every_parameter():
     model = build_model(small_boxcaseg_cfg())
     losses = model(_patches(3, 0))

@@ -65,7 +65,12 @@ class WeightTransfer(nn.Module):
     the transferred head. The input is detached: no gradient reaches the weak head (one direction).
 
     The paper does not say how an MLP is applied to conv weights; as Mask^X R-CNN applies one MLP
-    to each class's weight vector, one MLP per layer is applied to each output filter.
+    to each class's weight vector, one MLP per layer is applied to each output filter. Nor does it
+    give an initialization: the linear layers get Detectron2's ``c2_xavier_fill`` (zero biases), so
+    the initial transferred filters are distinct maps of the weak filters at their scale. PyTorch's
+    default init (biases of magnitude ~1/sqrt(hidden)) would make every transferred filter nearly
+    the same vector (the output bias dominates), and the transferred head would start, and in short
+    schedules stay, a near-constant map.
     """
 
     def __init__(self, head: SegmentationHead, hidden_dim: int):
@@ -73,11 +78,12 @@ class WeightTransfer(nn.Module):
         self.mlps = nn.ModuleList()
         for weight, _ in head.conv_params():
             dim = weight[0].numel() + 1
-            self.mlps.append(
-                nn.Sequential(
-                    nn.Linear(dim, hidden_dim), nn.LeakyReLU(), nn.Linear(hidden_dim, dim)
-                )
+            mlp = nn.Sequential(
+                nn.Linear(dim, hidden_dim), nn.LeakyReLU(), nn.Linear(hidden_dim, dim)
             )
+            for layer in (mlp[0], mlp[2]):
+                weight_init.c2_xavier_fill(layer)
+            self.mlps.append(mlp)
 
     def forward(self, params: ConvParams) -> ConvParams:
         out = []
