@@ -242,3 +242,27 @@ def test_labellings_do_not_depend_on_workers_and_baselines_fill_boxes(tmp_path, 
             [box_mask(a["bbox"], r["height"], r["width"]) for a in r["annotations"]], axis=0
         )
         assert ((label == 1) == union).all()
+
+
+def test_ignore_gt_masks_makes_every_image_box_only(shared_data):
+    from detectron2.config import get_cfg
+
+    from conftest import REPO_ROOT, register_dataset
+    from weaksup import add_weaksup_config
+    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+
+    records, _ = pennfudan_records(2)
+    register_dataset("boxsup_test_with_masks", records, ["person"])
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
+    cfg.DATASETS.TRAIN = ("boxsup_test_with_masks",)
+    cfg.MODEL.BOXSUP.GT_DATASET = ""
+    hook = BoxSupLabelUpdate(cfg)
+    hook._load_records()
+    assert all(has_gt_masks(r) for r in hook.records)  # semi-supervised default: GT kept
+    cfg.MODEL.BOXSUP.IGNORE_GT_MASKS = True
+    hook = BoxSupLabelUpdate(cfg)
+    hook._load_records()
+    assert not any(has_gt_masks(r) for r in hook.records)
+    assert not any("segmentation" in a for r in hook.records for a in r["annotations"])
+    assert all("segmentation" in a for r in records for a in r["annotations"])  # input untouched
