@@ -311,3 +311,26 @@ def test_voc_configs_follow_the_paper_schedule():
     fpn = load_config("configs/WeiImageLevel/voc_R50_FPN.yaml")
     assert fpn.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelSemSegFPNHead"
     assert fpn.SOLVER.MAX_ITER == seg.SOLVER.MAX_ITER
+
+
+def test_wei_table_command_prints_both_tables(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("wei_table", REPO_ROOT / "tools" / "wei_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(tmp_path)]) == 1  # nothing there yet
+    for i, scheme in enumerate(["AN_A", "SN_A", "AN_B", "SN_B", "AN_A_norefine"]):
+        (tmp_path / scheme).mkdir()
+        metrics = {"mIoU": 10.0 + i, "IoU-background": 50.0 + i, "IoU-cat": float("nan")}
+        (tmp_path / scheme / "wei_results.json").write_text(json.dumps({"sem_seg": metrics}))
+    assert tool.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| class | AN_A | SN_A | AN_B | SN_B |" in out
+    assert "| mIoU | 10.0 | 11.0 | 12.0 | 13.0 |" in out
+    assert "| cat | - | - | - | - |" in out  # no pixel of the class: not a number
+    # Tab. 3 needs both sides of a scheme: AN_A only (SN_A_norefine is missing)
+    assert "| class | AN_A_norefine | AN_A |" in out and "| mIoU | 14.0 | 10.0 |" in out
