@@ -223,7 +223,6 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         ]
         text = "\n\n".join(tables)
         logger.info("Hybrid ablation (Tab. 1-2 metrics):\n" + text)
-        print(text, flush=True)
         write_atomic((text + "\n").encode(), os.path.join(cfg.OUTPUT_DIR, "ablation.md"))
     comm.synchronize()
     return results
