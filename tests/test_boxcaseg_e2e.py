@@ -9,6 +9,7 @@ import re
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO_ROOT, pennfudan_records, register_dataset, shared_path
 
@@ -108,7 +109,9 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     anns = json.loads(proxy.read_text())["annotations"]
     assert len(anns) == sum(len(r["annotations"]) for r in boxonly)
     assert {a["pseudo_method"] for a in anns} == {"boxcaseg"}
-    assert all(a["mask_valid"] == (a["box_agreement"] >= 0.95) for a in anns)
+    used = yaml.safe_load((out / "config.yaml").read_text())  # the stage-3 (pipeline) config
+    drop = used["MODEL"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
+    assert all(a["mask_valid"] == (a["box_agreement"] >= drop) for a in anns)
     read = DatasetCatalog.get("bc_e2e_train_boxonly_boxcaseg_proxy")
     assert [a["mask_valid"] for d in read for a in d["annotations"]] == [
         a["mask_valid"] for a in anns
