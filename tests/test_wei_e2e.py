@@ -137,7 +137,7 @@ def _config(tmp_path, train, test):
             "SOLVER.MAX_ITER", "2",
             "SOLVER.STEPS", "()",
             "SOLVER.WARMUP_ITERS", "0",
-            "SOLVER.CHECKPOINT_PERIOD", "100",
+            "SOLVER.CHECKPOINT_PERIOD", "1",
             "OUTPUT_DIR", str(tmp_path / "out"),
         ]
     )  # fmt: skip
@@ -198,12 +198,19 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     assert "stage 3 (SN_B): 3 training images" in caplog.text
     assert "stage 3 (AN_B): 6 training images" in caplog.text
 
-    # rerun: every stage reused; a lost map is recomputed alone
+    # rerun: every stage reused; a lost map is recomputed alone; AN_B, as if killed after its
+    # first iteration, resumes from that checkpoint
     os.remove(out / "rough_masks" / f"{keys[0]}.png")
+    for name in ("model_final.pth", "wei_results.json"):
+        os.remove(out / "AN_B" / name)
+    (out / "AN_B" / "last_checkpoint").write_text("model_0000000.pth")
     caplog.clear()
     again = run_wei_pipeline(cfg, None)
     assert "stage 1a: skipped" in caplog.text and "stage 1b: skipped" in caplog.text
     assert "6 of 6 images already done" in caplog.text
     assert "1 images computed, 5 reused" in caplog.text
-    assert all(f"stage 3 ({s}): skipped" in caplog.text for s in schemes)
+    assert all(f"stage 3 ({s}): skipped" in caplog.text for s in schemes if s != "AN_B")
+    assert "stage 3 (AN_B): resuming from" in caplog.text and "model_0000000.pth" in caplog.text
+    assert (out / "AN_B" / "model_final.pth").is_file()
+    assert 0 <= again["AN_B"]["sem_seg"]["mIoU"] <= 100
     assert again["SN_B"]["sem_seg"]["mIoU"] == results["SN_B"]["sem_seg"]["mIoU"]
