@@ -13,7 +13,8 @@ The hook ``BoxSupLabelUpdate`` (``cfg.WEAKSUP.HOOKS``) owns the training labels:
 Label maps are PNG files ``OUTPUT_DIR/boxsup/labels/epoch_<e>/<index>_<stem>.png`` (0 background,
 class ``c`` as ``c + 1``), each written atomically; ``DONE.json`` marks a complete labelling. The
 hook's state in the checkpoint is the current labelling's epoch, and a checkpoint is saved right
-after each update (``MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE``), so a job killed after an update
+after each update (``MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE``; ``model_after_label_update.pth``,
+replaced each time, so 45 epochs do not leave 45 checkpoints), so a job killed after an update
 resumes on that labelling, never recomputing or mixing labellings.
 
 Work is split across DDP ranks (image ``i`` on rank ``i % world``) and, per rank, across data-loader
@@ -574,10 +575,8 @@ class BoxSupLabelUpdate(HookBase):
             return  # fixed labels (Tab. 2 baselines): never updated
         self._make(epoch, self.trainer.model)
         self._use(epoch)
-        if self.cfg.MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE:
-            self.trainer.checkpointer.save(
-                f"model_{self.trainer.iter:07d}", iteration=self.trainer.iter
-            )
+        if self.cfg.MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE:  # one file, replaced atomically
+            self.trainer.checkpointer.save("model_after_label_update", iteration=self.trainer.iter)
 
     def after_train(self) -> None:
         if self.trainer.iter + 1 < self.trainer.max_iter:
