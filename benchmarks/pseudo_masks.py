@@ -3,24 +3,36 @@
 Pseudo-mask benchmark: every method of :data:`weaksup.pseudo.METHODS` on the same instances of the
 real data in ``../shared/data`` (PennFudan, nuts_coco, grabcut13, ECSSD), one box per instance.
 
-Per method x dataset: mIoU (mean instance IoU), mIoU* / IoU@50 / IoU@75 (BoxCaseg Sec. 4, from
-``weaksup.evaluation.box_mask_quality``), instances/s on one core (OpenCV limited to one thread;
-only :func:`pseudo_masks_for_image` is timed, image decoding is not), and peak MB: the growth of
-the resident set (``VmHWM`` - ``VmRSS`` at start) of a forked worker that runs the method over the
-dataset, and the share of instances whose mask is a fallback. Also mIoU by COCO size bucket of
-the GT mask area (small < 32^2 <= medium < 96^2 <= large), and hours per core to pseudo-label
-COCO train2017 (860k instances) at the method's instances/s pooled over all datasets of the run.
+Per method x dataset: mIoU (mean instance IoU), mIoU* / IoU@50 / IoU@75 (BoxCaseg Sec. 4), the
+same metric code as ``tools/eval_pseudo_masks.py`` (:mod:`weaksup.evaluation.box_mask_quality`:
+``paired_mask_iou`` + ``summarize_mask_quality``); instances per CPU-second of one core (OpenCV
+limited to one thread; only :func:`pseudo_masks_for_image` is timed, image decoding is not; CPU
+time of the worker process, so other load on a shared machine inflates it far less than wall
+time would); peak MB: the growth of the resident set (``VmHWM`` - ``VmRSS`` at start) of the forked
+worker that runs the method over the dataset; and the share of instances whose mask is a fallback.
+Also mIoU by COCO size bucket of the GT mask area (small < 32^2 <= medium < 96^2 <= large), and
+hours per core to pseudo-label COCO train2017 (860k instances) at the method's instances/s pooled
+over all datasets of the run. ``--jobs N`` runs N (method, dataset) workers at a time.
 
-ECSSD has no boxes: the tight box of its GT mask is its one box. grabcut13's ``x1 y1 x2 y2``
-boxes are inclusive pixel indices (``XYXY_ABS`` box ``x1, y1, x2 + 1, y2 + 1``). Seeds: the
-instance's running index within its dataset.
+``--workers 1,2`` measures worker scaling instead: each method over each dataset, its images dealt
+round-robin to N forked single-threaded processes, wall time from the first start to the last
+finish; speed-up = time(1 worker) / time(N workers), target >= 0.8 N up to the core count (run it on
+a quiet machine: other load eats the cores the workers need).
 
-    python benchmarks/pseudo_masks.py [--max-instances 100] [--methods box grabcut ...]
+Boxes and seeds are those of ``tools/make_pseudo_masks.py`` for the same data: PennFudan and
+nuts_coco as their loaders give them, seeded by annotation id and job seed 0 (so the tool's json,
+evaluated by ``tools/eval_pseudo_masks.py``, reproduces these numbers). ECSSD has no boxes: the tight box of its
+GT mask is its one box. grabcut13's ``x1 y1 x2 y2`` boxes are inclusive pixel indices
+(``XYXY_ABS`` box ``x1, y1, x2 + 1, y2 + 1``). Those two are seeded by the running index.
+
+    python benchmarks/pseudo_masks.py [--max-instances 100] [--methods box grabcut ...] [--jobs 2]
+    python benchmarks/pseudo_masks.py --workers 1,2 --methods grabcut --max-instances 100
 """
 
 import argparse
 import multiprocessing as mp
 import os
+import queue as queue_module
 import sys
 import time
 from collections import OrderedDict
@@ -32,6 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality  # noqa
 from weaksup.pseudo import METHODS, PseudoMaskConfig, pseudo_masks_for_image, tight_box  # noqa
+from weaksup.pseudo.job import instance_seed  # noqa
 
 DATA = os.environ.get(
     "WEAKSUP_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -51,7 +64,8 @@ def _decode(segm, h, w):
 
 
 def _from_dicts(records):
-    """Detectron2 dicts -> [(file, boxes (N, 4), GT masks (N, H, W), classes (N,))]."""
+    """Detectron2 dicts -> [(file, boxes (N, 4), GT masks (N, H, W), classes (N,), seeds (N,))],
+    seeded by annotation id as ``tools/make_pseudo_masks.py`` does (job seed 0)."""
     out = []
     for r in records:
         anns = [a for a in r["annotations"] if not a.get("iscrowd", 0)]
@@ -60,7 +74,9 @@ def _from_dicts(records):
         h, w = r["height"], r["width"]
         boxes = np.array([a["bbox"] for a in anns], dtype=np.float64)  # XYXY_ABS from the loaders
         gts = np.stack([_decode(a["segmentation"], h, w) for a in anns])
-        out.append((r["file_name"], boxes, gts, np.array([a["category_id"] for a in anns])))
+        classes = np.array([a["category_id"] for a in anns])
+        seeds = [instance_seed(a["id"], 0) for a in anns]
+        out.append((r["file_name"], boxes, gts, classes, seeds))
     return out
 
 
@@ -88,7 +104,9 @@ def load_grabcut13_images():
             x1, y1, x2, y2 = (float(v) for v in f.read().split())
         gt = cv2.imread(os.path.join(root, "seg_GT", stem + ".bmp"), cv2.IMREAD_GRAYSCALE) > 127
         boxes = np.array([[x1, y1, x2 + 1, y2 + 1]])
-        out.append((os.path.join(root, "imgs", name), boxes, gt[None], np.zeros(1, int)))
+        out.append(
+            (os.path.join(root, "imgs", name), boxes, gt[None], np.zeros(1, int), [len(out)])
+        )
     return out
 
 
@@ -102,7 +120,9 @@ def load_ecssd_images():
     ):
         gt = cv2.imread(r["salient_mask_file"], cv2.IMREAD_GRAYSCALE) > 127
         if gt.any():
-            out.append((r["file_name"], tight_box(gt)[None], gt[None], np.zeros(1, int)))
+            out.append(
+                (r["file_name"], tight_box(gt)[None], gt[None], np.zeros(1, int), [len(out)])
+            )
     return out
 
 
@@ -118,7 +138,7 @@ DATASETS = OrderedDict(
 
 def subsample(images, max_instances):
     """Whole images, evenly spread over the dataset, until ``max_instances`` instances."""
-    if max_instances is None or sum(len(b) for _, b, _, _ in images) <= max_instances:
+    if max_instances is None or sum(len(x[1]) for x in images) <= max_instances:
         return images
     n_img = len(images)
     order = np.argsort((np.arange(n_img) * 0.6180339887) % 1.0, kind="stable")  # spread evenly
@@ -140,28 +160,87 @@ def _vm(key):
 def _run_worker(method, images, cfg, queue):
     cv2.setNumThreads(1)
     base = _vm("VmRSS:")
-    ious, seconds, seed, n_fallback = [], 0.0, 0, 0
-    for file_name, boxes, gts, _ in images:
+    ious, seconds, n_fallback = [], 0.0, 0
+    for file_name, boxes, gts, _, seeds in images:
         image = cv2.imread(file_name, cv2.IMREAD_COLOR)
-        seeds = list(range(seed, seed + len(boxes)))
-        seed += len(boxes)
-        t = time.perf_counter()
+        t = time.process_time()
         results = pseudo_masks_for_image(image, boxes, method, seeds, cfg)
-        seconds += time.perf_counter() - t
+        seconds += time.process_time() - t
         ious.append(paired_mask_iou([r.mask for r in results], list(gts)))
         n_fallback += sum(r.fallback is not None for r in results)
     queue.put((np.concatenate(ious), seconds, _vm("VmHWM:") - base, n_fallback))
 
 
-def run_method(method, images, cfg):
-    """(IoUs, seconds, peak MB, number of fallbacks) of ``method`` on ``images``, forked worker."""
+def start_method(method, images, cfg):
+    """Start a forked worker running ``method`` over ``images``; :func:`finish_method` collects
+    (IoUs, CPU seconds, peak MB, number of fallbacks)."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_run_worker, args=(method, images, cfg, queue))
     proc.start()
+    return proc, queue
+
+
+def finish_method(handle):
+    proc, queue = handle
     result = queue.get()
     proc.join()
     return result
+
+
+def run_method(method, images, cfg):
+    """(IoUs, CPU seconds, peak MB, number of fallbacks) of ``method`` on ``images``."""
+    return finish_method(start_method(method, images, cfg))
+
+
+def quality(ious, classes):
+    """mIoU, mIoU*, IoU@50, IoU@75 in percent, as ``tools/eval_pseudo_masks.py`` reports them."""
+    q = summarize_mask_quality(ious, classes)
+    return 100 * ious.mean(), q["mIoU*"], q["IoU@50"], q["IoU@75"]
+
+
+def _scaling_worker(method, images, cfg):
+    cv2.setNumThreads(1)
+    for file_name, boxes, _, _, seeds in images:
+        pseudo_masks_for_image(cv2.imread(file_name, cv2.IMREAD_COLOR), boxes, method, seeds, cfg)
+
+
+def scaling_seconds(method, images, cfg, workers):
+    """Wall seconds for ``workers`` forked processes to run ``method`` over ``images`` (dealt
+    round-robin, as the tool's workers share images), decoding included."""
+    ctx = mp.get_context("fork")
+    procs = [
+        ctx.Process(target=_scaling_worker, args=(method, images[k::workers], cfg))
+        for k in range(workers)
+    ]
+    t = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"scaling worker for {method!r} exited with {p.exitcode}")
+    return time.perf_counter() - t
+
+
+def main_scaling(args, cfg):
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs", file=sys.stderr)
+    print("| method | dataset | workers | inst/s (wall) | speed-up | speed-up / workers |")
+    print("|---|---|---|---|---|---|")
+    for ds in args.datasets:
+        images = subsample(DATASETS[ds](), args.max_instances)
+        n = sum(len(x[1]) for x in images)
+        for method in args.methods:
+            base = None
+            for workers in args.workers:
+                sec = scaling_seconds(method, images, cfg, workers)
+                base = sec if base is None else base
+                print(
+                    f"| {method} | {ds} | {workers} | {n / sec:.2f} | {base / sec:.2f} "
+                    f"| {base / sec / workers:.2f} |",
+                    flush=True,
+                )
+    print(f"load average at end: {os.getloadavg()}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -169,33 +248,61 @@ def main(argv=None):
     parser.add_argument("--max-instances", type=int, default=None, help="per dataset")
     parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--jobs", type=int, default=1, help="(method, dataset) workers at a time")
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="worker-scaling mode: comma-separated worker counts, e.g. 1,2",
+    )
     args = parser.parse_args(argv)
     cfg = PseudoMaskConfig()
+    if args.workers:
+        return main_scaling(args, cfg)
 
-    rows, buckets, pooled = [], [], {m: [0, 0.0] for m in args.methods}
+    print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
+    data = OrderedDict()
     for ds in args.datasets:
         images = subsample(DATASETS[ds](), args.max_instances)
-        classes = np.concatenate([c for _, _, _, c in images])
-        areas = np.concatenate([g.reshape(len(g), -1).sum(1) for _, _, g, _ in images])
+        classes = np.concatenate([x[3] for x in images])
+        areas = np.concatenate([x[2].reshape(len(x[2]), -1).sum(1) for x in images])
+        data[ds] = (images, classes, areas)
         print(f"{ds}: {len(images)} images, {len(classes)} instances", file=sys.stderr)
-        for method in args.methods:
-            ious, seconds, peak, n_fallback = run_method(method, images, cfg)
-            q = summarize_mask_quality(ious, classes)
-            rate = len(ious) / seconds
-            pooled[method][0] += len(ious)
-            pooled[method][1] += seconds
-            rows.append(
-                (method, ds, 100 * ious.mean(), q["mIoU*"], q["IoU@50"], q["IoU@75"], rate, peak)
-                + (100 * n_fallback / len(ious),)
-            )
-            per_bucket = []
-            for _, lo, hi in BUCKETS:
-                sel = (areas >= lo) & (areas < hi)
-                per_bucket.append((100 * ious[sel].mean(), int(sel.sum())) if sel.any() else None)
-            buckets.append((method, ds, per_bucket))
-            print(f"  {method}: mIoU {100 * ious.mean():.1f}, {rate:.2f} inst/s", file=sys.stderr)
+    cells = [(ds, m) for ds in args.datasets for m in args.methods]
+    results, pending, running = {}, list(cells), {}
+    while pending or running:  # keep up to --jobs workers busy
+        while pending and len(running) < args.jobs:
+            cell = pending.pop(0)
+            running[cell] = start_method(cell[1], data[cell[0]][0], cfg)
+        for cell, handle in list(running.items()):
+            try:
+                results[cell] = handle[1].get(timeout=0.2)
+            except queue_module.Empty:
+                continue
+            handle[0].join()
+            del running[cell]
+            miou, rate = 100 * results[cell][0].mean(), len(results[cell][0]) / results[cell][1]
+            print(f"  {cell[0]} {cell[1]}: mIoU {miou:.1f}, {rate:.2f} inst/s", file=sys.stderr)
 
-    print("| method | dataset | mIoU | mIoU* | IoU@50 | IoU@75 | inst/s | peak MB | fallback % |")
+    rows, buckets, pooled = [], [], {m: [0, 0.0] for m in args.methods}
+    for ds, method in cells:
+        _, classes, areas = data[ds]
+        ious, seconds, peak, n_fallback = results[(ds, method)]
+        rate = len(ious) / seconds
+        pooled[method][0] += len(ious)
+        pooled[method][1] += seconds
+        rows.append(
+            (method, ds) + quality(ious, classes) + (rate, peak, 100 * n_fallback / len(ious))
+        )
+        per_bucket = []
+        for _, lo, hi in BUCKETS:
+            sel = (areas >= lo) & (areas < hi)
+            per_bucket.append((100 * ious[sel].mean(), int(sel.sum())) if sel.any() else None)
+        buckets.append((method, ds, per_bucket))
+
+    print(
+        "| method | dataset | mIoU | mIoU* | IoU@50 | IoU@75 | inst/s (CPU) | peak MB | fallback % |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for m, ds, miou, mstar, i50, i75, rate, peak, fb in rows:
         print(
@@ -213,6 +320,7 @@ def main(argv=None):
     print("|---|---|---|")
     for m, (n, s) in pooled.items():
         print(f"| {m} | {n / s:.2f} | {COCO_TRAIN2017_INSTANCES * s / n / 3600:.1f} |")
+    print(f"load average at end: {os.getloadavg()}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,40 @@ def test_real_pennfudan_box_method(tmp_path):
     assert np.isclose(rows[0][2], ious.mean() * 100) and np.isclose(rows[0][3], ious.mean() * 100)
     assert np.isclose(rows[0][4], (ious > 0.5).mean() * 100)
     assert stats["invalid %"] == 0.0  # a filled box always agrees with its box
+
+
+def test_benchmark_reproduced_by_the_tool_and_eval(tmp_path):
+    """Acceptance check 1 in small: benchmarks/pseudo_masks.py's figures for GrabCut on four
+    PennFudan images equal eval_pseudo_masks.py's on make_pseudo_masks.py's json for the same
+    images (same boxes, seeds by annotation id, one metric implementation)."""
+    from weaksup.data.datasets import load_pennfudan
+    from weaksup.pseudo import PseudoMaskConfig
+    from weaksup.pseudo.job import instance_seed
+
+    root = shared_path("PennFudanPed")
+    bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "pseudo_masks.py"))
+    coco = runpy.run_path(str(REPO_ROOT / "datasets" / "prepare_pennfudan.py"))["pennfudan_coco"](
+        str(root), ["all"]
+    )["all"]
+    coco["images"] = coco["images"][:4]
+    keep = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in keep]
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    make = runpy.run_path(str(REPO_ROOT / "tools" / "make_pseudo_masks.py"))
+    make["main"](
+        ["--input-json", str(tmp_path / "gt.json"), "--image-root", str(root / "PNGImages")]
+        + ["--method", "grabcut", "--output", str(tmp_path / "pred.json"), "--no-progress"]
+    )
+    rows, _ = evaluate.main(
+        ["--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json")]
+    )
+
+    names = [i["file_name"] for i in coco["images"]]
+    records = {r["file_name"].split("/")[-1]: r for r in load_pennfudan(str(root), "all")}
+    images = bench["_from_dicts"]([records[n.split("/")[-1]] for n in names])
+    seeds = [instance_seed(a["id"], 0) for a in coco["annotations"]]  # the tool's, --seed 0
+    assert [s for x in images for s in x[4]] == seeds
+    ious, _, _, _ = bench["run_method"]("grabcut", images, PseudoMaskConfig())
+    classes = np.concatenate([x[3] for x in images])
+    assert rows[0][1] == len(ious) == len(coco["annotations"])
+    assert np.allclose(rows[0][2:6], bench["quality"](ious, classes)), (rows[0], ious)
