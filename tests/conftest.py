@@ -51,11 +51,24 @@ def register_dataset(name: str, records, thing_classes):
     MetadataCatalog.get(name).set(thing_classes=thing_classes)
 
 
+def free_port() -> int:
+    """A free local TCP port: Detectron2's default ``--dist-url`` port is the same for every job
+    of a user, so concurrent multi-process runs would collide on it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_train_net(config, *args) -> str:
-    """Run ``train_net.py --config-file config *args`` on the shared PennFudan; return its log."""
+    """Run ``train_net.py --config-file config *args`` on the shared PennFudan; return its log.
+    Multi-process runs get a free ``--dist-url`` port unless one is given."""
     import subprocess
     import sys
 
+    if "--num-gpus" in args and "--dist-url" not in args:
+        args = (*args, "--dist-url", f"tcp://127.0.0.1:{free_port()}")
     env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(config), *args],

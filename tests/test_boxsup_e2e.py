@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, copypaste_lines, shared_path
+from conftest import REPO_ROOT, copypaste_lines, free_port, shared_path
 
 CONFIG = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.yaml"
 TINY = [
@@ -59,11 +58,6 @@ def _train(tmp_path, *args, background=False):
     return out.stdout + out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:  # the parser's default port is the same for every job of a user
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _maps(folder):
     return {
@@ -78,7 +72,7 @@ def test_label_update_between_epochs_kill_and_resume(tmp_path):
     out = tmp_path / "out"
     labels = out / "boxsup" / "labels"
     proc = _train(
-        tmp_path, "--num-gpus", "2", "--dist-url", f"tcp://127.0.0.1:{_free_port()}", *TINY, "SOLVER.MAX_ITER", "1000", "DATASETS.TEST", "()",
+        tmp_path, "--num-gpus", "2", "--dist-url", f"tcp://127.0.0.1:{free_port()}", *TINY, "SOLVER.MAX_ITER", "1000", "DATASETS.TEST", "()",
         "OUTPUT_DIR", str(out), background=True,
     )  # fmt: skip
     try:  # kill -9 once labelling 1 is complete and the checkpoint after it is in place

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, free_port, shared_path
 
 TOOL = REPO_ROOT / "tools" / "make_pseudo_masks.py"
 spec = importlib.util.spec_from_file_location("make_pseudo_masks", TOOL)
@@ -89,16 +88,11 @@ def test_workers_and_seed(tmp_path):
     assert one == two
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_two_machines_same_output(tmp_path):
     _, in_json = _coco(tmp_path, 5)
     expected = _run(in_json, tmp_path / "single.json", "ellipse", "--shard-size", "1")
-    url = f"tcp://127.0.0.1:{_free_port()}"
+    url = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "multi.json"
     cmd = [sys.executable, str(TOOL), "--input-json", str(in_json), "--method", "ellipse"]
     cmd += ["--image-root", str(shared_path("PennFudanPed", "PNGImages")), "--output", str(out)]
