@@ -103,8 +103,14 @@ class PseudoMaskConfig:
     grabcut_max_side: int = 256
     # ... margin outside the image padded by "reflect" (BORDER_REFLECT_101) or "replicate",
     grabcut_pad: str = "reflect"
-    # ... and GrabCut iterations (OpenCV's sample uses 5).
-    grabcut_iters: int = 5
+    # ... and GrabCut iterations of crop GrabCut (grabcut, grabcut_ellipse, consensus). OpenCV's
+    # sample uses 5; 3 measured as good or better and 1.3-1.6x faster (PennFudan 80 instances
+    # 58.3 vs 57.2 mIoU, grabcut13 89.6 vs 89.3, ECSSD 40: 78.4 vs 78.4),
+    grabcut_iters: int = 3
+    # ... of the full-image reference (grabcut_full: OpenCV's sample, the baseline),
+    grabcut_full_iters: int = 5
+    # ... and of grabcut_prior (its 3-iteration runs measured 0.3-0.5 mIoU worse).
+    prior_iters: int = 5
     # Shape prior of grabcut_prior / watershed: the inscribed ellipse shrunk by this factor about
     # the box centre is definite foreground (marker); 0.5 measured best of {0.3, 0.5} on PennFudan.
     prior_core: float = 0.5

@@ -120,7 +120,8 @@ def grabcut_full(
     x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
     cv2.setRNGSeed(int(seed) & 0x7FFFFFFF)
     try:
-        fg = _run_grabcut(image, (x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)), cfg.grabcut_iters)
+        rect = (x0, y0, max(x1 - x0, 1), max(y1 - y0, 1))
+        fg = _run_grabcut(image, rect, cfg.grabcut_full_iters)
     except cv2.error:
         return None
     return fg & box_mask(box, h, w)
@@ -163,7 +164,7 @@ def grabcut_prior(
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(int(seed) & 0x7FFFFFFF)
     try:
-        cv2.grabCut(smooth, init, None, bgd, fgd, cfg.grabcut_iters, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(smooth, init, None, bgd, fgd, cfg.prior_iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return None
     return crop.paste((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD))
