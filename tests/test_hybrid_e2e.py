@@ -135,3 +135,20 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
     for s, n in trained.items():
         assert (out / s / "metrics.json").read_text().count("total_loss") == n
     assert re.findall(r"copypaste: Task: (\w+)", log) == ["bbox", "segm", "voc_instance"] * 4
+
+    # the small branch on the instances with invalid masks only: its own folder, trained on the
+    # dataset view; the other stages stay cached
+    invalid = [a["id"] for a in anns if not a["mask_valid"]]
+    assert invalid  # GrabCut is seeded: these 6 images always give some invalid masks
+    log, _ = _run(opts + ["MODEL.HYBRID.SMALL_TRAIN_INSTANCES", "invalid"], log_file)
+    assert (
+        "small: training the small branch (Faster R-CNN on hy_e2e_train_boxonly_hybrid_invalid)"
+        in log
+    )
+    assert "baseline: already trained" in log and "large: already trained" in log
+    assert (out / "small_invalid" / "model_final.pth").is_file()
+    from detectron2.data import DatasetCatalog
+
+    view = DatasetCatalog.get("hy_e2e_train_boxonly_hybrid_invalid")
+    assert sorted(a["id"] for r in view for a in r["annotations"]) == sorted(invalid)
+    assert "small_invalid/model_final.pth" in log

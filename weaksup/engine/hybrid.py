@@ -12,7 +12,8 @@ The config holding ``WEAKSUP.PIPELINE: "Hybrid"`` is the fused model's (``Hybrid
 3. **large branch**: ``MODEL.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN, every box trains
    detection, only valid masks train the mask head (``<OUTPUT_DIR>/large``);
 4. **small branch**: ``MODEL.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of all instances or
-   of the invalid ones only (``MODEL.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``);
+   of the invalid ones only (``MODEL.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``, or
+   ``small_invalid``);
 5. **fused**: this config's ``HybridNetwork`` with the two trained branches, evaluated; then the
    ablation table (Tab. 1-2 metrics for baseline / small / large / fused) is printed and written
    to ``<OUTPUT_DIR>/ablation.md``.
@@ -130,7 +131,7 @@ def register_validity_view(dataset_name: str, pseudo_json: str, keep_valid: bool
     return name
 
 
-def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str) -> CfgNode:
+def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: str) -> CfgNode:
     h = cfg.MODEL.HYBRID
     path, opts = {
         "baseline": (h.BASELINE_CONFIG, h.BASELINE_OPTS),
@@ -144,7 +145,7 @@ def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str) -> Cf
         "WEAKSUP.PSEUDO_MASKS", pseudo_json,
         "MODEL.HYBRID.VALID_THRESHOLD", h.VALID_THRESHOLD,
     ]  # fmt: skip
-    return stage_config(path, list(opts) + pipeline, os.path.join(cfg.OUTPUT_DIR, which))
+    return stage_config(path, list(opts) + pipeline, os.path.join(cfg.OUTPUT_DIR, out))
 
 
 def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:
@@ -190,16 +191,18 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
         )
 
-    small_train = train
+    # the small branch's folder names its training instances, so switching retrains it
+    small_train, small_dir = train, "small"
     if h.SMALL_TRAIN_INSTANCES == "invalid":
         small_train = register_validity_view(train, pseudo_json, keep_valid=False)
-    results = {}
+        small_dir = "small_invalid"
+    results, dirs = {}, {"baseline": "baseline", "large": "large", "small": small_dir}
     for which, data, title in (
         ("baseline", train, "baseline Mask R-CNN on all GrabCut masks"),
         ("large", train, "large branch (Mask R-CNN, valid masks only)"),
         ("small", small_train, f"small branch (Faster R-CNN on {small_train})"),
     ):
-        sub = _branch_config(cfg, which, data, pseudo_json)
+        sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
         if stage_done(sub.OUTPUT_DIR):
             logger.info(f"{which}: already trained ({sub.OUTPUT_DIR}/model_final.pth), evaluating")
         else:
@@ -210,7 +213,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     fused = cfg.clone()
     fused.defrost()
     fused.MODEL.HYBRID.LARGE_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "large", "model_final.pth")
-    fused.MODEL.HYBRID.SMALL_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "small", "model_final.pth")
+    fused.MODEL.HYBRID.SMALL_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, small_dir, "model_final.pth")
     fused.freeze()
     logger.info("fused: evaluating the two trained branches together (HybridNetwork)")
     model = WeaksupTrainer.build_model(fused)
