@@ -176,3 +176,16 @@ def test_benchmark_reproduced_by_the_tool_and_eval(tmp_path):
     classes = np.concatenate([x[3] for x in images])
     assert rows[0][1] == len(ious) == len(coco["annotations"])
     assert np.allclose(rows[0][2:6], bench["quality"](ious, classes)), (rows[0], ious)
+
+
+def test_benchmark_worker_scaling_mode(capsys):
+    """--workers 1,2 prints one row per worker count with the speed-up against 1 worker."""
+    shared_path("grabcut13")
+    bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "pseudo_masks.py"))
+    bench["main"](
+        ["--workers", "1,2", "--methods", "ellipse", "--datasets", "grabcut13"]
+        + ["--max-instances", "4"]
+    )
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ellipse")]
+    assert [r.split("|")[3].strip() for r in rows] == ["1", "2"]
+    assert rows[0].split("|")[5].strip() == "1.00"  # speed-up of 1 worker against itself
