@@ -68,7 +68,8 @@ def run_train_net(config, *args) -> str:
     import sys
 
     if "--num-gpus" in args and "--dist-url" not in args:
-        args = (*args, "--dist-url", f"tcp://127.0.0.1:{free_port()}")
+        # before the args: trailing KEY VALUE overrides take the rest of the command line
+        args = ("--dist-url", f"tcp://127.0.0.1:{free_port()}", *args)
     env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(config), *args],
