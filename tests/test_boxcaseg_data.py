@@ -9,7 +9,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.engine import launch
 
-from conftest import pennfudan_records, shared_path
+from conftest import free_port, pennfudan_records, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import BoxCasegPatchMapper, BoxCasegTestMapper, MixedBatchSampler
 from weaksup.data.boxcaseg import box_instance_records, jitter_box
@@ -113,7 +113,7 @@ def _sampler_worker(out_dir):
 
 @pytest.mark.slow
 def test_sampler_under_two_processes(tmp_path):
-    launch(_sampler_worker, 2, dist_url="tcp://127.0.0.1:29517", args=(str(tmp_path),))
+    launch(_sampler_worker, 2, dist_url=f"tcp://127.0.0.1:{free_port()}", args=(str(tmp_path),))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     _check_batches(r0 + r1, 100, 9, 7)
     # the ranks split the same global batches: no box repeats in the first pass (5 x 18 < 100)
