@@ -27,7 +27,7 @@ from ..config import add_weaksup_config
 from ..data import build_boxcaseg_train_loader, build_mapper
 from ..data.datasets import register_coco_instances
 from .device import resolve_device
-from .pipeline import PIPELINE_REGISTRY, stage_done, train_stage
+from .pipeline import PIPELINE_REGISTRY, run_training_stage
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
 from .trainer import WeaksupTrainer
 
@@ -37,7 +37,6 @@ __all__ = [
     "run_boxcaseg_pipeline",
     "run_stage2",
     "stage1_config",
-    "train_stage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,18 +139,21 @@ def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             f"WEAKSUP.MASK_SOURCE 'annotation' (got {cfg.WEAKSUP.MASK_SOURCE!r})"
         )
     cfg1 = stage1_config(cfg)
-    if stage_done(cfg1.OUTPUT_DIR):
-        logger.info(f"stage 1: skipped, found {os.path.join(cfg1.OUTPUT_DIR, 'model_final.pth')}")
-    else:
-        logger.info(f"stage 1: BoxCaseg network, {cfg1.OUTPUT_DIR}/model_final.pth is missing")
-        train_stage(BoxCasegTrainer, cfg1, "stage 1")
+    run_training_stage(
+        BoxCasegTrainer,
+        cfg1,
+        "stage 1",
+        f"BoxCaseg network, {cfg1.OUTPUT_DIR}/model_final.pth is missing",
+    )
     comm.synchronize()
     cfg3 = cfg.clone()
     cfg3.defrost()
     cfg3.DATASETS.TRAIN = tuple(run_stage2(cfg, cfg1))
     cfg3.freeze()
-    if stage_done(cfg3.OUTPUT_DIR):
-        logger.info(f"stage 3: already trained ({cfg3.OUTPUT_DIR}/model_final.pth), evaluating")
-    else:
-        logger.info(f"stage 3: Proxy Mask R-CNN on {list(cfg3.DATASETS.TRAIN)}")
-    return train_stage(WeaksupTrainer, cfg3, "stage 3")
+    return run_training_stage(
+        WeaksupTrainer,
+        cfg3,
+        "stage 3",
+        f"Proxy Mask R-CNN on {list(cfg3.DATASETS.TRAIN)}",
+        evaluate_when_done=True,
+    )

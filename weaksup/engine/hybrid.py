@@ -41,7 +41,7 @@ from tabulate import tabulate
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import write_atomic
 from .overlays import write_prediction_overlays
-from .pipeline import PIPELINE_REGISTRY, stage_config, stage_done, train_stage
+from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
 from .pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
 from .trainer import WeaksupTrainer
 
@@ -203,11 +203,10 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         ("small", small_train, f"small branch (Faster R-CNN on {small_train})"),
     ):
         sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
-        if stage_done(sub.OUTPUT_DIR):
-            logger.info(f"{which}: already trained ({sub.OUTPUT_DIR}/model_final.pth), evaluating")
-        else:
-            logger.info(f"{which}: training the {title}")
-        results[which] = _per_dataset(cfg, train_stage(WeaksupTrainer, sub, which))
+        trained = run_training_stage(
+            WeaksupTrainer, sub, which, f"training the {title}", evaluate_when_done=True
+        )
+        results[which] = _per_dataset(cfg, trained)
         comm.synchronize()
 
     fused = cfg.clone()

@@ -47,6 +47,23 @@ def stage_done(output_dir: str) -> bool:
     return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
 
 
+def run_training_stage(
+    trainer_cls, cfg: CfgNode, stage: str, title: str, *, evaluate_when_done: bool = False
+):
+    """Run one cached training stage, logging which case applies: done -> skipped (or, with
+    ``evaluate_when_done``, only evaluated); else ``title`` and :func:`train_stage` (which resumes
+    from the last checkpoint). Returns the final evaluation results (``{}`` when skipped)."""
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if stage_done(cfg.OUTPUT_DIR):
+        if not evaluate_when_done:
+            logger.info(f"{stage}: skipped, found {final}")
+            return {}
+        logger.info(f"{stage}: already trained ({final}), evaluating")
+    else:
+        logger.info(f"{stage}: {title}")
+    return train_stage(trainer_cls, cfg, stage)
+
+
 def train_stage(trainer_cls, cfg: CfgNode, stage: str):
     """Train ``cfg`` with ``trainer_cls`` in ``cfg.OUTPUT_DIR``, resuming from its last checkpoint
     (a finished stage resumes at MAX_ITER: no training, final evaluation only); returns the

@@ -35,7 +35,7 @@ from detectron2.utils import comm
 from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
 from ..pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
-from .pipeline import PIPELINE_REGISTRY, stage_config, stage_done, train_stage
+from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config, stage_done, train_stage
 from .trainer import WeaksupTrainer
 from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
 
@@ -172,20 +172,12 @@ def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
     cfg_img = hcp_config(
         cfg, cfg.MODEL.WEI.HCP_IMAGE_CONFIG, "hcp_image", opts + ["MODEL.HCP.MODE", "image"]
     )
-    if stage_done(cfg_img.OUTPUT_DIR):
-        logger.info(f"stage 1a: skipped, found {cfg_img.OUTPUT_DIR}/model_final.pth")
-    else:
-        logger.info("stage 1a: HCP image fine-tuning")
-        train_stage(WeiTrainer, cfg_img, "stage 1a")
+    run_training_stage(WeiTrainer, cfg_img, "stage 1a", "HCP image fine-tuning")
     comm.synchronize()
     weights = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
     opts += ["MODEL.HCP.MODE", "hypotheses", "MODEL.WEIGHTS", weights]
     cfg_hyp = hcp_config(cfg, cfg.MODEL.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", opts)
-    if stage_done(cfg_hyp.OUTPUT_DIR):
-        logger.info(f"stage 1b: skipped, found {cfg_hyp.OUTPUT_DIR}/model_final.pth")
-    else:
-        logger.info("stage 1b: HCP hypothesis fine-tuning")
-        train_stage(WeiTrainer, cfg_hyp, "stage 1b")
+    run_training_stage(WeiTrainer, cfg_hyp, "stage 1b", "HCP hypothesis fine-tuning")
     comm.synchronize()
     return cfg_hyp
 
