@@ -95,8 +95,17 @@ def test_registered_builder_follows_mask_on(nuts, tmp_path):
     cfg.MODEL.MASK_ON = False
     evaluator = build_evaluators(cfg, DATASET, str(tmp_path))
     assert isinstance(evaluator, FasterCOCOEvaluator) and evaluator._use_fast_impl
-    # without MASK_ON the predictions decide: boxes only, or boxes and masks (Hybrid's small
-    # branch segments its detections with GrabCut)
-    assert evaluator._tasks is None
-    assert evaluator._tasks_from_predictions([{"bbox": [0, 0, 1, 1]}]) == ["bbox"]
-    assert evaluator._tasks_from_predictions([{"segmentation": {}}]) == ["bbox", "segm"]
+    assert evaluator._tasks == ("bbox",)
+    cfg.MODEL.MASK_ON = True
+    assert build_evaluators(cfg, DATASET, str(tmp_path))._tasks == ("bbox", "segm")
+    # Hybrid's small branch: a Faster R-CNN (MASK_ON False) whose detections GrabCut segments.
+    # Its tasks come from the config, not the predictions, so a model that detects nothing
+    # still reports segm (Detectron2 infers bbox only from empty predictions).
+    cfg.MODEL.MASK_ON = False
+    cfg.MODEL.META_ARCHITECTURE = "HybridSmallBranch"
+    evaluator = build_evaluators(cfg, DATASET, str(tmp_path))
+    assert evaluator._tasks == ("bbox", "segm")
+    evaluator.reset()
+    evaluator._predictions = [{"image_id": 1, "instances": []}]  # one image, no detection
+    evaluator.evaluate()  # its AP values are NaN; the task list is what is checked
+    assert set(evaluator._results) == {"bbox", "segm"}

@@ -6,6 +6,7 @@ from unittest import mock
 from detectron2.config import CfgNode
 from detectron2.evaluation import COCOEvaluator
 from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
+from detectron2.modeling import META_ARCH_REGISTRY
 from faster_coco_eval import COCOeval_faster
 
 from .build import EVALUATOR_REGISTRY
@@ -44,10 +45,14 @@ def build_coco_evaluator(
     cfg: CfgNode, dataset_name: str, output_dir: Optional[str]
 ) -> FasterCOCOEvaluator:
     """
-    Evaluator ``"coco"``: COCO bbox AP, plus segm AP when ``cfg.MODEL.MASK_ON``; results
-    ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's. Without
-    ``MASK_ON`` the tasks follow the predictions: bbox, plus segm for a model whose masks come
-    from elsewhere (Hybrid's small branch: a Faster R-CNN whose detections GrabCut segments).
+    Evaluator ``"coco"``: COCO bbox AP, plus segm AP when ``cfg.MODEL.MASK_ON`` or when the
+    meta-architecture's class says ``predicts_masks = True`` (a model whose masks come from
+    elsewhere: Hybrid's small branch, a Faster R-CNN whose detections GrabCut segments); results
+    ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's. The tasks
+    are fixed by the config, not inferred from the predictions, so a model with no detection at
+    all still reports (zero) segm AP instead of dropping the task.
     """
-    tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else None
+    arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    masks = cfg.MODEL.MASK_ON or getattr(arch, "predicts_masks", False)
+    tasks = ("bbox", "segm") if masks else ("bbox",)
     return FasterCOCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_dir)

@@ -63,6 +63,10 @@ class HybridSmallBranch(GeneralizedRCNN):
     no file read and is exact up to that resize. Trains exactly as Faster R-CNN.
     """
 
+    # Its predictions carry masks although MASK_ON is False: the "coco" evaluator scores segm
+    # even when no image has a detection (Detectron2 would infer bbox only from empty results).
+    predicts_masks = True
+
     @configurable
     def __init__(self, *, valid_threshold: float, **kwargs):
         super().__init__(**kwargs)
