@@ -1,4 +1,5 @@
-"""``consensus``: the medoid of several box-to-mask methods, a combination of the engine's parts.
+"""``consensus``: the medoid of several box-to-mask methods, a combination of the engine's parts,
+grown to the box sides it stops short of (:mod:`.tightness`).
 
 Alternatives measured against the medoid (pixel majority, colour guided filtering of the soft vote,
 GrabCut seeded by the vote, agreement-based selection; docs/pseudo_masks.md) were each better on
@@ -15,6 +16,7 @@ from .engine import register_method
 from .fallback import with_fallback
 from .geometry import ellipse_mask
 from .grabcut import grabcut_crop, grabcut_prior
+from .tightness import repair_tightness
 from .watershed import watershed_box
 
 __all__ = ["CONSENSUS_MEMBERS", "medoid_mask"]
@@ -40,8 +42,9 @@ def consensus_method(image, boxes, seeds, cfg):
     """Per box, the medoid (:func:`medoid_mask`) of the :data:`CONSENSUS_MEMBERS` masks and the
     inscribed ellipse, compared inside the box (all are clipped to it). Members that fail or
     return an empty mask do not vote; each member votes with its own raw mask (no fallback, so
-    the ellipse never votes twice). A medoid with box agreement < ``valid_threshold`` is
-    replaced by the ellipse (``"ellipse:invalid"``, Hybrid Sec. 1-2.2)."""
+    the ellipse never votes twice). With ``cfg.tightness_repair`` the medoid is then grown to the
+    box sides it stops short of (:func:`.tightness.repair_tightness`). A mask with box agreement
+    < ``valid_threshold`` is replaced by the ellipse (``"ellipse:invalid"``, Hybrid Sec. 1-2.2)."""
     h, w = image.shape[:2]
     out = []
     for box, seed in zip(boxes, seeds):
@@ -50,5 +53,7 @@ def consensus_method(image, boxes, seeds, cfg):
         x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
         x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
         best = masks[medoid_mask([m[y0:y1, x0:x1] for m in masks])]
+        if cfg.tightness_repair:
+            best = repair_tightness(image, box, best, cfg)
         out.append(with_fallback(best, box, "ellipse", (h, w), cfg.valid_threshold))
     return out

@@ -64,6 +64,16 @@ class BoxCrop:
         mask[iy0:iy1, ix0:ix1] = fg[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0]
         return mask & box_mask(self._box, h, w)
 
+    def take(self, mask: np.ndarray) -> np.ndarray:
+        """An image-size bool mask in crop pixels, the inverse of :meth:`paste`: the crop window
+        (empty where it leaves the image), resized bilinearly as 0/1, thresholded at 0.5."""
+        (h, w), (cx0, cy0, cx1, cy1) = self._image_size, self._window
+        window = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
+        ix0, iy0, ix1, iy1 = max(cx0, 0), max(cy0, 0), min(cx1, w), min(cy1, h)
+        window[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0] = mask[iy0:iy1, ix0:ix1]
+        size = (self.image.shape[1], self.image.shape[0])
+        return cv2.resize(window, size, interpolation=cv2.INTER_LINEAR) >= 0.5
+
 
 def box_crop(image: np.ndarray, box: Sequence[float], cfg: PseudoMaskConfig) -> BoxCrop:
     """The crop around ``box`` that GrabCut sees (margin and scale: :func:`crop_geometry`).
