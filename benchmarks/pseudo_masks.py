@@ -27,6 +27,8 @@ GT mask is its one box. grabcut13's ``x1 y1 x2 y2`` boxes are inclusive pixel in
 
     python benchmarks/pseudo_masks.py [--max-instances 100] [--methods box grabcut ...] [--jobs 2]
     python benchmarks/pseudo_masks.py --workers 1,2 --methods grabcut --max-instances 100
+    # an ablation: any PseudoMaskConfig field, as in tools/make_pseudo_masks.py
+    python benchmarks/pseudo_masks.py --methods consensus --tightness-repair false
 """
 
 import argparse
@@ -43,7 +45,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality  # noqa
-from weaksup.pseudo import METHODS, PseudoMaskConfig, pseudo_masks_for_image, tight_box  # noqa
+from weaksup.pseudo import METHODS, pseudo_masks_for_image, tight_box  # noqa
+from weaksup.pseudo.config_args import add_config_arguments, config_from_args, config_overrides  # noqa
 from weaksup.pseudo.job import instance_seed  # noqa
 
 DATA = os.environ.get(
@@ -255,8 +258,11 @@ def main(argv=None):
         default=None,
         help="worker-scaling mode: comma-separated worker counts, e.g. 1,2",
     )
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = PseudoMaskConfig()
+    cfg = config_from_args(args)
+    if config_overrides(cfg):
+        print(f"PseudoMaskConfig overrides: {config_overrides(cfg)}")
     if args.workers:
         return main_scaling(args, cfg)
 

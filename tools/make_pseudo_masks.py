@@ -25,12 +25,9 @@ Method parameters are the fields of :class:`PseudoMaskConfig`, one option each
 """
 
 import argparse
-import ast
-import dataclasses
 import json
 import logging
 import os
-import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
@@ -41,7 +38,8 @@ from detectron2.utils.logger import setup_logger
 from weaksup.data.datasets import check_annotation_file
 from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
-from weaksup.pseudo import METHODS, PseudoMaskConfig
+from weaksup.pseudo import METHODS
+from weaksup.pseudo.config_args import add_config_arguments, config_from_args
 from weaksup.pseudo.job import (
     PseudoMaskJob,
     pseudo_mask_json,
@@ -52,30 +50,6 @@ from weaksup.pseudo.job import (
 from weaksup.pseudo.visualize import draw_pseudo_masks
 
 logger = logging.getLogger("weaksup.make_pseudo_masks")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
-
-
-def _config_fields() -> List[dataclasses.Field]:
-    return list(dataclasses.fields(PseudoMaskConfig))
-
-
-def _parse_literal(text: str) -> Any:
-    """A Python literal (tuples of numbers, e.g. ``9,50,7`` or ``(9, 50.0, 7.0)``)."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as e:
-        raise argparse.ArgumentTypeError(f"not a Python literal: {text!r}") from e
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
-_OPTION_TYPES = {bool: _parse_bool, int: int, float: float, str: str}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,23 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0)
     parser.add_argument("--dist-url", default="tcp://127.0.0.1:29511", help="gloo init method")
-    group = parser.add_argument_group("method parameters (PseudoMaskConfig)")
-    types = typing.get_type_hints(PseudoMaskConfig)
-    for field in _config_fields():
-        group.add_argument(
-            "--" + field.name.replace("_", "-"),
-            dest="cfg_" + field.name,
-            metavar=field.name.upper(),
-            type=_OPTION_TYPES.get(types[field.name], _parse_literal),
-            default=field.default,
-            help=f"default: {field.default}",
-        )
+    add_config_arguments(parser)
     return parser
-
-
-def config_from_args(args: argparse.Namespace) -> PseudoMaskConfig:
-    """The :class:`PseudoMaskConfig` given by the ``--<field>`` options."""
-    return PseudoMaskConfig(**{f.name: getattr(args, "cfg_" + f.name) for f in _config_fields()})
 
 
 def load_input(args: argparse.Namespace) -> Tuple[Dict[str, Any], str, str]:
