@@ -15,12 +15,13 @@ import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from weaksup import add_weaksup_config
+from weaksup.engine.launch import launch
 from weaksup.engine import (
     PIPELINE_REGISTRY,
     WeaksupTrainer,

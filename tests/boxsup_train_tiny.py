@@ -10,11 +10,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
-from detectron2.engine import default_argument_parser, launch  # noqa: E402
+from detectron2.engine import default_argument_parser  # noqa: E402
 
 import train_net  # noqa: E402
 from weaksup.data.datasets.pennfudan import load_pennfudan  # noqa: E402
 from weaksup.data.mask_subset import cache_dir, register_instance_sem_seg  # noqa: E402
+from weaksup.engine.launch import launch  # noqa: E402
 
 
 def register(root: str, n: int) -> None:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import get_cfg
-from detectron2.engine import launch
 
 from conftest import free_port, pennfudan_records, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import BoxCasegPatchMapper, BoxCasegTestMapper, MixedBatchSampler
 from weaksup.data.boxcaseg import box_instance_records, jitter_box
+from weaksup.engine.launch import launch
 
 
 def test_jitter_box_stays_within_the_documented_ranges():

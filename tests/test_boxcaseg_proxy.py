@@ -162,7 +162,7 @@ def _generate_sharded(weights, out_dir):
 @pytest.mark.slow
 def test_two_processes_give_the_single_process_proxy_masks(tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.engine import launch
+    from weaksup.engine.launch import launch
 
     torch.manual_seed(0)
     DetectionCheckpointer(build_model(_tiny_model_cfg()), save_dir=str(tmp_path)).save("tiny")

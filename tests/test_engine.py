@@ -9,11 +9,11 @@ import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.engine import launch
 from detectron2.utils import comm
 
 from weaksup import add_weaksup_config
 from weaksup.engine import AtomicDetectionCheckpointer, create_ddp_model, resolve_device
+from weaksup.engine.launch import launch
 from weaksup.engine.loss_curve import plot_loss_curves, read_loss_series
 
 from conftest import REPO_ROOT

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
-from detectron2.engine import launch
 from detectron2.evaluation import DatasetEvaluators
 from detectron2.structures import Instances
 from detectron2.utils import comm
 from scipy import ndimage
 
 from conftest import pennfudan_records, register_dataset
+from weaksup.engine.launch import launch
 from weaksup.evaluation import BoxMaskQualityEvaluator, VOCInstanceEvaluator
 
 DATASET = "weaksup_test_eval_ddp_pennfudan"

@@ -7,6 +7,7 @@ from .ddp import create_ddp_model
 from .device import resolve_device
 from .hook_registry import HOOK_REGISTRY
 from .hybrid import format_ablation_table, run_hybrid_pipeline
+from .launch import launch
 from .loss_curve import LossCurve, plot_loss_curves
 from .overlays import PredictionOverlays, write_prediction_overlays
 from .pipeline import PIPELINE_REGISTRY
@@ -28,6 +29,7 @@ __all__ = [
     "run_wei_pipeline",
     "create_ddp_model",
     "format_ablation_table",
+    "launch",
     "generate_proxy_masks",
     "merge_and_drop",
     "proxy_mask_quality",
