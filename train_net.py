@@ -21,10 +21,10 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from weaksup import add_weaksup_config
-from weaksup.engine.launch import launch
 from weaksup.engine import (
     PIPELINE_REGISTRY,
     WeaksupTrainer,
+    launch,
     resolve_device,
     write_prediction_overlays,
 )

@@ -21,9 +21,9 @@ a quiet machine: other load eats the cores the workers need).
 
 Boxes and seeds are those of ``tools/make_pseudo_masks.py`` for the same data: PennFudan and
 nuts_coco as their loaders give them, seeded by annotation id and job seed 0 (so the tool's json,
-evaluated by ``tools/eval_pseudo_masks.py``, reproduces these numbers). ECSSD has no boxes: the tight box of its
-GT mask is its one box. grabcut13's ``x1 y1 x2 y2`` boxes are inclusive pixel indices
-(``XYXY_ABS`` box ``x1, y1, x2 + 1, y2 + 1``). Those two are seeded by the running index.
+evaluated by ``tools/eval_pseudo_masks.py``, reproduces these numbers). ECSSD has no boxes: the
+tight box of its GT mask is its one box. grabcut13's ``x1 y1 x2 y2`` boxes are inclusive pixel
+indices (``XYXY_ABS`` box ``x1, y1, x2 + 1, y2 + 1``). Those two are seeded by the running index.
 
     python benchmarks/pseudo_masks.py [--max-instances 100] [--methods box grabcut ...] [--jobs 2]
     python benchmarks/pseudo_masks.py --workers 1,2 --methods grabcut --max-instances 100
@@ -46,7 +46,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality  # noqa
 from weaksup.pseudo import METHODS, pseudo_masks_for_image, tight_box  # noqa
-from weaksup.pseudo.config_args import add_config_arguments, config_from_args, config_overrides  # noqa
+from weaksup.pseudo.config_args import (  # noqa
+    add_config_arguments,
+    config_from_args,
+    config_overrides,
+)
 from weaksup.pseudo.job import instance_seed  # noqa
 
 DATA = os.environ.get(
@@ -261,8 +265,9 @@ def main(argv=None):
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    if config_overrides(cfg):
-        print(f"PseudoMaskConfig overrides: {config_overrides(cfg)}")
+    overrides = config_overrides(cfg)
+    if overrides:
+        print(f"PseudoMaskConfig overrides: {overrides}")
     if args.workers:
         return main_scaling(args, cfg)
 

@@ -58,7 +58,6 @@ def _train(tmp_path, *args, background=False):
     return out.stdout + out.stderr
 
 
-
 def _maps(folder):
     return {
         f: hashlib.sha1((folder / f).read_bytes()).hexdigest()

@@ -1,4 +1,4 @@
-"""Box tightness repair (weaksup/pseudo/tightness.py) on synthetic masks and real PennFudan crops."""
+"""Box tightness repair (weaksup/pseudo/tightness.py) on synthetic masks and PennFudan crops."""
 
 import dataclasses
 

@@ -117,7 +117,7 @@ class PseudoMaskConfig:
     # grabcut_prior's edge-preserving smoothing: cv2.bilateralFilter(d, sigmaColor, sigmaSpace).
     prior_bilateral: Tuple[int, float, float] = (9, 50.0, 7.0)
     # consensus grows masks that stop short of a box side back to it (tightness.repair_tightness;
-    # the tightness prior of BoxCaseg Sec. 3.2): PennFudan 69.0 -> 71.2 mIoU,
+    # the tightness prior of BoxCaseg Sec. 3.1): PennFudan 69.0 -> 71.2 mIoU,
     tightness_repair: bool = True
     # ... a side counting as reached when the mask's gap to it is at most this fraction of the side.
     tightness_tolerance: float = 0.02
