@@ -33,8 +33,8 @@ from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
 from weaksup import add_weaksup_config
-from weaksup.engine.boxsup import LabelSpec, make_labelling
-from weaksup.pseudo.boxsup import miou_from_confusion
+from weaksup.methods.boxsup.label_update import LabelSpec, make_labelling
+from weaksup.methods.boxsup.labelling import miou_from_confusion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "configs", "BoxSup", "demo", "pennfudan_boxsup_R18_GN.yaml")

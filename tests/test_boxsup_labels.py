@@ -1,4 +1,4 @@
-"""BoxSup label update (weaksup.pseudo.boxsup): cost, top-k sampling, one candidate per box,
+"""BoxSup label update (weaksup.methods.boxsup.labelling): cost, top-k sampling, one candidate per box,
 overlaps, the candidate cache, and semi-supervised images (never re-labelled)."""
 
 import os
@@ -8,7 +8,7 @@ import pytest
 
 from conftest import pennfudan_records
 from weaksup.pseudo import best_candidate_for_box, candidate_segments
-from weaksup.pseudo.boxsup import (
+from weaksup.methods.boxsup.labelling import (
     label_confusion,
     miou_from_confusion,
     overlap_cost,
@@ -162,7 +162,7 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
     from conftest import REPO_ROOT, register_dataset
     from weaksup import add_weaksup_config
     from weaksup.data.mask_subset import instance_label_map
-    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+    from weaksup.methods.boxsup.label_update import BoxSupLabelUpdate, has_gt_masks
 
     records, _ = pennfudan_records(4)
     box_only = [
@@ -212,7 +212,7 @@ def test_labellings_do_not_depend_on_workers_and_baselines_fill_boxes(tmp_path, 
     'rectangles' baseline paints the filled boxes (smaller box on top)."""
     import cv2
 
-    from weaksup.engine.boxsup import LabelSpec, make_labelling
+    from weaksup.methods.boxsup.label_update import LabelSpec, make_labelling
     from weaksup.pseudo import box_mask
 
     records, _ = pennfudan_records(3)
@@ -249,7 +249,7 @@ def test_ignore_gt_masks_makes_every_image_box_only(shared_data):
 
     from conftest import REPO_ROOT, register_dataset
     from weaksup import add_weaksup_config
-    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+    from weaksup.methods.boxsup.label_update import BoxSupLabelUpdate, has_gt_masks
 
     records, _ = pennfudan_records(2)
     register_dataset("boxsup_test_with_masks", records, ["person"])

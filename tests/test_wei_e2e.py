@@ -148,8 +148,8 @@ def _config(tmp_path, train, test):
 def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     from weaksup.data.datasets import load_pennfudan, register_image_label_union
     from weaksup.data.mask_subset import register_instance_sem_seg
-    from weaksup.data.wei_demo import WEI_DEMO_CLASSES
-    from weaksup.engine.wei import run_wei_pipeline
+    from weaksup.methods.wei.demo_datasets import WEI_DEMO_CLASSES
+    from weaksup.methods.wei.pipeline import run_wei_pipeline
 
     shared_path("nuts_coco")
     pf = load_pennfudan(str(shared_path("PennFudanPed")), "all")  # with masks: poisoned below

@@ -7,7 +7,7 @@ semantic datasets. Stages, each cached under ``OUTPUT_DIR`` and resumed when int
 
 0. proposals of every training image (``proposals/``, :mod:`weaksup.pseudo.proposals`);
 1. HCP image fine-tuning (``hcp_image/``), then hypothesis fine-tuning (``hcp_hypotheses/``)
-   (:class:`~weaksup.modeling.meta_arch.HCP`, Sec. 3.1);
+   (:class:`~weaksup.methods.wei.hcp.HCP`, Sec. 3.1);
 2. proposal scores, cross-image refinement, localization maps and rough masks
    (:mod:`.wei_stage2`, Sec. 3.1-3.3);
 3. one segmentation network per scheme of ``MODEL.WEI.SCHEMES`` (Tab. 1: ``AN_A``, ``SN_A``,
@@ -32,12 +32,20 @@ from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
-from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
-from ..pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
-from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config, stage_done, train_stage
-from .trainer import WeaksupTrainer
-from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
+from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
+from weaksup.pseudo.job import ImageTask, read_image_bgr, write_json_atomic
+from weaksup.pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
+from weaksup.config import load_config
+from weaksup.engine.pipeline import (
+    PIPELINE_REGISTRY,
+    run_training_stage,
+    stage_config,
+    stage_done,
+    train_stage,
+)
+from weaksup.engine.trainer import WeaksupTrainer
+
+from .stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
 
 __all__ = [
     "WEI_SCHEMES",
@@ -127,7 +135,7 @@ def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> Cfg
     """An HCP stage config: the file ``path`` + ``opts``, no evaluation, output
     ``<OUTPUT_DIR>/<subdir>`` (:func:`~weaksup.engine.pipeline.stage_config`)."""
     opts = ["DATASETS.TEST", "()"] + list(opts)
-    return stage_config(path, opts, os.path.join(cfg.OUTPUT_DIR, subdir))
+    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, subdir))
 
 
 def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:

@@ -5,7 +5,7 @@ The hook ``BoxSupLabelUpdate`` (``cfg.WEAKSUP.HOOKS``) owns the training labels:
 * before training, the first labelling (``epoch_000``) by ``E_o`` alone ("our algorithm starts
   from the step of updating segment labels", before any network training);
 * after every epoch but the last, a new labelling by ``E_o + lambda E_r`` with the current network
-  (:func:`weaksup.pseudo.boxsup.select_segments`), which the next epoch trains on;
+  (:func:`weaksup.methods.boxsup.labelling.select_segments`), which the next epoch trains on;
 * the training data loader is rebuilt on the new label maps (the records' ``sem_seg_file_name``
   point at them; Detectron2's ``DatasetMapper`` reads them), with a sampler seeded by the epoch, so
   each epoch is one fresh permutation and no batch prepared before the update carries old labels.
@@ -55,20 +55,20 @@ from detectron2.utils import comm
 from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.build import build_mapper
-from ..data.mask_subset import cache_dir, instance_label_map
-from ..pseudo import PseudoMaskConfig, pseudo_masks_for_image
-from ..pseudo.boxsup import (
+from weaksup.data.build import build_mapper
+from weaksup.data.mask_subset import cache_dir, instance_label_map
+from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from .labelling import (
     label_confusion,
     miou_from_confusion,
     paint_label_map,
     resize_log_probs,
     select_segments,
 )
-from ..pseudo.candidate_cache import load_or_make_candidates
-from ..pseudo.job import instance_seed, write_atomic, write_json_atomic
-from ..pseudo.visualize import draw_pseudo_masks
-from .hook_registry import HOOK_REGISTRY
+from weaksup.pseudo.candidate_cache import load_or_make_candidates
+from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
+from weaksup.pseudo.visualize import draw_pseudo_masks
+from weaksup.engine.hook_registry import HOOK_REGISTRY
 
 __all__ = [
     "BoxSupLabelUpdate",

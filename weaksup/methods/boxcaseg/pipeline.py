@@ -3,7 +3,7 @@
 1. the BoxCaseg network on mixed box / salient patches (:class:`BoxCasegTrainer`), written to
    ``<OUTPUT_DIR>/stage1``;
 2. proxy masks for every GT box of ``DATASETS.TRAIN``
-   (:func:`~weaksup.engine.proxy_masks.generate_proxy_masks`), written to
+   (:func:`~weaksup.methods.boxcaseg.proxy_masks.generate_proxy_masks`), written to
    ``<OUTPUT_DIR>/proxy_masks/<dataset>.json``;
 3. Proxy Mask R-CNN on the GT boxes + proxy masks (dropped masks flagged, mask loss skips them),
    written to ``<OUTPUT_DIR>`` and evaluated with ``WEAKSUP.EVALUATORS``.
@@ -23,13 +23,15 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 
-from ..config import add_weaksup_config
-from ..data import build_boxcaseg_train_loader, build_mapper
-from ..data.datasets import register_coco_instances
-from .device import resolve_device
-from .pipeline import PIPELINE_REGISTRY, run_training_stage
+from weaksup.config import add_weaksup_config
+from weaksup.data import build_mapper
+from weaksup.data.datasets import register_coco_instances
+from weaksup.engine.device import resolve_device
+from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage
+from weaksup.engine.trainer import WeaksupTrainer
+
+from .data import build_boxcaseg_train_loader
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
-from .trainer import WeaksupTrainer
 
 __all__ = [
     "BoxCasegTrainer",

@@ -22,8 +22,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, build_model
 from detectron2.structures import Instances
 from torch import nn
 
-from ...config import load_config
-from ...pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from weaksup.config import load_config
+from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = ["HybridNetwork", "HybridSmallBranch", "fuse_detections", "segment_detections"]
 
@@ -142,7 +142,7 @@ class HybridNetwork(nn.Module):
     """Both branches on each image, outputs fused by :func:`fuse_detections` (Sec. 2).
 
     Inference only: the branches are trained separately (pipeline ``"Hybrid"``,
-    :mod:`weaksup.engine.hybrid`). Built from ``MODEL.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
+    :mod:`weaksup.methods.hybrid.pipeline`). Built from ``MODEL.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
     (+ ``*_OPTS``), each branch on ``MODEL.DEVICE``, loading ``MODEL.HYBRID.LARGE_WEIGHTS`` /
     ``SMALL_WEIGHTS`` when given; a checkpoint of the fused model holds both (``large.*``,
     ``small.*``).

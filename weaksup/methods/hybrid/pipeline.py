@@ -38,12 +38,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 from tabulate import tabulate
 
-from ..pseudo import PseudoMaskConfig
-from ..pseudo.job import write_atomic
-from .overlays import write_prediction_overlays
-from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
-from .pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
-from .trainer import WeaksupTrainer
+from weaksup.pseudo import PseudoMaskConfig
+from weaksup.pseudo.job import write_atomic
+from weaksup.config import load_config
+from weaksup.engine.overlays import write_prediction_overlays
+from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
+from weaksup.engine.pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from weaksup.engine.trainer import WeaksupTrainer
 
 __all__ = [
     "ABLATION_COLUMNS",
@@ -145,7 +146,7 @@ def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: 
         "WEAKSUP.PSEUDO_MASKS", pseudo_json,
         "MODEL.HYBRID.VALID_THRESHOLD", h.VALID_THRESHOLD,
     ]  # fmt: skip
-    return stage_config(path, list(opts) + pipeline, os.path.join(cfg.OUTPUT_DIR, out))
+    return stage_config(load_config(path, list(opts) + pipeline), os.path.join(cfg.OUTPUT_DIR, out))
 
 
 def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:
