@@ -182,9 +182,9 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
     cfg.merge_from_list(
         [
             "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
-            "DATASETS.TRAIN", "('boxsup_test_semi',)", "MODEL.BOXSUP.GT_DATASET", "boxsup_test_semi_gt",
-            "MODEL.BOXSUP.NUM_CANDIDATES", "100", "MODEL.BOXSUP.CANDIDATE_MAX_SIDE", "64",
-            "MODEL.BOXSUP.CANDIDATE_CACHE", str(tmp_path / "cache"), "DATALOADER.NUM_WORKERS", "0",
+            "DATASETS.TRAIN", "('boxsup_test_semi',)", "WEAKSUP.BOXSUP.GT_DATASET", "boxsup_test_semi_gt",
+            "WEAKSUP.BOXSUP.NUM_CANDIDATES", "100", "WEAKSUP.BOXSUP.CANDIDATE_MAX_SIDE", "64",
+            "WEAKSUP.BOXSUP.CANDIDATE_CACHE", str(tmp_path / "cache"), "DATALOADER.NUM_WORKERS", "0",
             "INPUT.MIN_SIZE_TEST", "64", "OUTPUT_DIR", str(tmp_path / "out"),
         ]
     )  # fmt: skip
@@ -256,11 +256,11 @@ def test_ignore_gt_masks_makes_every_image_box_only(shared_data):
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
     cfg.DATASETS.TRAIN = ("boxsup_test_with_masks",)
-    cfg.MODEL.BOXSUP.GT_DATASET = ""
+    cfg.WEAKSUP.BOXSUP.GT_DATASET = ""
     hook = BoxSupLabelUpdate(cfg)
     hook._load_records()
     assert all(has_gt_masks(r) for r in hook.records)  # semi-supervised default: GT kept
-    cfg.MODEL.BOXSUP.IGNORE_GT_MASKS = True
+    cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS = True
     hook = BoxSupLabelUpdate(cfg)
     hook._load_records()
     assert not any(has_gt_masks(r) for r in hook.records)

@@ -207,8 +207,8 @@ def test_small_branch_and_fused_model_on_a_real_image():
 
     fused_cfg = _demo_cfg(
         "configs/hybrid_demo_pennfudan.yaml",
-        "MODEL.HYBRID.SMALL_OPTS", repr(small_opts),
-        "MODEL.HYBRID.LARGE_OPTS", repr(["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]),
+        "WEAKSUP.HYBRID.SMALL_OPTS", repr(small_opts),
+        "WEAKSUP.HYBRID.LARGE_OPTS", repr(["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]),
         "MODEL.HYBRID.SMALL_AREA", "20000",
     )  # fmt: skip
     fused = build_model(fused_cfg).eval()

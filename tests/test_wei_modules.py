@@ -93,7 +93,7 @@ def test_wei_trainer_last_layer_lr():
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file("configs/WeiImageLevel/demo/wei_demo_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEI.PREDICTOR_LR_FACTOR = 10.0
+    cfg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR = 10.0
     model = build_model(cfg)
     opt = WeiTrainer.build_optimizer(cfg, model)
     lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
@@ -297,13 +297,13 @@ def test_voc_configs_follow_the_paper_schedule():
     seg = load_config("configs/WeiImageLevel/voc_deeplab_R101_OS8.yaml")
     epoch = 1323  # 10,582 train_aug images / batch 8
     assert seg.SOLVER.IMS_PER_BATCH == 8 and seg.SOLVER.BASE_LR == 0.001
-    assert seg.MODEL.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
+    assert seg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
     assert seg.SOLVER.STEPS == (5 * epoch, 10 * epoch) and seg.SOLVER.MAX_ITER == 15 * epoch
     assert (seg.SOLVER.MOMENTUM, seg.SOLVER.WEIGHT_DECAY) == (0.9, 0.0005)
     assert seg.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelAtrousSemSegHead"
     assert seg.WEAKSUP.PIPELINE == "WeiImageLevel"
-    img = load_config(seg.MODEL.WEI.HCP_IMAGE_CONFIG)
-    hyp = load_config(seg.MODEL.WEI.HCP_HYPOTHESES_CONFIG)
+    img = load_config(seg.WEAKSUP.WEI.HCP_IMAGE_CONFIG)
+    hyp = load_config(seg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG)
     for c, factor, mode in ((img, 100.0, "image"), (hyp, 10.0, "hypotheses")):
         assert c.MODEL.META_ARCHITECTURE == "HCP" and c.MODEL.HCP.MODE == mode
         assert c.SOLVER.IMS_PER_BATCH == 30 and c.SOLVER.BASE_LR == 0.0001

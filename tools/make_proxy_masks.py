@@ -4,9 +4,9 @@
 Uses the stage-1 model of the pipeline config (``<OUTPUT_DIR>/stage1/model_final.pth``) and writes
 ``<OUTPUT_DIR>/proxy_masks/<dataset>.json`` in the pseudo-mask tool's format (COCO json, RLE masks,
 ``pseudo_method``, ``box_agreement``, ``mask_valid``, ``fallback``), merged ("smaller object
-better") and dropped (proxy box agreement < ``MODEL.BOXCASEG.PROXY.DROP_THRESHOLD``). A complete
+better") and dropped (proxy box agreement < ``WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD``). A complete
 file is kept; an interrupted run resumes from its finished shards. Quality (mIoU*, IoU@50,
-IoU@75, drop rate) is logged for ``MODEL.BOXCASEG.PROXY.GT_DATASETS``. Examples::
+IoU@75, drop rate) is logged for ``WEAKSUP.BOXCASEG.PROXY.GT_DATASETS``. Examples::
 
     python tools/make_proxy_masks.py --config-file configs/boxcaseg_coco.yaml --num-gpus 4
     DETECTRON2_DATASETS=../shared/data python tools/make_proxy_masks.py \\

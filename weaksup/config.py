@@ -16,22 +16,28 @@ from typing import Sequence
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from .methods.boxcaseg.config import add_boxcaseg_config
-from .methods.boxsup.config import add_boxsup_config
-from .methods.dasnet.config import add_dasnet_config
-from .methods.hybrid.config import add_hybrid_config
-from .methods.wei.config import add_wei_config
+from .methods.boxcaseg import config as boxcaseg_config
+from .methods.boxsup import config as boxsup_config
+from .methods.dasnet import config as dasnet_config
+from .methods.hybrid import config as hybrid_config
+from .methods.wei import config as wei_config
 
 __all__ = ["add_shared_config", "add_weaksup_config", "load_config"]
 
 # Each method's key adder, in the order they are composed.
 METHOD_CONFIGS = (
-    add_boxcaseg_config,
-    add_boxsup_config,
-    add_dasnet_config,
-    add_hybrid_config,
-    add_wei_config,
+    boxcaseg_config.add_boxcaseg_config,
+    boxsup_config.add_boxsup_config,
+    dasnet_config.add_dasnet_config,
+    hybrid_config.add_hybrid_config,
+    wei_config.add_wei_config,
 )
+# Old key -> new key, of every method: a config using an old key is rejected naming the new one.
+RENAMED_KEYS = {
+    old: new
+    for module in (boxcaseg_config, boxsup_config, dasnet_config, hybrid_config, wei_config)
+    for old, new in getattr(module, "RENAMED_KEYS", {}).items()
+}
 
 
 def add_shared_config(cfg: CN) -> CN:
@@ -108,10 +114,13 @@ def add_shared_config(cfg: CN) -> CN:
 
 def add_weaksup_config(cfg: CN) -> CN:
     """Add all of weaksup's keys to a Detectron2 config (in place) and return it: the shared keys,
-    then each method's (:data:`METHOD_CONFIGS`)."""
+    then each method's (:data:`METHOD_CONFIGS`); old key names (:data:`RENAMED_KEYS`) raise a
+    ``KeyError`` naming the new key when a file or an override uses them."""
     add_shared_config(cfg)
     for add_method_config in METHOD_CONFIGS:
         add_method_config(cfg)
+    for old, new in RENAMED_KEYS.items():
+        cfg.register_renamed_key(old, new)
     return cfg
 
 

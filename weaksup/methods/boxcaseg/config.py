@@ -6,7 +6,19 @@ comment, as Detectron2 does.
 
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_boxcaseg_config"]
+__all__ = ["RENAMED_KEYS", "add_boxcaseg_config"]
+
+# Keys of earlier versions (pipeline and stage keys were under MODEL.*): a config that still uses
+# one is rejected with a message naming the new key (yacs' renamed-key mechanism).
+RENAMED_KEYS = {
+    "MODEL.BOXCASEG.PROXY": "WEAKSUP.BOXCASEG.PROXY",
+    "MODEL.BOXCASEG.PROXY.DROP_THRESHOLD": "WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD",
+    "MODEL.BOXCASEG.PROXY.GT_DATASETS": "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS",
+    "MODEL.BOXCASEG.PROXY.MERGE": "WEAKSUP.BOXCASEG.PROXY.MERGE",
+    "MODEL.BOXCASEG.PROXY.SHARD_SIZE": "WEAKSUP.BOXCASEG.PROXY.SHARD_SIZE",
+    "MODEL.BOXCASEG.STAGE1_CONFIG": "WEAKSUP.BOXCASEG.STAGE1_CONFIG",
+    "MODEL.BOXCASEG.STAGE1_OPTS": "WEAKSUP.BOXCASEG.STAGE1_OPTS",
+}
 
 
 def add_boxcaseg_config(cfg: CN) -> CN:
@@ -34,23 +46,6 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     _C.MODEL.BOXCASEG.MASK_THRESHOLD = 0.5
     # Patches per forward pass at inference (proxy masks, evaluation).
     _C.MODEL.BOXCASEG.TEST_BATCH_SIZE = 32
-    # The BoxCaseg pipeline (WEAKSUP.PIPELINE: "BoxCaseg"): the config holding these keys is the
-    # stage-3 Proxy Mask R-CNN config; stage 1 comes from this config file (path as given on the
-    # command line, i.e. relative to the working directory) ...
-    _C.MODEL.BOXCASEG.STAGE1_CONFIG = ""
-    # ... with these KEY VALUE overrides; its OUTPUT_DIR becomes <OUTPUT_DIR>/stage1.
-    _C.MODEL.BOXCASEG.STAGE1_OPTS = []
-    # Proxy masks (stage 2, Sec. 3.4).
-    _C.MODEL.BOXCASEG.PROXY = CN()
-    # Merge: pixels claimed by several masks of an image go to the smallest object.
-    _C.MODEL.BOXCASEG.PROXY.MERGE = True
-    # Drop: masks whose proxy box agreement is below this are flagged mask_valid=False (Tab. 8).
-    _C.MODEL.BOXCASEG.PROXY.DROP_THRESHOLD = 0.95
-    # Datasets with GT masks, one per DATASETS.TRAIN entry ("" for none), for the quality report
-    # (mIoU*, IoU@50, IoU@75, drop rate), e.g. ["pennfudan_train"] for "pennfudan_train_boxonly".
-    _C.MODEL.BOXCASEG.PROXY.GT_DATASETS = []
-    # Images per resumable shard file of the proxy-mask generation.
-    _C.MODEL.BOXCASEG.PROXY.SHARD_SIZE = 64
 
     # BoxCaseg patches (Sec. 3.2.2; the authors' released settings).
     _C.INPUT.BOXCASEG = CN()
@@ -69,4 +64,24 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     # Box-supervised : salient patches in every batch of each process (Sec. 4.2.3, Tab. 5: 9:7);
     # SOLVER.IMS_PER_BATCH / world size must be a multiple of their sum.
     _C.DATALOADER.BOX_SALIENT_RATIO = (9, 7)
+
+    # The BoxCaseg pipeline's stages (WEAKSUP.PIPELINE: "BoxCaseg"; Sec. 3.2-3.4).
+    _C.WEAKSUP.BOXCASEG = CN()
+    # The BoxCaseg pipeline (WEAKSUP.PIPELINE: "BoxCaseg"): the config holding these keys is the
+    # stage-3 Proxy Mask R-CNN config; stage 1 comes from this config file (path as given on the
+    # command line, i.e. relative to the working directory) ...
+    _C.WEAKSUP.BOXCASEG.STAGE1_CONFIG = ""
+    # ... with these KEY VALUE overrides; its OUTPUT_DIR becomes <OUTPUT_DIR>/stage1.
+    _C.WEAKSUP.BOXCASEG.STAGE1_OPTS = []
+    # Proxy masks (stage 2, Sec. 3.4).
+    _C.WEAKSUP.BOXCASEG.PROXY = CN()
+    # Merge: pixels claimed by several masks of an image go to the smallest object.
+    _C.WEAKSUP.BOXCASEG.PROXY.MERGE = True
+    # Drop: masks whose proxy box agreement is below this are flagged mask_valid=False (Tab. 8).
+    _C.WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD = 0.95
+    # Datasets with GT masks, one per DATASETS.TRAIN entry ("" for none), for the quality report
+    # (mIoU*, IoU@50, IoU@75, drop rate), e.g. ["pennfudan_train"] for "pennfudan_train_boxonly".
+    _C.WEAKSUP.BOXCASEG.PROXY.GT_DATASETS = []
+    # Images per resumable shard file of the proxy-mask generation.
+    _C.WEAKSUP.BOXCASEG.PROXY.SHARD_SIZE = 64
     return cfg

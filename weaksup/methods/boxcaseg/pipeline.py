@@ -66,14 +66,14 @@ def run_boxcaseg_network(cfg: CfgNode, args: Namespace):
 
 
 def stage1_config(cfg: CfgNode) -> CfgNode:
-    """The stage-1 config: ``MODEL.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
+    """The stage-1 config: ``WEAKSUP.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
     ``<OUTPUT_DIR>/stage1``, its device resolved for this machine."""
-    path = cfg.MODEL.BOXCASEG.STAGE1_CONFIG
+    path = cfg.WEAKSUP.BOXCASEG.STAGE1_CONFIG
     if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
+        raise FileNotFoundError(f"WEAKSUP.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
     cfg1 = add_weaksup_config(get_cfg())
     cfg1.merge_from_file(path)
-    cfg1.merge_from_list(list(cfg.MODEL.BOXCASEG.STAGE1_OPTS))
+    cfg1.merge_from_list(list(cfg.WEAKSUP.BOXCASEG.STAGE1_OPTS))
     cfg1.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, "stage1")
     resolve_device(cfg1)
     cfg1.freeze()
@@ -97,11 +97,11 @@ def register_proxy_dataset(dataset_name: str, json_file: str) -> str:
 def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
     """Stage 2: proxy masks of each of ``cfg.DATASETS.TRAIN`` with the stage-1 model (skipped
     when complete, resumed otherwise), quality reports, and the registered proxy datasets."""
-    p = cfg.MODEL.BOXCASEG.PROXY
+    p = cfg.WEAKSUP.BOXCASEG.PROXY
     gt_datasets = list(p.GT_DATASETS) or [""] * len(cfg.DATASETS.TRAIN)
     if len(gt_datasets) != len(cfg.DATASETS.TRAIN):
         raise ValueError(
-            f"MODEL.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
+            f"WEAKSUP.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
             f"{list(cfg.DATASETS.TRAIN)} one to one ('' for none)"
         )
     weights = os.path.join(cfg1.OUTPUT_DIR, "model_final.pth")

@@ -124,7 +124,7 @@ def generate_proxy_masks(
         model: the trained BoxCaseg model (eval mode is set here).
         weights: the checkpoint the model was loaded from; it keys the resumable work so that
             shards of another model are never reused.
-        merge, drop_threshold: Sec. 3.4 (``cfg.MODEL.BOXCASEG.PROXY``).
+        merge, drop_threshold: Sec. 3.4 (``cfg.WEAKSUP.BOXCASEG.PROXY``).
         shard_size: images per resumable shard file.
         images_per_batch: images per loader batch (their patches are batched together).
 

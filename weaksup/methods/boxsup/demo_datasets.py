@@ -2,7 +2,7 @@
 
 * ``nuts_coco_val_sem_seg``: the 6 nuts_coco val images (:mod:`weaksup.data.datasets.nuts_labelme`'s split) with label maps
   derived once from their instance masks (``$WEAKSUP_CACHE/sem_seg/nuts_coco_val``), for the
-  ``sem_seg`` evaluator. Training uses ``nuts_coco_train`` with ``MODEL.BOXSUP.IGNORE_GT_MASKS``.
+  ``sem_seg`` evaluator. Training uses ``nuts_coco_train`` with ``WEAKSUP.BOXSUP.IGNORE_GT_MASKS``.
 """
 
 import os

@@ -142,7 +142,7 @@ class HybridNetwork(nn.Module):
     """Both branches on each image, outputs fused by :func:`fuse_detections` (Sec. 2).
 
     Inference only: the branches are trained separately (pipeline ``"Hybrid"``,
-    :mod:`weaksup.methods.hybrid.pipeline`). Built from ``MODEL.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
+    :mod:`weaksup.methods.hybrid.pipeline`). Built from ``WEAKSUP.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
     (+ ``*_OPTS``), each branch on ``MODEL.DEVICE``, loading ``MODEL.HYBRID.LARGE_WEIGHTS`` /
     ``SMALL_WEIGHTS`` when given; a checkpoint of the fused model holds both (``large.*``,
     ``small.*``).
@@ -165,11 +165,11 @@ class HybridNetwork(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: CfgNode):
-        h = cfg.MODEL.HYBRID
+        h, stages = cfg.MODEL.HYBRID, cfg.WEAKSUP.HYBRID
         branches = {}
         for name, path, opts, weights in (
-            ("large", h.LARGE_CONFIG, h.LARGE_OPTS, h.LARGE_WEIGHTS),
-            ("small", h.SMALL_CONFIG, h.SMALL_OPTS, h.SMALL_WEIGHTS),
+            ("large", stages.LARGE_CONFIG, stages.LARGE_OPTS, h.LARGE_WEIGHTS),
+            ("small", stages.SMALL_CONFIG, stages.SMALL_OPTS, h.SMALL_WEIGHTS),
         ):
             sub = branch_config(path, opts, cfg.MODEL.DEVICE)
             model = build_model(sub)

@@ -3,7 +3,7 @@ rough masks).
 
 Modules:
 
-* ``config``: ``add_wei_config`` (``MODEL.HCP``, ``MODEL.WEI``);
+* ``config``: ``add_wei_config`` (``MODEL.HCP``, ``WEAKSUP.WEI``);
 * ``hcp``: the ``HCP`` classifier (Sec. 3.1);
 * ``data``: the image-label and localization-map mappers;
 * ``sem_seg_heads``: the soft-label segmentation heads (Eq. 4);
