@@ -11,7 +11,8 @@ seed, boxes), so a finished file is reused only for the same job.
 import json
 import logging
 import os
-from typing import Any, Dict, List
+from dataclasses import asdict
+from typing import Any, Dict, List, Sequence, Union
 
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
@@ -22,11 +23,13 @@ from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, pseudo_mask_json, write_json_atomic
 from ..pseudo.validity import validity_statistics
+from .stages import Stage
 
 __all__ = [
     "build_tasks",
     "dataset_coco",
     "generate_pseudo_masks",
+    "pseudo_mask_stage",
     "pseudo_mask_validity",
     "pseudo_masks_complete",
 ]
@@ -163,6 +166,22 @@ def generate_pseudo_masks(
         logger.info(f"Wrote {output_json}")
     comm.synchronize()
     return True
+
+
+def pseudo_mask_stage(
+    name: str,
+    dataset_name: str,
+    output_json: str,
+    method: str,
+    cfg: PseudoMaskConfig,
+    seed: int,
+    inputs: Sequence[Union[Stage, str]] = (),
+) -> Stage:
+    """The :class:`~weaksup.engine.stages.Stage` of :func:`generate_pseudo_masks`: its settings
+    are the dataset, the method, its parameters and the seed (the shard size and the worker count
+    change nothing in the output)."""
+    settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
+    return Stage(name, output_json, settings, inputs)
 
 
 def pseudo_mask_validity(path: str) -> Dict[str, float]:

@@ -41,7 +41,6 @@ __all__ = [
     "generate_proxy_masks",
     "merge_and_drop",
     "proxy_mask_quality",
-    "proxy_masks_complete",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,18 +84,6 @@ def _fingerprint(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr
         "drop_threshold": thr,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def proxy_masks_complete(path: str) -> bool:
-    """Whether ``path`` is a finished proxy-mask json (written atomically, so a readable file with
-    ``info.boxcaseg_complete`` is complete)."""
-    if not os.path.isfile(path):
-        return False
-    try:
-        with open(path) as f:
-            return bool(json.load(f).get("info", {}).get("boxcaseg_complete"))
-    except (OSError, ValueError):
-        return False
 
 
 @torch.no_grad()
@@ -196,7 +183,7 @@ def generate_proxy_masks(
         with open(path(k)) as f:
             results += json.load(f)
     out = pseudo_mask_json(coco, results, PROXY_METHOD)
-    out["info"] = {**out.get("info", {}), "boxcaseg_complete": True, "dataset": dataset_name}
+    out["info"] = {**out.get("info", {}), "dataset": dataset_name}
     write_json_atomic(out, output_json)
     for name in os.listdir(work_dir):
         os.remove(os.path.join(work_dir, name))

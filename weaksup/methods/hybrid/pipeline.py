@@ -43,7 +43,12 @@ from weaksup.pseudo.job import write_atomic
 from weaksup.config import load_config
 from weaksup.engine.overlays import write_prediction_overlays
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
-from weaksup.engine.pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from weaksup.engine.pseudo_masks import (
+    generate_pseudo_masks,
+    pseudo_mask_stage,
+    pseudo_mask_validity,
+)
+from weaksup.engine.stages import run_stage
 from weaksup.engine.trainer import WeaksupTrainer
 
 __all__ = [
@@ -173,18 +178,21 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     train = cfg.DATASETS.TRAIN[0]
     pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
     pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
-    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
-    made = generate_pseudo_masks(
-        train,
-        pseudo_json,
-        stages.PSEUDO.METHOD,
-        pcfg,
-        seed=stages.PSEUDO.SEED,
-        shard_size=stages.PSEUDO.SHARD_SIZE,
-        num_workers=stages.PSEUDO.NUM_WORKERS,
+    pseudo = pseudo_mask_stage(
+        "stage 1", train, pseudo_json, stages.PSEUDO.METHOD, pcfg, stages.PSEUDO.SEED
     )
-    if not made:
-        logger.info(f"stage 1: skipped, found the pseudo masks of this job in {pseudo_json}")
+    run_stage(
+        pseudo,
+        lambda: generate_pseudo_masks(
+            train,
+            pseudo_json,
+            stages.PSEUDO.METHOD,
+            pcfg,
+            seed=stages.PSEUDO.SEED,
+            shard_size=stages.PSEUDO.SHARD_SIZE,
+            num_workers=stages.PSEUDO.NUM_WORKERS,
+        ),
+    )
     if comm.is_main_process():
         stats = pseudo_mask_validity(pseudo_json)
         logger.info(
@@ -205,7 +213,12 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     ):
         sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
         trained = run_training_stage(
-            WeaksupTrainer, sub, which, f"training the {title}", evaluate_when_done=True
+            WeaksupTrainer,
+            sub,
+            which,
+            f"training the {title}",
+            evaluate_when_done=True,
+            inputs=[pseudo],
         )
         results[which] = _per_dataset(cfg, trained)
         comm.synchronize()
