@@ -258,6 +258,7 @@ def test_wei_localization_stages_redone_when_their_settings_change(
     monkeypatch.setattr(
         wei, "DetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
     )
+
     def touch(folder, ext):
         for k in ("1", "2"):
             os.makedirs(folder, exist_ok=True)
@@ -355,3 +356,41 @@ def test_boxsup_labelling_redone_when_label_settings_change(tmp_path, stage_log)
     hook("WEAKSUP.BOXSUP.TOP_K", "1")._make(1, None)
     hook("WEAKSUP.BOXSUP.TOP_K", "1", "SOLVER.BASE_LR", "0.5")._make(1, None)
     assert made[2:] == [(1, 1), (1, 1)]
+
+
+def test_sharded_jobs_share_one_notion_of_done(tmp_path):
+    """Pseudo masks and proxy masks run on one ShardedJob: finished means the output json carries
+    the job's fingerprint (the shard size changes the shard files, not the output)."""
+    from weaksup.engine.pseudo_masks import run_sharded_job
+    from weaksup.pseudo.job import ShardedJob, job_output_complete
+
+    coco = {"images": [], "categories": [], "annotations": [{"id": i} for i in range(5)]}
+    out = str(tmp_path / "masks.json")
+    computed = []
+
+    def job(thr, size=2):
+        j = ShardedJob(range(5), {"thr": thr}, out + ".work", size)
+
+        def compute(mine):
+            for k in j.pending(mine):
+                computed.append(k)
+                j.write_shard(k, [_result(i, thr) for i in j.shards[k]])
+
+        return j, compute
+
+    a, compute = job(0.5)
+    assert run_sharded_job(a, compute, coco, "toy", out) and computed == [0, 1, 2]
+    assert job_output_complete(out, a.fingerprint) and not os.path.exists(out + ".work")
+    assert not run_sharded_job(*job(0.5), coco, "toy", out)  # done: kept
+    assert job(0.5, size=3)[0].fingerprint == a.fingerprint
+    assert job(0.5, size=3)[0].work_fingerprint != a.work_fingerprint
+    b, compute = job(0.9)
+    assert not job_output_complete(out, b.fingerprint)
+    assert run_sharded_job(b, compute, coco, "toy", out) and computed[3:] == [0, 1, 2]
+    anns = json.loads(Path(out).read_text())["annotations"]
+    assert {a["box_agreement"] for a in anns} == {0.9}
+
+
+def _result(i, value):
+    return {"id": i, "segmentation": None, "area": 0, "box_agreement": value,
+            "mask_valid": True, "fallback": None}  # fmt: skip
