@@ -32,7 +32,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
-from .engine import PseudoMaskConfig, pseudo_masks_for_image
+from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
     "ImageTask",

@@ -22,12 +22,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 
 from weaksup.config import load_config
 from weaksup.data import build_mapper
-from weaksup.data.datasets import register_coco_instances
+from weaksup.data.datasets import register_coco_instances, remove_dataset
 from weaksup.engine.pipeline import (
     PIPELINE_REGISTRY,
     run_training_stage,
@@ -100,9 +99,7 @@ def proxy_json_path(cfg: CfgNode, dataset_name: str) -> str:
 def register_proxy_dataset(dataset_name: str, json_file: str) -> str:
     """Register ``json_file`` (absolute image paths) as ``<dataset_name>_boxcaseg_proxy``."""
     name = dataset_name + PROXY_SUFFIX
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
+    remove_dataset(name)
     register_coco_instances(name, {}, json_file, "")  # classes: the json's (= the dataset's)
     return name
 

@@ -58,7 +58,7 @@ from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
 from weaksup.data.build import build_mapper
-from weaksup.data.mask_subset import cache_dir, instance_label_map
+from weaksup.data.mask_subset import instance_label_map
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 from weaksup.pseudo.candidate_cache import load_or_make_candidates
 from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
@@ -66,6 +66,7 @@ from weaksup.pseudo.visualize import draw_pseudo_masks
 from weaksup.engine.hook_registry import HOOK_REGISTRY
 from weaksup.engine.pipeline import config_settings
 from weaksup.engine.stages import Stage, run_stage
+from weaksup.paths import cache_dir
 
 from .labelling import (
     label_confusion,

@@ -41,6 +41,7 @@ from tabulate import tabulate
 from weaksup.pseudo import PseudoMaskConfig
 from weaksup.pseudo.job import write_atomic
 from weaksup.config import load_config
+from weaksup.data.datasets import register_or_replace
 from weaksup.engine.overlays import write_prediction_overlays
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
 from weaksup.engine.pseudo_masks import (
@@ -128,13 +129,8 @@ def register_validity_view(dataset_name: str, pseudo_json: str, keep_valid: bool
         )
         return records
 
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, load)
     meta = MetadataCatalog.get(dataset_name).as_dict()
-    MetadataCatalog.get(name).set(**{k: v for k, v in meta.items() if k != "name"})
-    return name
+    return register_or_replace(name, load, **{k: v for k, v in meta.items() if k != "name"})
 
 
 def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: str) -> CfgNode:

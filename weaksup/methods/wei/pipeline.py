@@ -35,6 +35,7 @@ from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
+from weaksup.data.datasets import register_or_replace
 from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from weaksup.pseudo.job import ImageTask, read_image_bgr, write_json_atomic
 from weaksup.pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
@@ -116,12 +117,7 @@ class WeiTrainer(WeaksupTrainer):
 
 
 def _register(name: str, records: List[Dict], **metadata) -> str:
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: records)
-    MetadataCatalog.get(name).set(**metadata)
-    return name
+    return register_or_replace(name, lambda: records, **metadata)
 
 
 def _image_level_records(name: str) -> List[Dict]:
