@@ -352,10 +352,12 @@ def test_boxsup_labelling_redone_when_label_settings_change(tmp_path, stage_log)
     assert made == [(0, 5)] and "skipped" in stage_log[-1]
     hook("WEAKSUP.BOXSUP.TOP_K", "1")._make(0, None)
     assert made == [(0, 5), (0, 1)] and "top_k: 5 -> 1" in stage_log[-1]
-    # a later labelling also depends on the training that made its network
+    # a later labelling too; a resumed job's schedule or test settings do not matter
     hook("WEAKSUP.BOXSUP.TOP_K", "1")._make(1, None)
-    hook("WEAKSUP.BOXSUP.TOP_K", "1", "SOLVER.BASE_LR", "0.5")._make(1, None)
-    assert made[2:] == [(1, 1), (1, 1)]
+    hook("WEAKSUP.BOXSUP.TOP_K", "1", "SOLVER.MAX_ITER", "7", "DATASETS.TEST", "()")._make(1, None)
+    assert made[2:] == [(1, 1)]
+    hook("WEAKSUP.BOXSUP.TOP_K", "1", "WEAKSUP.BOXSUP.REGRESSION_WEIGHT", "1.0")._make(1, None)
+    assert made[2:] == [(1, 1), (1, 1)] and "regression_weight: 3.0 -> 1.0" in stage_log[-1]
 
 
 def test_sharded_jobs_share_one_notion_of_done(tmp_path):

@@ -64,7 +64,6 @@ from weaksup.pseudo.candidate_cache import load_or_make_candidates
 from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
 from weaksup.pseudo.visualize import draw_pseudo_masks
 from weaksup.engine.hook_registry import HOOK_REGISTRY
-from weaksup.engine.pipeline import config_settings
 from weaksup.engine.stages import Stage, run_stage
 from weaksup.paths import cache_dir
 
@@ -435,15 +434,17 @@ class BoxSupLabelUpdate(HookBase):
 
     # -- labelling ----------------------------------------------------------------------------
     def labelling_stage(self, epoch: int) -> Stage:
-        """Labelling ``epoch`` as a cached :class:`~weaksup.engine.stages.Stage`: made by the
-        label settings and, after epoch 0, by the network of this training (its config) at the
-        end of epoch ``epoch - 1``."""
+        """Labelling ``epoch`` as a cached :class:`~weaksup.engine.stages.Stage`, keyed by the
+        label settings and the training images. After epoch 0 it is also made by the network at
+        the end of epoch ``epoch - 1``: that is the checkpoint the job resumes from (saved right
+        after the update), so the training config is not part of the key (a resumed job may
+        change its schedule or test settings; train_net.py warns when --resume resumes
+        checkpoints made with other settings)."""
         settings = {
             "epoch": epoch,
             "spec": asdict(self.spec),
             "datasets": list(self.cfg.DATASETS.TRAIN),
             "ignore_gt_masks": self.cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS,
-            "training": config_settings(self.cfg) if epoch else None,
         }
         return Stage(f"BoxSup labelling {epoch}", self.label_dir(epoch), settings, is_dir=True)
 

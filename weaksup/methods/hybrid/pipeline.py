@@ -177,6 +177,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     pseudo = pseudo_mask_stage(
         "stage 1", train, pseudo_json, stages.PSEUDO.METHOD, pcfg, stages.PSEUDO.SEED
     )
+    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
     run_stage(
         pseudo,
         lambda: generate_pseudo_masks(
