@@ -1,12 +1,14 @@
 """Pseudo masks of a registered dataset: the dataset as pseudo-mask tasks (shared with
-``tools/make_pseudo_masks.py``) and a job run inside a training job (Hybrid pipeline, stage 1).
+``tools/make_pseudo_masks.py``) and a job run inside a training job (a pipeline's pseudo-mask
+stage).
 
 The work is :class:`weaksup.pseudo.job.PseudoMaskJob`'s (per-annotation seeds, shards written
 atomically, resume); :func:`run_sharded_job` runs any :class:`~weaksup.pseudo.job.ShardedJob`
-(these pseudo masks, BoxCaseg's proxy masks) inside a ``train_net.py`` job: every process
-(``--num-gpus`` / machines) computes shards ``rank, rank + world, ...`` and the main process
-assembles the json. The output is the pseudo-mask tool's json; ``info.job_fingerprint`` records
-the job (method, parameters, seed, boxes), so a finished file is reused only for the same job.
+(these pseudo masks, or a method's own such as proxy masks) inside a ``train_net.py`` job: every
+process (``--num-gpus`` / machines) computes shards ``rank, rank + world, ...`` and the main
+process assembles the json. The output is the pseudo-mask tool's json; ``info.job_fingerprint``
+records the job (method, parameters, seed, boxes), so a finished file is reused only for the
+same job.
 """
 
 import json
