@@ -13,7 +13,6 @@ Examples:
 
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
@@ -28,6 +27,7 @@ from weaksup.engine import (
     resolve_device,
     write_prediction_overlays,
 )
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 
 def setup(args):
@@ -47,7 +47,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = WeaksupTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = WeaksupTrainer.test(cfg, model)

@@ -18,7 +18,6 @@ import os
 from argparse import Namespace
 from typing import Any, Dict, List
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
@@ -26,6 +25,7 @@ from detectron2.utils import comm
 from ..config import add_weaksup_config
 from ..data import build_boxcaseg_train_loader, build_mapper
 from ..data.datasets import register_coco_instances
+from ..utils.checkpoint import SafeDetectionCheckpointer
 from .device import resolve_device
 from .pipeline import PIPELINE_REGISTRY, run_training_stage
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
@@ -112,7 +112,7 @@ def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
             logger.info(f"stage 2 ({dataset_name}): generating proxy masks: {path} is missing")
             if model is None:
                 model = BoxCasegTrainer.build_model(cfg1)
-                DetectionCheckpointer(model).load(weights)
+                SafeDetectionCheckpointer(model).load(weights)
             generate_proxy_masks(
                 cfg1,
                 model,

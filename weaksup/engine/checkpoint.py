@@ -2,13 +2,13 @@
 
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
+from ..utils.checkpoint import SafeDetectionCheckpointer
 
 __all__ = ["AtomicDetectionCheckpointer"]
 
 
-class AtomicDetectionCheckpointer(DetectionCheckpointer):
-    """:class:`DetectionCheckpointer` that never leaves a half-written checkpoint behind.
+class AtomicDetectionCheckpointer(SafeDetectionCheckpointer):
+    """:class:`SafeDetectionCheckpointer` that never leaves a half-written checkpoint behind.
 
     Each checkpoint is written under a temporary name and renamed into place, and
     ``last_checkpoint`` is replaced the same way, so a job killed while saving resumes from the

@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any, Dict, List, Sequence
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
@@ -35,6 +34,7 @@ from detectron2.utils import comm
 from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
 from ..pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
+from ..utils.checkpoint import SafeDetectionCheckpointer
 from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config, stage_done, train_stage
 from .trainer import WeaksupTrainer
 from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
@@ -199,7 +199,7 @@ def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str,
         prepare_dir(score_dir, score_settings)
     comm.synchronize()
     model = WeiTrainer.build_model(cfg_hcp)
-    DetectionCheckpointer(model).load(weights)
+    SafeDetectionCheckpointer(model).load(weights)
     score_proposals(cfg_hcp, model, records, score_dir, w.SCORE_THRESH, w.MIN_CANDIDATES)
     del model
     names = ["maps", "rough_masks"] + (["maps_norefine"] if w.ABLATION else [])
