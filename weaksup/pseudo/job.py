@@ -19,7 +19,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -29,6 +28,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
+from ..utils.file_io import write_atomic
 from .engine import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
@@ -133,21 +133,6 @@ def process_image(
             }
         )
     return results
-
-
-def write_atomic(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json_atomic(obj: Any, path: str) -> None:
