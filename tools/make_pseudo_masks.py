@@ -18,8 +18,9 @@ Ground-truth masks of the input are dropped before any method runs (``--visualiz
 outline, nothing else reads them). Boxes are checked as by every weaksup loader
 (:func:`sanitize_dataset_dicts`: clipped to the image, zero-area / inverted / outside boxes dropped,
 one counted warning); an annotation whose box is dropped keeps its id in the output with an empty
-mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing or unreadable image stops the
-job with an error naming the file and image id (shards done so far are kept for ``--resume``).
+mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing, empty, truncated (JPEG, PNG) or
+unreadable image stops the job with an error naming the file and image id (shards done so far are
+kept for ``--resume``).
 Method parameters are the fields of :class:`PseudoMaskConfig`, one option each
 (``--valid-threshold 0.95``, ``--merge-smaller true``, ...).
 """

@@ -29,6 +29,7 @@ import pycocotools.mask as mask_util
 from tqdm import tqdm
 
 from ..utils.file_io import write_atomic
+from ..utils.image_io import check_image_file
 from .engine import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
@@ -75,11 +76,11 @@ def read_image_bgr(task: ImageTask) -> np.ndarray:
     """The image as ``(H, W, 3)`` uint8 BGR (grayscale replicated, alpha dropped by OpenCV).
 
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file and the image id when the file
-    is missing, unreadable, or its size differs from the one in the annotations.
+    is missing, empty, truncated (:func:`check_image_file`), unreadable, or its size differs from
+    the one in the annotations.
     """
     where = f"image {task.file_name!r} (image_id={task.image_id!r})"
-    if not os.path.isfile(task.file_name):
-        raise FileNotFoundError(f"cannot read {where}: file not found")
+    check_image_file(task.file_name, where)
     image = cv2.imread(task.file_name, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read {where}: not a readable image file (corrupt?)")
