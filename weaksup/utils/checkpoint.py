@@ -52,8 +52,8 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals needed for numpy arrays (``_ALLOWED_GLOBALS``);
-    any other global (a function to call, a class to build) raises :class:`UnsafeCheckpointError`."""
+    """An unpickler that resolves only the globals of numpy arrays (``_ALLOWED_GLOBALS``); any
+    other global (a function to call, a class to build) raises :class:`UnsafeCheckpointError`."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
