@@ -3,8 +3,9 @@
 
     python tools/eval_pseudo_masks.py --gt instances_train.json --pred train_grabcut.json
 
-Annotations are matched by id (the two files must hold the same ids, images and image sizes;
-crowd annotations of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
+Annotations are matched by id (the two files must hold the same ids, images and image sizes, and
+each matched pair the same image and box, else the ids that disagree are named; crowd annotations
+of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
 < 96^2 <= large, by the GT mask's pixel area):
 
 * mIoU (mean over instances), mIoU*, IoU@50, IoU@75 (BoxCaseg Sec. 4,
@@ -52,6 +53,21 @@ def _mask(ann: Dict[str, Any], h: int, w: int, path: str) -> np.ndarray:
         raise ValueError(f"{path}: annotation id {ann.get('id')!r}: no usable mask ({e})") from e
 
 
+def _disagreeing_pairs(
+    gt_anns: Dict[Any, Dict[str, Any]], pred_anns: Dict[Any, Dict[str, Any]]
+) -> List[str]:
+    """The annotation ids whose GT and pred annotations differ in image or box (a file whose ids
+    were renumbered or shuffled would otherwise be scored against the wrong instances)."""
+    problems = []
+    for ann_id, g in gt_anns.items():
+        p = pred_anns[ann_id]
+        if p.get("image_id") != g.get("image_id"):
+            problems.append(f"{ann_id!r} (image {p.get('image_id')!r} vs {g.get('image_id')!r})")
+        elif not np.allclose(p.get("bbox", []), g.get("bbox", []), atol=1e-3):
+            problems.append(f"{ann_id!r} (box {p.get('bbox')} vs {g.get('bbox')})")
+    return problems
+
+
 def paired_instances(
     gt: Dict[str, Any], pred: Dict[str, Any], gt_path: str = "GT", pred_path: str = "pred"
 ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
@@ -66,6 +82,14 @@ def paired_instances(
         raise ValueError(
             f"{pred_path} and {gt_path} hold different annotation ids: {len(missing)} missing "
             f"from {pred_path} {missing[:10]}, {len(extra)} not in {gt_path} {extra[:10]}"
+        )
+    disagreeing = _disagreeing_pairs(gt_anns, pred_anns)
+    if disagreeing:
+        raise ValueError(
+            f"{pred_path} and {gt_path} disagree on the image or box of {len(disagreeing)} "
+            f"annotation id(s) (pred vs GT): {'; '.join(disagreeing[:10])}"
+            + ("; ..." if len(disagreeing) > 10 else "")
+            + ": the pseudo masks were not made from this GT file"
         )
     sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
     pred_sizes = {i["id"]: (i["height"], i["width"]) for i in pred["images"]}
@@ -83,11 +107,6 @@ def paired_instances(
         if g.get("iscrowd", 0):
             continue
         p = pred_anns[ann_id]
-        if p["image_id"] != g["image_id"]:
-            raise ValueError(
-                f"annotation id {ann_id!r}: image {p['image_id']!r} in {pred_path}, "
-                f"{g['image_id']!r} in {gt_path}"
-            )
         h, w = sizes[g["image_id"]]
         gts.append(_mask(g, h, w, gt_path))
         preds.append(_mask(p, h, w, pred_path))
