@@ -82,3 +82,66 @@ def test_pseudo_tool_truncated_jpeg(tmp_path):
     with pytest.raises(ValueError, match=r"'[^']*1\.jpg' \(image_id=1\): truncated"):
         _pseudo(tmp_path, root)
     assert not (tmp_path / "out.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# masks (RLE)
+
+
+def _pseudo_output(tmp_path, method="box"):
+    """GT json (nuts_coco, 2 images) and the tool's pseudo-mask json made from it."""
+    coco, root = _nuts(tmp_path)
+    return coco, json.loads(_pseudo(tmp_path, root, method).read_text())
+
+
+def _evaluate(gt, pred, tmp_path):
+    gt_path = _write_json(tmp_path / "gt.json", gt)
+    pred_path = _write_json(tmp_path / "pred.json", pred)
+    return eval_pseudo_masks.main(["--gt", str(gt_path), "--pred", str(pred_path)])
+
+
+def _wrong_size_rles(ann, height, width):
+    """Masks of the right declared size whose counts cover fewer / more pixels, and one RLE of
+    another size."""
+    n = height * width
+    yield {"size": [height, width], "counts": [n // 2, 10]}  # uncompressed, short
+    yield {"size": [height, width], "counts": [n // 2, n]}  # uncompressed, long
+    yield {"size": [height, width], "counts": "W14"}  # compressed, short
+    yield {"size": [height + 1, width], "counts": ann["segmentation"]["counts"]}
+
+
+def test_eval_tool_wrong_size_rle(tmp_path):
+    coco, pred = _pseudo_output(tmp_path)
+    ann = pred["annotations"][3]
+    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    for rle in _wrong_size_rles(ann, image["height"], image["width"]):
+        bad = copy.deepcopy(pred)
+        bad["annotations"][3]["segmentation"] = rle
+        with pytest.raises(ValueError, match=rf"pred\.json: annotation id {ann['id']}: .*RLE"):
+            _evaluate(coco, bad, tmp_path)
+
+
+def test_training_loader_wrong_size_rle(tmp_path):
+    """A wrong RLE in a training / evaluation json is refused at load time, named."""
+    from weaksup.data.datasets import load_coco_json
+
+    coco, pred = _pseudo_output(tmp_path)
+    ann = pred["annotations"][3]
+    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    for rle in _wrong_size_rles(ann, image["height"], image["width"]):
+        bad = copy.deepcopy(pred)
+        bad["annotations"][3]["segmentation"] = rle
+        path = _write_json(tmp_path / "train.json", bad)
+        with pytest.raises(ValueError, match=rf"train\.json: .*\(id {ann['id']}\): RLE"):
+            load_coco_json(str(path), str(tmp_path / "images"))
+
+
+def test_pseudo_json_mask_source_wrong_size_rle(tmp_path):
+    from weaksup.data.mask_sources import PseudoJsonMaskSource
+
+    coco, pred = _pseudo_output(tmp_path)
+    ann = pred["annotations"][3]
+    pred["annotations"][3]["segmentation"]["size"][0] += 1
+    path = _write_json(tmp_path / "pseudo.json", pred)
+    with pytest.raises(ValueError, match=rf"pseudo\.json: image 0 annotation id {ann['id']}"):
+        PseudoJsonMaskSource(str(path))
