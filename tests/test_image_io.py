@@ -32,3 +32,9 @@ def test_trailing_bytes_after_jpeg_end_accepted(tmp_path):
     data = shared_path("ECSSD", "images", "0002.jpg").read_bytes()
     (tmp_path / "a.jpg").write_bytes(data + b"\x00" * 100)  # padding some writers add
     check_image_file(str(tmp_path / "a.jpg"))
+
+
+def test_corrupt_png_named(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    with pytest.raises(ValueError, match="a.png': corrupt"):
+        check_image_file(str(tmp_path / "a.png"))

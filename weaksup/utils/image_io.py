@@ -20,7 +20,7 @@ def _jpeg_problem(data: bytes) -> str:
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
-            return f"corrupt marker structure at byte {i}"
+            return f"corrupt (no JPEG marker at byte {i})"
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -44,6 +44,8 @@ def _png_problem(data: bytes) -> str:
     i, n = len(_PNG_SIGNATURE), len(data)
     while i + 8 <= n:
         length = int.from_bytes(data[i : i + 4], "big")
+        if not data[i + 4 : i + 8].isalpha():
+            return f"corrupt (no PNG chunk at byte {i})"
         end = i + 12 + length  # length, type, data, CRC
         if end > n:
             return f"truncated (chunk {data[i + 4 : i + 8]!r} at byte {i} is cut short)"
