@@ -145,3 +145,112 @@ def test_pseudo_json_mask_source_wrong_size_rle(tmp_path):
     path = _write_json(tmp_path / "pseudo.json", pred)
     with pytest.raises(ValueError, match=rf"pseudo\.json: image 0 annotation id {ann['id']}"):
         PseudoJsonMaskSource(str(path))
+
+
+# ------------------------------------------------------------------------------------------------
+# boxes, classes and ids
+
+
+def _pennfudan_copy(tmp_path, names=("FudanPed00001", "FudanPed00002")):
+    """A PennFudanPed folder with copies of ``names`` (text, PNG, mask)."""
+    src = shared_path("PennFudanPed")
+    root = tmp_path / "PennFudanPed"
+    for name in names:
+        for sub, suffix in (
+            ("Annotation", ".txt"),
+            ("PNGImages", ".png"),
+            ("PedMasks", "_mask.png"),
+        ):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / sub / f"{name}{suffix}", root / sub / f"{name}{suffix}")
+    return root
+
+
+def test_pennfudan_malformed_box_line(tmp_path):
+    from weaksup.data.datasets import load_pennfudan
+
+    root = _pennfudan_copy(tmp_path)
+    txt = root / "Annotation" / "FudanPed00001.txt"
+    txt.write_text(txt.read_text().replace("(160, 182) - (302, 431)", "(160, 182) - (302 431)"))
+    with pytest.raises(ValueError, match=r"FudanPed00001\.txt:11: malformed bounding box line"):
+        load_pennfudan(str(root), "all")
+
+
+def test_pennfudan_box_count_checked(tmp_path):
+    from weaksup.data.datasets import load_pennfudan
+
+    root = _pennfudan_copy(tmp_path)
+    txt = root / "Annotation" / "FudanPed00001.txt"
+    lines = [l for l in txt.read_text().splitlines(True) if "for object 2" not in l]
+    txt.write_text("".join(lines))
+    with pytest.raises(ValueError, match=r"FudanPed00001\.txt: .*ground truth : 2' but 1 bounding"):
+        load_pennfudan(str(root), "all")
+
+
+def test_pennfudan_missing_png(tmp_path):
+    """prepare_pennfudan (and training) stop instead of listing an image that is not there."""
+    import runpy
+
+    root = _pennfudan_copy(tmp_path)
+    (root / "PNGImages" / "FudanPed00002.png").unlink()
+    prepare = runpy.run_path(str(REPO_ROOT / "datasets" / "prepare_pennfudan.py"))["main"]
+    with pytest.raises(FileNotFoundError, match=r"FudanPed00002\.txt: its image .*00002\.png"):
+        prepare(["--root", str(root), "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def _boxes_json(tmp_path, boxes):
+    """in.json: nuts image 0 with its first annotation repeated with each of ``boxes``."""
+    coco, root = _nuts(tmp_path, 1)
+    base = coco["annotations"][0]
+    coco["annotations"] = [base] + [
+        {**base, "id": 900 + k, "bbox": box} for k, box in enumerate(boxes)
+    ]
+    _write_json(tmp_path / "in.json", coco)
+    return coco, root
+
+
+def test_nan_boxes_dropped_with_warning(tmp_path, caplog):
+    """NaN / inf boxes are dropped with the counted warning (comparisons with NaN are False)."""
+    import logging
+
+    from weaksup.data.datasets import load_coco_json
+
+    nan, inf = float("nan"), float("inf")
+    coco, root = _boxes_json(tmp_path, [[nan, 10, 50, 50], [10, 10, inf, 50]])
+    with caplog.at_level(logging.WARNING, logger="weaksup.data.datasets.sanitize"):
+        (record,) = load_coco_json(str(tmp_path / "in.json"), str(root))
+    assert [a["id"] for a in record["annotations"]] == [coco["annotations"][0]["id"]]
+    (message,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "in.json: dropped 2 invalid box(es)" in message and "not finite [nan, 10" in message
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    dropped = [a for a in out["annotations"] if a["id"] >= 900]
+    assert [(a["mask_valid"], a["fallback"], a["area"]) for a in dropped] == [
+        (False, "empty_box", 0)
+    ] * 2
+
+
+def test_pseudo_tool_unknown_category(tmp_path):
+    coco, root = _nuts(tmp_path)
+    coco["annotations"][2]["category_id"] = 7
+    _write_json(tmp_path / "in.json", coco)
+    ann = coco["annotations"][2]
+    with pytest.raises(
+        ValueError,
+        match=rf"in\.json: image {ann['image_id']} annotation id {ann['id']}: unknown "
+        r"class 7 \(known: 1, 2, 3\)",
+    ):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("box", ["10,10,50,50", ["10", "10", "50", "50"], [10, 10, 50]])
+def test_string_and_malformed_boxes_named(tmp_path, box):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _boxes_json(tmp_path, [box])
+    problem = rf"in\.json: image 0 annotation 1 \(id 900\): box .* is not a list of 4 numbers"
+    with pytest.raises(ValueError, match=problem):
+        load_coco_json(str(tmp_path / "in.json"), str(root))
+    with pytest.raises(ValueError, match=problem):
+        _pseudo(tmp_path, root)

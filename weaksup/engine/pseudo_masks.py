@@ -18,7 +18,7 @@ from detectron2.data.datasets.coco import convert_to_coco_dict
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
 
-from ..data.datasets import sanitize_dataset_dicts
+from ..data.datasets import sanitize_dataset_dicts, unknown_class_error
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, pseudo_mask_json, write_json_atomic
 from ..pseudo.validity import validity_statistics
@@ -61,12 +61,16 @@ def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[Imag
     if len(records) != len(coco["images"]):
         raise ValueError(f"{source}: duplicate image ids")
     seen = set()
+    categories = sorted(c["id"] for c in coco["categories"])
     for ann in coco["annotations"]:
         if "id" not in ann or ann["id"] in seen:
             raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
         seen.add(ann["id"])
         if ann["image_id"] not in records:
             raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
+        if ann.get("category_id") not in categories:  # the output json would list no such class
+            record = f"image {ann['image_id']!r} annotation id {ann['id']!r}"
+            raise unknown_class_error(source, record, ann.get("category_id"), categories)
         records[ann["image_id"]]["annotations"].append(
             {
                 "id": ann["id"],

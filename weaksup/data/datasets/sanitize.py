@@ -6,12 +6,17 @@ All loaders report bad input the same way:
 * an empty annotation file, or one that yields no image -> ``ValueError`` naming it;
 * an unknown class, or an RLE mask whose size or counts do not fit the image -> ``ValueError``
   naming the file and the record;
+* a box that is not 4 numbers (a string, a list of strings, 3 values) -> ``ValueError`` naming
+  the file and the record;
 * invalid boxes are repaired or dropped, with ONE counted warning per file that names the records:
   boxes partly outside the image are clipped to it; boxes with x2 < x1 or y2 < y1, boxes of zero
-  area and boxes fully outside the image are dropped (the rest of the image is kept).
+  area, boxes with a NaN or infinite coordinate and boxes fully outside the image are dropped (the
+  rest of the image is kept).
 """
 
 import logging
+import math
+import numbers
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -45,6 +50,19 @@ def unknown_class_error(source: str, record: str, label: object, known: Sequence
 
 def _describe(record: Dict, index: int) -> str:
     return f"image {record.get('image_id', record.get('file_name'))!r} annotation {index}"
+
+
+def _is_box(bbox: object) -> bool:
+    """Whether ``bbox`` is 4 numbers (NaN and inf included: they are dropped with a warning)."""
+    if isinstance(bbox, (str, bytes, dict)):
+        return False
+    try:
+        values = list(bbox)
+    except TypeError:
+        return False
+    return len(values) == 4 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values
+    )
 
 
 def sanitize_dataset_dicts(
@@ -87,7 +105,15 @@ def sanitize_dataset_dicts(
                 if problem:
                     where = f"{_describe(record, i)} (id {ann.get('id')!r})"
                     raise ValueError(f"{source}: {where}: {problem}")
+            if not _is_box(ann.get("bbox")):
+                raise ValueError(
+                    f"{source}: {_describe(record, i)} (id {ann.get('id')!r}): box "
+                    f"{ann.get('bbox')!r} is not a list of 4 numbers"
+                )
             x0, y0, x1, y1 = BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS)
+            if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+                dropped.append(f"{_describe(record, i)}: not finite {[x0, y0, x1, y1]}")
+                continue
             if x1 < x0 or y1 < y0:
                 dropped.append(f"{_describe(record, i)}: x2<x1 or y2<y1 {[x0, y0, x1, y1]}")
                 continue
