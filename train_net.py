@@ -27,6 +27,7 @@ from weaksup.engine import (
     resolve_device,
     write_prediction_overlays,
 )
+from weaksup.engine.preflight import check_config_names
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 
@@ -45,6 +46,8 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    # every registry name now, datasets too unless a pipeline registers some of them as it runs
+    check_config_names(cfg, datasets=not cfg.WEAKSUP.PIPELINE)
     if args.eval_only:
         model = WeaksupTrainer.build_model(cfg)
         SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

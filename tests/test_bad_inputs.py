@@ -254,3 +254,50 @@ def test_string_and_malformed_boxes_named(tmp_path, box):
         load_coco_json(str(tmp_path / "in.json"), str(root))
     with pytest.raises(ValueError, match=problem):
         _pseudo(tmp_path, root)
+
+
+# ------------------------------------------------------------------------------------------------
+# configs: names checked before any work
+
+
+def _demo_cfg(*opts):
+    from detectron2.config import get_cfg
+
+    from weaksup import add_weaksup_config
+
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file(
+        str(REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    )
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0", *opts])
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "opts,problem",
+    [
+        (
+            ["WEAKSUP.EVALUATORS", "['coco', 'cocoo']"],
+            r"EVALUATORS: unknown evaluator 'cocoo'; did you mean 'coco'",
+        ),
+        (
+            ["DATASETS.TEST", "('pennfudan_vall',)"],
+            r"DATASETS.TEST: unknown dataset 'pennfudan_vall'; did you mean 'pennfudan_val'",
+        ),
+        (["WEAKSUP.TEST_MAPPER", "DatasetMaper"], r"TEST_MAPPER: unknown mapper 'DatasetMaper'"),
+        (
+            ["WEAKSUP.HOOKS", "['LossCurves']"],
+            r"HOOKS: unknown hook 'LossCurves'; did you mean 'LossCurve'",
+        ),
+    ],
+)
+def test_training_unknown_names_before_any_work(tmp_path, monkeypatch, opts, problem):
+    """Evaluators and test datasets are first used at the final evaluation: checked at start."""
+    from weaksup.engine import WeaksupTrainer
+
+    cfg = _demo_cfg("OUTPUT_DIR", str(tmp_path / "run"), *opts)
+    built = []
+    monkeypatch.setattr(WeaksupTrainer, "build_model", classmethod(lambda cls, c: built.append(1)))
+    with pytest.raises(ValueError, match=problem):
+        WeaksupTrainer(cfg)
+    assert not built  # nothing was built, nothing trained
