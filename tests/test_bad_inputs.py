@@ -244,12 +244,12 @@ def test_pseudo_tool_unknown_category(tmp_path):
     assert not (tmp_path / "out.json").exists()
 
 
-@pytest.mark.parametrize("box", ["10,10,50,50", ["10", "10", "50", "50"], [10, 10, 50]])
+@pytest.mark.parametrize("box", ["10,10,50,50", ["10", "10", "50", "50"], [10, 10, 50], None])
 def test_string_and_malformed_boxes_named(tmp_path, box):
     from weaksup.data.datasets import load_coco_json
 
     coco, root = _boxes_json(tmp_path, [box])
-    problem = rf"in\.json: image 0 annotation 1 \(id 900\): box .* is not a list of 4 numbers"
+    problem = r"in\.json: image 0 annotation id 900: box .* is not a list of 4 numbers"
     with pytest.raises(ValueError, match=problem):
         load_coco_json(str(tmp_path / "in.json"), str(root))
     with pytest.raises(ValueError, match=problem):
@@ -301,3 +301,125 @@ def test_training_unknown_names_before_any_work(tmp_path, monkeypatch, opts, pro
     with pytest.raises(ValueError, match=problem):
         WeaksupTrainer(cfg)
     assert not built  # nothing was built, nothing trained
+
+
+# ------------------------------------------------------------------------------------------------
+# json files
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ("", "empty"),
+        ("{", "not a valid json"),
+        ("42", "not a COCO json: a json int, not an object"),
+        ('["images"]', "not a COCO json: a json list"),
+        ('{"images": [], "annotations": {}}', "no 'annotations' list"),
+    ],
+)
+def test_bad_json_named_by_every_tool(tmp_path, content, problem):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _nuts(tmp_path, 1)
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    good = tmp_path / "in.json"
+    match = rf"bad\.json.*{re.escape(problem)}|{re.escape(problem)}.*bad\.json"
+    with pytest.raises(ValueError, match=match):
+        _pseudo(tmp_path, root, in_json=bad)
+    with pytest.raises(ValueError, match=match):
+        eval_pseudo_masks.main(["--gt", str(good), "--pred", str(bad)])
+    with pytest.raises(ValueError, match=match):
+        eval_pseudo_masks.main(["--gt", str(bad), "--pred", str(good)])
+    with pytest.raises(ValueError, match=match):
+        load_coco_json(str(bad), str(root))
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("what", ["image", "annotation"])
+def test_duplicate_ids_named_by_every_tool(tmp_path, what):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _nuts(tmp_path)
+    if what == "image":  # pycocotools alone keeps one of the two images without a word
+        coco["images"][1]["id"] = coco["images"][0]["id"]
+        problem = r"image id 0 twice \('0\.jpg', '1\.jpg'\)"
+    else:
+        coco["annotations"][5]["id"] = coco["annotations"][4]["id"]
+        problem = rf"annotation id {coco['annotations'][4]['id']} twice"
+    path = _write_json(tmp_path / "dup.json", coco)
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        _pseudo(tmp_path, root, in_json=path)
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        eval_pseudo_masks.main(["--gt", str(tmp_path / "in.json"), "--pred", str(path)])
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        load_coco_json(str(path), str(root))
+
+
+# ------------------------------------------------------------------------------------------------
+# outputs that cannot be written: refused before the work
+
+
+@pytest.mark.parametrize("kind", ["empty", "folder", "under_a_file"])
+def test_pseudo_tool_output_checked_first(tmp_path, monkeypatch, kind):
+    coco, root = _nuts(tmp_path, 1)
+    (tmp_path / "a_file").write_text("x")
+    output = {
+        "empty": "",
+        "folder": str(tmp_path),
+        "under_a_file": str(tmp_path / "a_file" / "o.json"),
+    }
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    monkeypatch.setattr(make_pseudo_masks, "load_input", lambda args: ran.append(1))
+    with pytest.raises(ValueError, match=r"--output"):
+        _pseudo(tmp_path, root, output=output[kind])
+    assert not ran and not list(tmp_path.glob("*.work")) and not (tmp_path / ".work").exists()
+
+
+def test_pseudo_tool_visualize_dir_checked_first(tmp_path, monkeypatch):
+    coco, root = _nuts(tmp_path, 1)
+    (tmp_path / "a_file").write_text("x")
+    ran = []
+    monkeypatch.setattr(make_pseudo_masks, "load_input", lambda args: ran.append(1))
+    argv = ["--input-json", str(tmp_path / "in.json"), "--image-root", str(root)]
+    argv += ["--method", "box", "--output", str(tmp_path / "o.json")]
+    with pytest.raises(ValueError, match=r"--visualize .*a_file.* is a file"):
+        make_pseudo_masks.main(argv + ["--visualize", str(tmp_path / "a_file" / "vis")])
+    assert not ran
+
+
+# ------------------------------------------------------------------------------------------------
+# images in training and evaluation (the mappers of WEAKSUP.TRAIN_MAPPER / TEST_MAPPER)
+
+
+def _image_cases(tmp_path):
+    """(name, file, expected message) of a missing, zero-byte, truncated JPEG and PNG image."""
+    coco, root = _nuts(tmp_path, 1)
+    jpg = root / coco["images"][0]["file_name"]
+    png = tmp_path / "FudanPed00001.png"
+    shutil.copy(shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png"), png)
+    _truncate(jpg)
+    _truncate(png)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    return [
+        ("missing", tmp_path / "missing.jpg", "No such file"),
+        ("empty", tmp_path / "empty.jpg", "cannot identify image file"),
+        ("truncated_jpeg", jpg, "truncated"),
+        ("truncated_png", png, "truncated"),
+    ]
+
+
+@pytest.mark.parametrize("is_train", [True, False])
+def test_training_and_evaluation_images_named(tmp_path, is_train):
+    from weaksup.data import build_mapper
+
+    cfg = _demo_cfg()
+    mapper = build_mapper(cfg, is_train)
+    for name, path, problem in _image_cases(tmp_path):
+        record = {"file_name": str(path), "image_id": 41, "height": 600, "width": 800}
+        record["annotations"] = [{"bbox": [10, 10, 50, 50], "bbox_mode": 0, "category_id": 0}]
+        with pytest.raises(
+            RuntimeError, match=rf"{re.escape(path.name)}' \(image_id=41\): .*{problem}"
+        ):
+            mapper(record)

@@ -17,33 +17,25 @@ of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
 """
 
 import argparse
-import json
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from tabulate import tabulate
 
-from weaksup.data.datasets import check_annotation_file
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo.geometry import box_agreement
 from weaksup.pseudo.validity import validity_statistics
+from weaksup.utils.coco_json import load_coco_file
 
 SIZES = OrderedDict(small=(0, 32**2), medium=(32**2, 96**2), large=(96**2, float("inf")))
 QUALITY_KEYS = ("mIoU*", "IoU@50", "IoU@75")
 
 
-def load_coco(path: str) -> Dict[str, Any]:
-    check_annotation_file(path)
-    with open(path) as f:
-        try:
-            coco = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a valid json file ({e})") from e
-    if "images" not in coco or "annotations" not in coco:
-        raise ValueError(f"{path}: no 'images' / 'annotations': not a COCO instances json")
-    return coco
+def load_coco(path: str, require_categories: bool = True) -> Dict[str, Any]:
+    """The COCO json ``path``, checked by :func:`load_coco_file` (ids, images, boxes, classes)."""
+    return load_coco_file(path, require_categories)
 
 
 def _mask(ann: Dict[str, Any], h: int, w: int, path: str) -> np.ndarray:
@@ -143,7 +135,9 @@ def main(argv: Optional[List[str]] = None) -> Tuple[List[List[Any]], "OrderedDic
     parser.add_argument("--gt", required=True, help="COCO json with the ground-truth masks")
     parser.add_argument("--pred", required=True, help="pseudo-mask json (make_pseudo_masks.py)")
     args = parser.parse_args(argv)
-    ious, fields = paired_instances(load_coco(args.gt), load_coco(args.pred), args.gt, args.pred)
+    ious, fields = paired_instances(
+        load_coco(args.gt), load_coco(args.pred, False), args.gt, args.pred
+    )
     rows, stats = pseudo_mask_report(ious, fields)
     print(f"{args.pred} vs {args.gt}")
     headers = ["size", "n", "mIoU", *QUALITY_KEYS]

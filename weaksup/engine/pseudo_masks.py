@@ -18,10 +18,11 @@ from detectron2.data.datasets.coco import convert_to_coco_dict
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
 
-from ..data.datasets import sanitize_dataset_dicts, unknown_class_error
+from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, pseudo_mask_json, write_json_atomic
 from ..pseudo.validity import validity_statistics
+from ..utils.coco_json import check_coco_dict
 
 __all__ = [
     "build_tasks",
@@ -47,7 +48,10 @@ def dataset_coco(dataset_name: str) -> Dict[str, Any]:
 
 def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[ImageTask]:
     """One :class:`ImageTask` per image: boxes sanitized as by every weaksup loader, ground-truth
-    segmentations not copied (no method can see them)."""
+    segmentations not copied (no method can see them). ``coco`` is checked first
+    (:func:`check_coco_dict`: unique ids, known images and classes, boxes of 4 numbers): the output
+    json must not list a class or image the input lacks."""
+    check_coco_dict(coco, source)
     records = {
         img["id"]: {
             "image_id": img["id"],
@@ -58,19 +62,9 @@ def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[Imag
         }
         for img in coco["images"]
     }
-    if len(records) != len(coco["images"]):
-        raise ValueError(f"{source}: duplicate image ids")
-    seen = set()
-    categories = sorted(c["id"] for c in coco["categories"])
     for ann in coco["annotations"]:
-        if "id" not in ann or ann["id"] in seen:
-            raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
-        seen.add(ann["id"])
-        if ann["image_id"] not in records:
-            raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
-        if ann.get("category_id") not in categories:  # the output json would list no such class
-            record = f"image {ann['image_id']!r} annotation id {ann['id']!r}"
-            raise unknown_class_error(source, record, ann.get("category_id"), categories)
+        if "id" not in ann:  # pseudo masks are matched to annotations by id
+            raise ValueError(f"{source}: annotation without an id: {ann}")
         records[ann["image_id"]]["annotations"].append(
             {
                 "id": ann["id"],

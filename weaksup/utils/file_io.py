@@ -6,7 +6,7 @@ Plain Python (no numpy, torch or Detectron2), so pseudo-label workers can use it
 import os
 import tempfile
 
-__all__ = ["write_atomic"]
+__all__ = ["check_output_file", "write_atomic"]
 
 
 def _normal_write_mode(path: str) -> int:
@@ -49,3 +49,26 @@ def write_atomic(data: bytes, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def check_output_file(path: str, what: str = "output") -> str:
+    """Check, before any work, that a file can be written at ``path``; return its absolute path.
+
+    Raises ``ValueError`` for an empty path or one that is a folder, and ``PermissionError``
+    when its folder (or the first existing folder above it) is not writable.
+    """
+    if not path:
+        raise ValueError(f"{what}: empty path; give the file to write")
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise ValueError(f"{what} {path!r} is a folder; give the file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.isdir(existing):
+        if os.path.exists(existing):
+            raise ValueError(f"{what} {path!r}: {existing!r} is a file, not a folder")
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK) or (
+        os.path.exists(path) and not os.access(path, os.W_OK)
+    ):
+        raise PermissionError(f"{what} {path!r}: cannot write there (no permission in {existing})")
+    return os.path.abspath(path)

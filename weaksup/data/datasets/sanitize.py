@@ -16,12 +16,12 @@ All loaders report bad input the same way:
 
 import logging
 import math
-import numbers
 import os
 from typing import Dict, List, Optional, Sequence
 
 from detectron2.structures import BoxMode
 
+from ...utils.coco_json import is_box
 from ...utils.rle import rle_problem
 
 __all__ = ["check_annotation_file", "unknown_class_error", "sanitize_dataset_dicts"]
@@ -50,19 +50,6 @@ def unknown_class_error(source: str, record: str, label: object, known: Sequence
 
 def _describe(record: Dict, index: int) -> str:
     return f"image {record.get('image_id', record.get('file_name'))!r} annotation {index}"
-
-
-def _is_box(bbox: object) -> bool:
-    """Whether ``bbox`` is 4 numbers (NaN and inf included: they are dropped with a warning)."""
-    if isinstance(bbox, (str, bytes, dict)):
-        return False
-    try:
-        values = list(bbox)
-    except TypeError:
-        return False
-    return len(values) == 4 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values
-    )
 
 
 def sanitize_dataset_dicts(
@@ -105,7 +92,7 @@ def sanitize_dataset_dicts(
                 if problem:
                     where = f"{_describe(record, i)} (id {ann.get('id')!r})"
                     raise ValueError(f"{source}: {where}: {problem}")
-            if not _is_box(ann.get("bbox")):
+            if not is_box(ann.get("bbox")):
                 raise ValueError(
                     f"{source}: {_describe(record, i)} (id {ann.get('id')!r}): box "
                     f"{ann.get('bbox')!r} is not a list of 4 numbers"
