@@ -423,3 +423,115 @@ def test_training_and_evaluation_images_named(tmp_path, is_train):
             RuntimeError, match=rf"{re.escape(path.name)}' \(image_id=41\): .*{problem}"
         ):
             mapper(record)
+
+
+# ------------------------------------------------------------------------------------------------
+# the rest of the matrix: each tool on each kind of bad input
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "truncated_jpeg"])
+def test_pseudo_tool_bad_jpeg_images(tmp_path, kind):
+    coco, root = _nuts(tmp_path)
+    path = root / "1.jpg"
+    if kind == "missing":
+        path.unlink()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        _truncate(path, 0.95)
+    error = FileNotFoundError if kind == "missing" else ValueError
+    problem = {"missing": "file not found", "empty": "empty file", "truncated_jpeg": "truncated"}[kind]
+    with pytest.raises(error, match=rf"1\.jpg' \(image_id=1\): {problem}"):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_pseudo_tool_truncated_png(tmp_path):
+    root = _pennfudan_copy(tmp_path, ["FudanPed00001"])
+    coco = {
+        "images": [{"id": 5, "file_name": "FudanPed00001.png", "height": 536, "width": 559}],
+        "annotations": [
+            {"id": 1, "image_id": 5, "category_id": 1, "bbox": [159, 181, 143, 250], "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    _write_json(tmp_path / "in.json", coco)
+    _truncate(root / "PNGImages" / "FudanPed00001.png")
+    with pytest.raises(ValueError, match=r"FudanPed00001\.png' \(image_id=5\): truncated"):
+        _pseudo(tmp_path, root / "PNGImages")
+
+
+def test_pseudo_tool_negative_boxes(tmp_path):
+    """Negative coordinates are clipped, a negative width drops the box (empty, invalid mask)."""
+    coco, root = _boxes_json(tmp_path, [[-20, -30, 70, 80], [100, 100, -5, 20]])
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    clipped, dropped = [a for a in out["annotations"] if a["id"] >= 900]
+    assert clipped["area"] == 50 * 50 and clipped["mask_valid"]
+    assert (dropped["area"], dropped["mask_valid"], dropped["fallback"]) == (0, False, "empty_box")
+
+
+def test_pseudo_tool_ignores_bad_ground_truth_masks(tmp_path):
+    """The tool never reads the input's masks: a wrong-size RLE there changes nothing."""
+    coco, root = _nuts(tmp_path, 1)
+    good = _pseudo(tmp_path, root, "box").read_bytes()
+    coco["annotations"][0]["segmentation"] = {"size": [3, 3], "counts": [1, 2]}
+    _write_json(tmp_path / "in.json", coco)
+    out = json.loads(_pseudo(tmp_path, root, "box").read_bytes())
+    assert out["annotations"][1:] == json.loads(good)["annotations"][1:]
+    assert (
+        out["annotations"][0]["segmentation"] == json.loads(good)["annotations"][0]["segmentation"]
+    )
+
+
+def test_eval_tool_bad_boxes_and_classes(tmp_path):
+    coco, pred = _pseudo_output(tmp_path)
+    ann_id = coco["annotations"][2]["id"]
+    for box, problem in [
+        (["1", "2", "3", "4"], "is not a list of 4 numbers"),
+        (None, "is not a list of 4 numbers"),
+        ([float("nan"), 1, 2, 3], "is not finite"),
+    ]:
+        gt = copy.deepcopy(coco)
+        gt["annotations"][2]["bbox"] = box
+        bad = copy.deepcopy(pred)
+        bad["annotations"][2]["bbox"] = box
+        with pytest.raises(
+            ValueError, match=rf"gt\.json: .*annotation id {ann_id}: box .*{problem}"
+        ):
+            _evaluate(gt, bad, tmp_path)
+    gt = copy.deepcopy(coco)
+    gt["annotations"][2]["category_id"] = 9
+    with pytest.raises(ValueError, match=rf"gt\.json: .*annotation id {ann_id}: unknown class 9"):
+        _evaluate(gt, pred, tmp_path)
+
+
+def test_eval_tool_zero_and_outside_boxes_scored_as_invalid(tmp_path):
+    """Boxes the pseudo-mask tool drops (empty mask) count with IoU 0 and as invalid masks."""
+    coco, root = _boxes_json(tmp_path, [[10, 10, 0, 30], [5000, 10, 20, 20]])
+    for k, ann in enumerate(coco["annotations"][1:]):  # GT masks for the two bad boxes
+        ann["segmentation"] = [[100 + k, 100, 140, 100, 140, 140, 100 + k, 140]]
+    _write_json(tmp_path / "in.json", coco)
+    pred = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    rows, stats = _evaluate(coco, pred, tmp_path)
+    assert rows[0][1] == 3 and stats["invalid %"] == pytest.approx(200 / 3)
+
+
+def test_training_output_dir_not_writable(tmp_path):
+    """train_net stops at set-up, naming the folder, not after training at the first checkpoint."""
+    import argparse
+    import runpy
+
+    setup = runpy.run_path(str(REPO_ROOT / "train_net.py"))["setup"]
+    (tmp_path / "a_file").write_text("x")
+    args = argparse.Namespace(
+        config_file=str(REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"),
+        opts=["OUTPUT_DIR", str(tmp_path / "a_file" / "run")],
+        eval_only=False,
+        resume=False,
+        num_gpus=1,
+        num_machines=1,
+        machine_rank=0,
+        dist_url="auto",
+    )
+    with pytest.raises(OSError, match=r"a_file"):
+        setup(args)

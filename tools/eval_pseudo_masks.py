@@ -55,7 +55,7 @@ def _disagreeing_pairs(
         p = pred_anns[ann_id]
         if p.get("image_id") != g.get("image_id"):
             problems.append(f"{ann_id!r} (image {p.get('image_id')!r} vs {g.get('image_id')!r})")
-        elif not np.allclose(p.get("bbox", []), g.get("bbox", []), atol=1e-3):
+        elif not np.allclose(p.get("bbox", []), g.get("bbox", []), atol=1e-3, equal_nan=True):
             problems.append(f"{ann_id!r} (box {p.get('bbox')} vs {g.get('bbox')})")
     return problems
 
@@ -102,6 +102,8 @@ def paired_instances(
         h, w = sizes[g["image_id"]]
         gts.append(_mask(g, h, w, gt_path))
         preds.append(_mask(p, h, w, pred_path))
+        if not np.isfinite(g["bbox"]).all():  # box sizes and validity would be NaN
+            raise ValueError(f"{gt_path}: annotation id {ann_id!r}: box {g['bbox']} is not finite")
         x, y, bw, bh = g["bbox"]
         box = np.clip([x, y, x + bw, y + bh], 0, [w, h, w, h])
         fields["classes"].append(category_index[g["category_id"]])
