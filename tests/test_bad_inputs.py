@@ -110,14 +110,24 @@ def _wrong_size_rles(ann, height, width):
     yield {"size": [height + 1, width], "counts": ann["segmentation"]["counts"]}
 
 
-def test_eval_tool_wrong_size_rle(tmp_path):
+def _with_wrong_rles(tmp_path):
+    """GT json, and (annotation id, pseudo-mask json with that annotation's RLE broken) for each
+    case of :func:`_wrong_size_rles`."""
     coco, pred = _pseudo_output(tmp_path)
     ann = pred["annotations"][3]
     image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    cases = []
     for rle in _wrong_size_rles(ann, image["height"], image["width"]):
         bad = copy.deepcopy(pred)
         bad["annotations"][3]["segmentation"] = rle
-        with pytest.raises(ValueError, match=rf"pred\.json: annotation id {ann['id']}: .*RLE"):
+        cases.append((ann["id"], bad))
+    return coco, cases
+
+
+def test_eval_tool_wrong_size_rle(tmp_path):
+    coco, cases = _with_wrong_rles(tmp_path)
+    for ann_id, bad in cases:
+        with pytest.raises(ValueError, match=rf"pred\.json: annotation id {ann_id}: .*RLE"):
             _evaluate(coco, bad, tmp_path)
 
 
@@ -125,14 +135,10 @@ def test_training_loader_wrong_size_rle(tmp_path):
     """A wrong RLE in a training / evaluation json is refused at load time, named."""
     from weaksup.data.datasets import load_coco_json
 
-    coco, pred = _pseudo_output(tmp_path)
-    ann = pred["annotations"][3]
-    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
-    for rle in _wrong_size_rles(ann, image["height"], image["width"]):
-        bad = copy.deepcopy(pred)
-        bad["annotations"][3]["segmentation"] = rle
+    _, cases = _with_wrong_rles(tmp_path)
+    for ann_id, bad in cases:
         path = _write_json(tmp_path / "train.json", bad)
-        with pytest.raises(ValueError, match=rf"train\.json: .*\(id {ann['id']}\): RLE"):
+        with pytest.raises(ValueError, match=rf"train\.json: .*\(id {ann_id}\): RLE"):
             load_coco_json(str(path), str(tmp_path / "images"))
 
 
