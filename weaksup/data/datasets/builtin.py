@@ -11,6 +11,7 @@ from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from .coco import register_coco_boxonly
 from .image_labels import register_image_labels
+from .nuts_labelme import register_nuts_labelme
 from .pennfudan import register_pennfudan
 from .salient import register_salient
 from .voc import register_voc_instance, register_voc_sem_seg
@@ -81,6 +82,17 @@ def register_all_pennfudan(root: str) -> None:
     register_pennfudan("pennfudan_val", path, "val")
 
 
+def register_all_nuts_labelme(root: str) -> None:
+    """``nuts_coco_train``, ``nuts_coco_val``, ``labelme_voc3`` (see :mod:`.nuts_labelme`)."""
+    register_nuts_labelme(
+        os.path.join(shared_data_root(root, "nuts_coco"), "data"),
+        os.path.join(
+            shared_data_root(root, "labelme_voc3"),
+            "examples/instance_segmentation/data_dataset_coco",
+        ),
+    )
+
+
 def register_all_image_labels() -> None:
     """Image-level views (Wei et al.): ``voc_2012_train_aug_image_labels`` and
     ``pennfudan_train_image_labels`` (class sets only; see :mod:`.image_labels`)."""
@@ -93,4 +105,5 @@ register_all_coco_boxonly(_root)
 register_all_voc_sbd(_root)
 register_all_salient(_root)
 register_all_pennfudan(_root)
+register_all_nuts_labelme(_root)
 register_all_image_labels()
