@@ -14,7 +14,6 @@ Examples:
 import logging
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
@@ -31,6 +30,8 @@ from weaksup.engine import (
 )
 from weaksup.engine.pipeline import training_stage
 from weaksup.engine.stages import run_stage, stage_changes
+from weaksup.engine.preflight import check_config_names
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 
 def setup(args):
@@ -48,9 +49,11 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    # every registry name now, datasets too unless a pipeline registers some of them as it runs
+    check_config_names(cfg, datasets=not cfg.WEAKSUP.PIPELINE)
     if args.eval_only:
         model = WeaksupTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = WeaksupTrainer.test(cfg, model)

@@ -29,7 +29,6 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
@@ -42,6 +41,7 @@ from weaksup.methods.boxcaseg.proxy_masks import merge_and_drop  # noqa: E402
 from weaksup.evaluation import box_mask_quality  # noqa: E402
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask  # noqa: E402
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image  # noqa: E402
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
 
 
 def train_stage1(cfg, iters: int) -> str:
@@ -165,7 +165,7 @@ def main():
     cfg.freeze()
     weights = args.weights or train_stage1(cfg, args.iters or cfg.SOLVER.MAX_ITER)
     model = BoxCasegTrainer.build_model(cfg)
-    DetectionCheckpointer(model).load(weights)
+    SafeDetectionCheckpointer(model).load(weights)
     model.eval()
     records = DatasetCatalog.get(args.dataset)
     n = sum(len(r["annotations"]) for r in records)

@@ -63,11 +63,12 @@ def fixed_label_miou(cfg, source: str, work_dir: str, num_workers: int):
 
 def lambda_sweep(cfg, weights: str, lambdas, work_dir: str, num_workers: int):
     """Label mIoU of one labelling per lambda with the network ``weights`` (k = 1)."""
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from weaksup.utils.checkpoint import SafeDetectionCheckpointer
+
     model = build_model(cfg)
-    DetectionCheckpointer(model).load(weights)
+    SafeDetectionCheckpointer(model).load(weights)
     model.eval()
     records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
     by_file = {

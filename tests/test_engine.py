@@ -118,3 +118,28 @@ def test_device_follows_the_machine():
     cfg.MODEL.DEVICE = "cuda"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device(cfg) == expected and cfg.MODEL.DEVICE == expected
+
+
+def test_last_checkpoint_never_names_a_partial_file(tmp_path, monkeypatch):
+    """A kill between the rename and the tag leaves ``last_checkpoint`` at the previous complete
+    checkpoint, never at the ``.partial`` file that no longer exists."""
+    model = torch.nn.Linear(2, 2)
+    ckpt = AtomicDetectionCheckpointer(model, str(tmp_path))
+    ckpt.save("model_0000009")
+    tags = []
+    real_replace = os.replace
+
+    def replace_then_kill(src, dst):
+        real_replace(src, dst)
+        if dst.endswith("model_0000019.pth"):
+            tags.append((tmp_path / "last_checkpoint").read_text())
+            raise KeyboardInterrupt  # killed right after the rename
+
+    monkeypatch.setattr(os, "replace", replace_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save("model_0000019")
+    monkeypatch.undo()
+    assert tags == ["model_0000009.pth"]
+    resumed = AtomicDetectionCheckpointer(torch.nn.Linear(2, 2), str(tmp_path))
+    assert os.path.isfile(resumed.get_checkpoint_file())
+    resumed.resume_or_load("", resume=True)

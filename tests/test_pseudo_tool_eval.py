@@ -106,7 +106,15 @@ def test_mismatched_files(tmp_path):
     bad = copy.deepcopy(pred)
     bad["annotations"][0]["image_id"] = 2
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="annotation id 1: image 2"):
+    with pytest.raises(
+        ValueError, match=r"disagree .* 1 annotation id\(s\) .*: 1 \(image 2 vs 1\)"
+    ):
+        evaluate.main(argv)
+    bad = copy.deepcopy(pred)  # ids shuffled within image 1: same image, other boxes
+    anns = bad["annotations"]
+    anns[0]["id"], anns[1]["id"], anns[2]["id"] = 2, 3, 1
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"3 annotation id\(s\) .*: 1 \(box \[0, 0, 100, 100\] vs"):
         evaluate.main(argv)
     bad = copy.deepcopy(pred)
     bad["images"][1]["width"] = 21

@@ -3,8 +3,9 @@
 
     python tools/eval_pseudo_masks.py --gt instances_train.json --pred train_grabcut.json
 
-Annotations are matched by id (the two files must hold the same ids, images and image sizes;
-crowd annotations of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
+Annotations are matched by id (the two files must hold the same ids, images and image sizes, and
+each matched pair the same image and box, else the ids that disagree are named; crowd annotations
+of the GT are skipped). Prints, overall and by COCO size (small < 32^2 <= medium
 < 96^2 <= large, by the GT mask's pixel area):
 
 * mIoU (mean over instances), mIoU*, IoU@50, IoU@75 (BoxCaseg Sec. 4,
@@ -16,33 +17,25 @@ crowd annotations of the GT are skipped). Prints, overall and by COCO size (smal
 """
 
 import argparse
-import json
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from tabulate import tabulate
 
-from weaksup.data.datasets import check_annotation_file
 from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo.geometry import box_agreement
 from weaksup.pseudo.validity import validity_statistics
+from weaksup.utils.coco_json import load_coco_file
 
 SIZES = OrderedDict(small=(0, 32**2), medium=(32**2, 96**2), large=(96**2, float("inf")))
 QUALITY_KEYS = ("mIoU*", "IoU@50", "IoU@75")
 
 
-def load_coco(path: str) -> Dict[str, Any]:
-    check_annotation_file(path)
-    with open(path) as f:
-        try:
-            coco = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a valid json file ({e})") from e
-    if "images" not in coco or "annotations" not in coco:
-        raise ValueError(f"{path}: no 'images' / 'annotations': not a COCO instances json")
-    return coco
+def load_coco(path: str, require_categories: bool = True) -> Dict[str, Any]:
+    """The COCO json ``path``, checked by :func:`load_coco_file` (ids, images, boxes, classes)."""
+    return load_coco_file(path, require_categories)
 
 
 def _mask(ann: Dict[str, Any], h: int, w: int, path: str) -> np.ndarray:
@@ -50,6 +43,21 @@ def _mask(ann: Dict[str, Any], h: int, w: int, path: str) -> np.ndarray:
         return segmentation_to_bitmask(ann["segmentation"], h, w)
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"{path}: annotation id {ann.get('id')!r}: no usable mask ({e})") from e
+
+
+def _disagreeing_pairs(
+    gt_anns: Dict[Any, Dict[str, Any]], pred_anns: Dict[Any, Dict[str, Any]]
+) -> List[str]:
+    """The annotation ids whose GT and pred annotations differ in image or box (a file whose ids
+    were renumbered or shuffled would otherwise be scored against the wrong instances)."""
+    problems = []
+    for ann_id, g in gt_anns.items():
+        p = pred_anns[ann_id]
+        if p.get("image_id") != g.get("image_id"):
+            problems.append(f"{ann_id!r} (image {p.get('image_id')!r} vs {g.get('image_id')!r})")
+        elif not np.allclose(p.get("bbox", []), g.get("bbox", []), atol=1e-3, equal_nan=True):
+            problems.append(f"{ann_id!r} (box {p.get('bbox')} vs {g.get('bbox')})")
+    return problems
 
 
 def paired_instances(
@@ -67,6 +75,14 @@ def paired_instances(
             f"{pred_path} and {gt_path} hold different annotation ids: {len(missing)} missing "
             f"from {pred_path} {missing[:10]}, {len(extra)} not in {gt_path} {extra[:10]}"
         )
+    disagreeing = _disagreeing_pairs(gt_anns, pred_anns)
+    if disagreeing:
+        raise ValueError(
+            f"{pred_path} and {gt_path} disagree on the image or box of {len(disagreeing)} "
+            f"annotation id(s) (pred vs GT): {'; '.join(disagreeing[:10])}"
+            + ("; ..." if len(disagreeing) > 10 else "")
+            + ": the pseudo masks were not made from this GT file"
+        )
     sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
     pred_sizes = {i["id"]: (i["height"], i["width"]) for i in pred["images"]}
     if sizes != pred_sizes:
@@ -83,14 +99,11 @@ def paired_instances(
         if g.get("iscrowd", 0):
             continue
         p = pred_anns[ann_id]
-        if p["image_id"] != g["image_id"]:
-            raise ValueError(
-                f"annotation id {ann_id!r}: image {p['image_id']!r} in {pred_path}, "
-                f"{g['image_id']!r} in {gt_path}"
-            )
         h, w = sizes[g["image_id"]]
         gts.append(_mask(g, h, w, gt_path))
         preds.append(_mask(p, h, w, pred_path))
+        if not np.isfinite(g["bbox"]).all():  # box sizes and validity would be NaN
+            raise ValueError(f"{gt_path}: annotation id {ann_id!r}: box {g['bbox']} is not finite")
         x, y, bw, bh = g["bbox"]
         box = np.clip([x, y, x + bw, y + bh], 0, [w, h, w, h])
         fields["classes"].append(category_index[g["category_id"]])
@@ -124,7 +137,9 @@ def main(argv: Optional[List[str]] = None) -> Tuple[List[List[Any]], "OrderedDic
     parser.add_argument("--gt", required=True, help="COCO json with the ground-truth masks")
     parser.add_argument("--pred", required=True, help="pseudo-mask json (make_pseudo_masks.py)")
     args = parser.parse_args(argv)
-    ious, fields = paired_instances(load_coco(args.gt), load_coco(args.pred), args.gt, args.pred)
+    ious, fields = paired_instances(
+        load_coco(args.gt), load_coco(args.pred, False), args.gt, args.pred
+    )
     rows, stats = pseudo_mask_report(ious, fields)
     print(f"{args.pred} vs {args.gt}")
     headers = ["size", "n", "mIoU", *QUALITY_KEYS]

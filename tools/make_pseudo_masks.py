@@ -18,14 +18,14 @@ Ground-truth masks of the input are dropped before any method runs (``--visualiz
 outline, nothing else reads them). Boxes are checked as by every weaksup loader
 (:func:`sanitize_dataset_dicts`: clipped to the image, zero-area / inverted / outside boxes dropped,
 one counted warning); an annotation whose box is dropped keeps its id in the output with an empty
-mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing or unreadable image stops the
-job with an error naming the file and image id (shards done so far are kept for ``--resume``).
+mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing, empty, truncated (JPEG, PNG) or
+unreadable image stops the job with an error naming the file and image id (shards done so far are
+kept for ``--resume``).
 Method parameters are the fields of :class:`PseudoMaskConfig`, one option each
 (``--valid-threshold 0.95``, ``--merge-smaller true``, ...).
 """
 
 import argparse
-import json
 import logging
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -35,13 +35,14 @@ import numpy as np
 import pycocotools.mask as mask_util
 from detectron2.utils.logger import setup_logger
 
-from weaksup.data.datasets import check_annotation_file
 from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import METHODS
 from weaksup.pseudo.config_args import add_config_arguments, config_from_args
 from weaksup.pseudo.job import PseudoMaskJob, read_image_bgr, write_atomic
 from weaksup.pseudo.visualize import draw_pseudo_masks
+from weaksup.utils.coco_json import load_coco_file
+from weaksup.utils.file_io import check_output_file
 
 logger = logging.getLogger("weaksup.make_pseudo_masks")
 
@@ -74,16 +75,7 @@ def load_input(args: argparse.Namespace) -> Tuple[Dict[str, Any], str, str]:
     """The input as a COCO dict, a name for messages, and the image root."""
     if args.dataset:
         return dataset_coco(args.dataset), f"dataset {args.dataset!r}", ""
-    check_annotation_file(args.input_json)
-    with open(args.input_json) as f:
-        try:
-            coco = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{args.input_json}: not a valid json file ({e})") from e
-    for key in ("images", "annotations", "categories"):
-        if key not in coco:
-            raise ValueError(f"{args.input_json}: no {key!r}: not a COCO instances json")
-    return coco, args.input_json, args.image_root
+    return load_coco_file(args.input_json), args.input_json, args.image_root
 
 
 def write_overlays(
@@ -127,6 +119,9 @@ def run(args: argparse.Namespace) -> None:
             "gloo", init_method=args.dist_url, world_size=args.num_machines, rank=args.machine_rank
         )
     rank, world = args.machine_rank, args.num_machines
+    check_output_file(args.output, "--output")  # before the work, not after it
+    if args.visualize:
+        check_output_file(os.path.join(args.visualize, "overlay.png"), "--visualize")
     coco, source, image_root = load_input(args)
     job = PseudoMaskJob(
         build_tasks(coco, image_root, source),

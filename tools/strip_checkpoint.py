@@ -11,17 +11,18 @@ Usage: python tools/strip_checkpoint.py output/model_final.pth release/model.pth
 import argparse
 import hashlib
 import os
-import pickle
 import sys
 
 import torch
+
+from weaksup.utils.checkpoint import load_checkpoint_file
 
 
 def strip_checkpoint(src: str, dst: str) -> str:
     """Write the model-only checkpoint of ``src`` to ``dst`` (atomically); return its sha256."""
     try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        ckpt = load_checkpoint_file(src)  # never runs code from the file
+    except OSError as e:
         raise ValueError(f"{src}: cannot read checkpoint ({e})") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{src}: not a Detectron2 training checkpoint (no 'model' entry)")

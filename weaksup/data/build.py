@@ -5,6 +5,7 @@ from typing import Callable
 from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper
 from ..registry import Registry
+from .named_errors import NamedImageErrors
 
 MAPPER_REGISTRY = Registry("WEAKSUP_MAPPER")
 MAPPER_REGISTRY.__doc__ = """
@@ -14,6 +15,6 @@ MAPPER_REGISTRY.register(DatasetMapper)
 
 
 def build_mapper(cfg: CfgNode, is_train: bool) -> Callable:
-    """Build the train or test mapper named in the config."""
+    """Build the train or test mapper named in the config (image errors name the record)."""
     name = cfg.WEAKSUP.TRAIN_MAPPER if is_train else cfg.WEAKSUP.TEST_MAPPER
-    return MAPPER_REGISTRY.get(name)(cfg, is_train)
+    return NamedImageErrors(MAPPER_REGISTRY.get(name)(cfg, is_train))

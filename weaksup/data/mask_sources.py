@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from detectron2.config import CfgNode
 from detectron2.structures import BoxMode
 from ..registry import Registry
+from ..utils.rle import check_annotation_rles
 from .datasets.coco import PSEUDO_MASK_KEYS
 
 MASK_SOURCE_REGISTRY = Registry("WEAKSUP_MASK_SOURCE")
@@ -76,7 +77,10 @@ class PseudoJsonMaskSource:
         if not json_file:
             raise ValueError("cfg.WEAKSUP.MASK_SOURCE='pseudo_json' needs cfg.WEAKSUP.PSEUDO_MASKS")
         with open(json_file) as f:
-            annotations = json.load(f)["annotations"]
+            data = json.load(f)
+        annotations = data["annotations"]
+        sizes = {i["id"]: (i["height"], i["width"]) for i in data.get("images", [])}
+        check_annotation_rles(annotations, sizes, json_file)
         keys = ("segmentation",) + PSEUDO_MASK_KEYS
         self.json_file = json_file
         self._by_id = {a["id"]: {k: a[k] for k in keys if k in a} for a in annotations}

@@ -27,6 +27,7 @@ from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, ShardedJob, job_output_complete
 from ..pseudo.validity import validity_statistics
 from .stages import Stage
+from ..utils.coco_json import check_coco_dict
 
 __all__ = [
     "build_tasks",
@@ -53,7 +54,10 @@ def dataset_coco(dataset_name: str) -> Dict[str, Any]:
 
 def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[ImageTask]:
     """One :class:`ImageTask` per image: boxes sanitized as by every weaksup loader, ground-truth
-    segmentations not copied (no method can see them)."""
+    segmentations not copied (no method can see them). ``coco`` is checked first
+    (:func:`check_coco_dict`: unique ids, known images and classes, boxes of 4 numbers): the output
+    json must not list a class or image the input lacks."""
+    check_coco_dict(coco, source)
     records = {
         img["id"]: {
             "image_id": img["id"],
@@ -64,15 +68,9 @@ def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[Imag
         }
         for img in coco["images"]
     }
-    if len(records) != len(coco["images"]):
-        raise ValueError(f"{source}: duplicate image ids")
-    seen = set()
     for ann in coco["annotations"]:
-        if "id" not in ann or ann["id"] in seen:
-            raise ValueError(f"{source}: annotation without an id or with a duplicate id: {ann}")
-        seen.add(ann["id"])
-        if ann["image_id"] not in records:
-            raise ValueError(f"{source}: annotation {ann['id']} of unknown image {ann['image_id']}")
+        if "id" not in ann:  # pseudo masks are matched to annotations by id
+            raise ValueError(f"{source}: annotation without an id: {ann}")
         records[ann["image_id"]]["annotations"].append(
             {
                 "id": ann["id"],

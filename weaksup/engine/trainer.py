@@ -16,6 +16,7 @@ from ..evaluation import build_evaluators
 from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .hook_registry import HOOK_REGISTRY
+from .preflight import check_config_names
 
 __all__ = ["WeaksupTrainer"]
 
@@ -31,6 +32,7 @@ class WeaksupTrainer(DefaultTrainer):
 
     def __init__(self, cfg: CfgNode):
         # DefaultTrainer.__init__ with weaksup's CPU-safe DDP and atomic checkpointer.
+        check_config_names(cfg)  # before any work: evaluators / test sets are used last
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+import pycocotools.mask as mask_util
 import torch
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
@@ -17,7 +18,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 
 from .build import EVALUATOR_REGISTRY
-from .ground_truth import records_by_image_id, segmentation_to_bitmask
+from .ground_truth import annotation_to_rle, records_by_image_id
 
 __all__ = [
     "BoxMaskQualityEvaluator",
@@ -101,6 +102,7 @@ class BoxMaskQualityEvaluator(DatasetEvaluator):
     def __init__(self, dataset_name: str, distributed: bool = True):
         self._logger = logging.getLogger(__name__)
         self._records = records_by_image_id(dataset_name)
+        self._dataset_name = dataset_name
         self._class_names = MetadataCatalog.get(dataset_name).thing_classes
         self._distributed = distributed
 
@@ -132,7 +134,10 @@ class BoxMaskQualityEvaluator(DatasetEvaluator):
                     f"{len(evaluated)} non-crowd annotations and no `gt_index` field"
                 )
             h, w = record["height"], record["width"]
-            gt_masks = [segmentation_to_bitmask(anns[j]["segmentation"], h, w) for j in evaluated]
+            gt_masks = [
+                mask_util.decode(annotation_to_rle(anns[j], record, self._dataset_name)) > 0
+                for j in evaluated
+            ]
             preds = [by_ann.get(j, np.zeros((h, w), bool)) for j in evaluated]
             classes = np.array([anns[j]["category_id"] for j in evaluated], dtype=np.int64)
             self._per_image.append((paired_mask_iou(preds, gt_masks), classes))

@@ -6,7 +6,14 @@ import numpy as np
 import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog
 
-__all__ = ["records_by_image_id", "segmentation_to_rle", "segmentation_to_bitmask"]
+from ..utils.rle import rle_problem
+
+__all__ = [
+    "annotation_to_rle",
+    "records_by_image_id",
+    "segmentation_to_rle",
+    "segmentation_to_bitmask",
+]
 
 Segmentation = Union[List[List[float]], Dict[str, Any]]
 
@@ -37,11 +44,12 @@ def segmentation_to_rle(segm: Segmentation, height: int, width: int) -> Dict[str
         if not segm:
             raise ValueError("empty polygon list: the annotation has no mask")
         return mask_util.merge(mask_util.frPyObjects(segm, height, width))
-    if isinstance(segm, dict) and isinstance(segm.get("counts"), list):
-        return mask_util.frPyObjects(segm, height, width)
     if isinstance(segm, dict) and "counts" in segm:
-        if tuple(segm["size"]) != (height, width):
-            raise ValueError(f"RLE of size {segm['size']} in an image of size {(height, width)}")
+        problem = rle_problem(segm, height, width)  # size and counts, both RLE forms
+        if problem:
+            raise ValueError(problem)
+        if isinstance(segm["counts"], list):
+            return mask_util.frPyObjects(segm, height, width)
         return segm
     raise ValueError(f"unknown segmentation format {type(segm).__name__}: {str(segm)[:80]}")
 
@@ -49,3 +57,16 @@ def segmentation_to_rle(segm: Segmentation, height: int, width: int) -> Dict[str
 def segmentation_to_bitmask(segm: Segmentation, height: int, width: int) -> np.ndarray:
     """``segm`` (see :func:`segmentation_to_rle`) as a bool mask of shape (height, width)."""
     return mask_util.decode(segmentation_to_rle(segm, height, width)).astype(bool)
+
+
+def annotation_to_rle(ann: Dict[str, Any], record: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """:func:`segmentation_to_rle` of annotation ``ann`` of dataset dict ``record``; an unusable
+    mask raises a ``ValueError`` naming ``source`` (dataset or file), the image and the annotation.
+    """
+    try:
+        return segmentation_to_rle(ann["segmentation"], record["height"], record["width"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(
+            f"{source}: image {record.get('file_name', record.get('image_id'))!r} annotation id "
+            f"{ann.get('id')!r}: no usable mask ({e})"
+        ) from e

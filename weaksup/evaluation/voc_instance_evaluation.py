@@ -19,7 +19,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 
 from .build import EVALUATOR_REGISTRY
-from .ground_truth import records_by_image_id, segmentation_to_rle
+from .ground_truth import annotation_to_rle, records_by_image_id
 
 __all__ = [
     "VOCInstanceEvaluator",
@@ -172,14 +172,8 @@ class VOCInstanceEvaluator(DatasetEvaluator):
             record = self._records.get(input["image_id"])
             if record is None:
                 raise KeyError(f"image_id {input['image_id']!r} is not in '{self._dataset_name}'")
-            h, w = record["height"], record["width"]
             anns = record.get("annotations", [])
-            try:
-                gt_rles = [segmentation_to_rle(a["segmentation"], h, w) for a in anns]
-            except (KeyError, ValueError) as e:
-                raise ValueError(
-                    f"{record['file_name']}: an annotation has no usable mask ({e})"
-                ) from e
+            gt_rles = [annotation_to_rle(a, record, self._dataset_name) for a in anns]
             instances = output["instances"].to(torch.device("cpu"))
             masks = instances.pred_masks.numpy().astype(np.uint8).transpose(1, 2, 0)
             pred_rles = mask_util.encode(np.asfortranarray(masks)) if len(instances) else []

@@ -22,7 +22,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -32,6 +31,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
+from ..utils.file_io import write_atomic
+from ..utils.image_io import check_image_file
 from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
@@ -80,11 +81,11 @@ def read_image_bgr(task: ImageTask) -> np.ndarray:
     """The image as ``(H, W, 3)`` uint8 BGR (grayscale replicated, alpha dropped by OpenCV).
 
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file and the image id when the file
-    is missing, unreadable, or its size differs from the one in the annotations.
+    is missing, empty, truncated (:func:`check_image_file`), unreadable, or its size differs from
+    the one in the annotations.
     """
     where = f"image {task.file_name!r} (image_id={task.image_id!r})"
-    if not os.path.isfile(task.file_name):
-        raise FileNotFoundError(f"cannot read {where}: file not found")
+    check_image_file(task.file_name, where)
     image = cv2.imread(task.file_name, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read {where}: not a readable image file (corrupt?)")
@@ -138,21 +139,6 @@ def process_image(
             }
         )
     return results
-
-
-def write_atomic(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json_atomic(obj: Any, path: str) -> None:

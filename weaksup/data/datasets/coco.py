@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import load_coco_json as _d2_load_coco_json
 
+from ...utils.coco_json import check_coco_file
 from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
 
 __all__ = [
@@ -56,6 +57,7 @@ def load_coco_json(
         Detectron2 dataset dicts with ``XYXY_ABS`` boxes.
     """
     check_annotation_file(json_file)
+    check_coco_file(json_file)  # a non-object json, a null box, duplicate ids: named, not crashed
     try:
         dicts = _d2_load_coco_json(json_file, image_root, dataset_name, list(extra_annotation_keys))
     except json.JSONDecodeError as e:

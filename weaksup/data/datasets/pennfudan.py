@@ -35,6 +35,8 @@ PENNFUDAN_CLASSES = ["person"]
 _LABEL_PREFIX = "PASperson"
 
 _SIZE_RE = re.compile(r"Image size \(X x Y x C\)\s*:\s*(\d+)\s*x\s*(\d+)")
+_COUNT_RE = re.compile(r"Objects with ground truth\s*:\s*(\d+)")
+_BOX_LINE_RE = re.compile(r"^\s*Bounding box for object", re.MULTILINE)
 _BOX_RE = re.compile(
     r'Bounding box for object (\d+) "([^"]*)" \(Xmin, Ymin\) - \(Xmax, Ymax\)\s*:\s*'
     r"\((-?\d+),\s*(-?\d+)\)\s*-\s*\((-?\d+),\s*(-?\d+)\)"
@@ -58,7 +60,9 @@ def parse_pennfudan_annotation(txt_file: str) -> Dict:
     Returns:
         ``{"height", "width", "annotations": [{"bbox", "bbox_mode", "category_id", "iscrowd",
         "object_id"}]}``, where ``object_id`` is the object number (its value in the mask PNG).
-        Boxes are not checked here; :func:`load_pennfudan` sanitizes them.
+        Boxes are not checked here; :func:`load_pennfudan` sanitizes them. A box line that does not
+        parse, or a box count other than the file's "Objects with ground truth : N", raises a
+        ``ValueError`` naming the file (and the line), so no object drops out silently.
     """
     check_annotation_file(txt_file)
     with open(txt_file, encoding="latin-1") as f:
@@ -66,6 +70,7 @@ def parse_pennfudan_annotation(txt_file: str) -> Dict:
     size = _SIZE_RE.search(text)
     if size is None:
         raise ValueError(f"{txt_file}: no 'Image size (X x Y x C)' line")
+    _check_box_lines(txt_file, text)
     annotations = []
     for match in _BOX_RE.finditer(text):
         object_id, label = int(match.group(1)), match.group(2)
@@ -82,6 +87,21 @@ def parse_pennfudan_annotation(txt_file: str) -> Dict:
             }
         )
     return {"width": int(size.group(1)), "height": int(size.group(2)), "annotations": annotations}
+
+
+def _check_box_lines(txt_file: str, text: str) -> None:
+    """Every "Bounding box for object" line parses, and their number is the declared count."""
+    lines = [text[m.start() :].split("\n", 1)[0] for m in _BOX_LINE_RE.finditer(text)]
+    for line in lines:
+        if not _BOX_RE.search(line):
+            number = text[: text.index(line)].count("\n") + 1
+            raise ValueError(f"{txt_file}:{number}: malformed bounding box line: {line.strip()!r}")
+    count = _COUNT_RE.search(text)
+    if count is not None and int(count.group(1)) != len(lines):
+        raise ValueError(
+            f"{txt_file}: 'Objects with ground truth : {count.group(1)}' but {len(lines)} "
+            "bounding box line(s)"
+        )
 
 
 def _attach_masks(mask_file: str, annotations: List[Dict], height: int, width: int) -> None:
@@ -125,12 +145,15 @@ def load_pennfudan(root: str, split: str, with_masks: bool = True) -> List[Dict]
             continue
         txt_file = os.path.join(ann_dir, name + ".txt")
         record = parse_pennfudan_annotation(txt_file)
+        image_file = os.path.join(root, "PNGImages", name + ".png")
+        if not os.path.isfile(image_file):
+            raise FileNotFoundError(f"{txt_file}: its image {image_file} is missing")
         if with_masks:
             mask_file = os.path.join(root, "PedMasks", name + "_mask.png")
             _attach_masks(mask_file, record["annotations"], record["height"], record["width"])
         for ann in record["annotations"]:
             ann["id"] = pennfudan_annotation_id(image_id, ann.pop("object_id"))
-        record.update(file_name=os.path.join(root, "PNGImages", name + ".png"), image_id=image_id)
+        record.update(file_name=image_file, image_id=image_id)
         # one sanity check (and at most one warning) per annotation file
         dicts += sanitize_dataset_dicts([record], txt_file, len(PENNFUDAN_CLASSES))
     return dicts

@@ -4,17 +4,25 @@ All loaders report bad input the same way:
 
 * a missing or unreadable annotation file -> ``FileNotFoundError`` / ``PermissionError`` naming it;
 * an empty annotation file, or one that yields no image -> ``ValueError`` naming it;
-* an unknown class -> ``ValueError`` naming the file and the record;
+* an unknown class, or an RLE mask whose size or counts do not fit the image -> ``ValueError``
+  naming the file and the record;
+* a box that is not 4 numbers (a string, a list of strings, 3 values) -> ``ValueError`` naming
+  the file and the record;
 * invalid boxes are repaired or dropped, with ONE counted warning per file that names the records:
   boxes partly outside the image are clipped to it; boxes with x2 < x1 or y2 < y1, boxes of zero
-  area and boxes fully outside the image are dropped (the rest of the image is kept).
+  area, boxes with a NaN or infinite coordinate and boxes fully outside the image are dropped (the
+  rest of the image is kept).
 """
 
 import logging
+import math
 import os
 from typing import Dict, List, Optional, Sequence
 
 from detectron2.structures import BoxMode
+
+from ...utils.coco_json import is_box
+from ...utils.rle import rle_problem
 
 __all__ = ["check_annotation_file", "unknown_class_error", "sanitize_dataset_dicts"]
 
@@ -79,7 +87,20 @@ def sanitize_dataset_dicts(
                 raise unknown_class_error(
                     source, _describe(record, i), category, range(num_classes)
                 )
+            if isinstance(ann.get("segmentation"), dict):  # RLE: size and counts must fit
+                problem = rle_problem(ann["segmentation"], height, width)
+                if problem:
+                    where = f"{_describe(record, i)} (id {ann.get('id')!r})"
+                    raise ValueError(f"{source}: {where}: {problem}")
+            if not is_box(ann.get("bbox")):
+                raise ValueError(
+                    f"{source}: {_describe(record, i)} (id {ann.get('id')!r}): box "
+                    f"{ann.get('bbox')!r} is not a list of 4 numbers"
+                )
             x0, y0, x1, y1 = BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS)
+            if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+                dropped.append(f"{_describe(record, i)}: not finite {[x0, y0, x1, y1]}")
+                continue
             if x1 < x0 or y1 < y0:
                 dropped.append(f"{_describe(record, i)}: x2<x1 or y2<y1 {[x0, y0, x1, y1]}")
                 continue

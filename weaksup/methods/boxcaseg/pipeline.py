@@ -20,7 +20,6 @@ import os
 from argparse import Namespace
 from typing import Any, Dict, List, Optional, Tuple
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.utils import comm
 
@@ -35,6 +34,7 @@ from weaksup.engine.pipeline import (
 )
 from weaksup.engine.stages import Stage, run_stage
 from weaksup.engine.trainer import WeaksupTrainer
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 from .data import build_boxcaseg_train_loader
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality
@@ -127,7 +127,7 @@ def make_proxy_masks(
             nonlocal model
             if model is None:
                 model = BoxCasegTrainer.build_model(cfg1)
-                DetectionCheckpointer(model).load(weights)
+                SafeDetectionCheckpointer(model).load(weights)
             generate_proxy_masks(
                 cfg1,
                 model,

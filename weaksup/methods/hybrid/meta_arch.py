@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, configurable
 from detectron2.layers import batched_nms
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, build_model
@@ -24,6 +23,7 @@ from torch import nn
 
 from weaksup.config import load_config
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 __all__ = ["HybridNetwork", "HybridSmallBranch", "fuse_detections", "segment_detections"]
 
@@ -174,7 +174,7 @@ class HybridNetwork(nn.Module):
             sub = branch_config(path, opts, cfg.MODEL.DEVICE)
             model = build_model(sub)
             if weights:
-                DetectionCheckpointer(model).load(weights)
+                SafeDetectionCheckpointer(model).load(weights)
             branches[name] = model
         return {
             **branches,

@@ -28,7 +28,6 @@ from functools import partial
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
@@ -50,6 +49,7 @@ from weaksup.engine.pipeline import (
 )
 from weaksup.engine.stages import Stage, run_stage
 from weaksup.engine.trainer import WeaksupTrainer
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 from .stage2 import refine, score_proposals, write_maps_and_masks
 
@@ -227,7 +227,7 @@ def run_localization(
 
     def score() -> None:
         model = WeiTrainer.build_model(cfg_hcp)
-        DetectionCheckpointer(model).load(weights)
+        SafeDetectionCheckpointer(model).load(weights)
         score_proposals(cfg_hcp, model, records, score_dir, w.SCORE_THRESH, w.MIN_CANDIDATES)
 
     keys = [file_key(r["image_id"]) for r in records]

@@ -1,0 +1,543 @@
+"""Bad input to the pseudo-mask tool, training and the evaluation tools: each case either stops
+with a message naming the file and the record, or is handled correctly; never a silent wrong
+result. Inputs are small copies of real images (nuts_coco JPEGs, PennFudan PNGs) in tmp_path."""
+
+import copy
+import importlib.util
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from conftest import REPO_ROOT, shared_path
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_pseudo_masks = _load_tool("make_pseudo_masks")
+eval_pseudo_masks = _load_tool("eval_pseudo_masks")
+
+
+def _nuts(tmp_path, num_images=2):
+    """The first ``num_images`` nuts_coco images (JPEG, 800x600) copied to ``tmp_path/images``,
+    their COCO json (polygon masks) written to ``tmp_path/in.json``."""
+    src = shared_path("nuts_coco", "data")
+    with open(src / "trainval.json") as f:
+        coco = json.load(f)
+    coco["images"] = coco["images"][:num_images]
+    ids = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    root = tmp_path / "images"
+    root.mkdir(exist_ok=True)
+    for image in coco["images"]:
+        shutil.copy(src / "images" / image["file_name"], root / image["file_name"])
+    _write_json(tmp_path / "in.json", coco)
+    return coco, root
+
+
+def _write_json(path, obj):
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def _truncate(path, fraction=0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def _pseudo(tmp_path, root, method="ellipse", in_json=None, output=None):
+    """Run the pseudo-mask tool on ``in_json`` (default ``tmp_path/in.json``); the output's path."""
+    output = tmp_path / "out.json" if output is None else output
+    make_pseudo_masks.main(
+        [
+            "--input-json",
+            str(in_json or tmp_path / "in.json"),
+            "--image-root",
+            str(root),
+            "--method",
+            method,
+            "--output",
+            str(output),
+            "--no-progress",
+        ]
+    )
+    return output
+
+
+# ------------------------------------------------------------------------------------------------
+# images
+
+
+def test_pseudo_tool_truncated_jpeg(tmp_path):
+    """cv2 decodes a truncated JPEG as a half-grey image: the tool must stop, not write masks."""
+    coco, root = _nuts(tmp_path)
+    _truncate(root / "1.jpg")
+    with pytest.raises(ValueError, match=r"'[^']*1\.jpg' \(image_id=1\): truncated"):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# masks (RLE)
+
+
+def _pseudo_output(tmp_path, method="box"):
+    """GT json (nuts_coco, 2 images) and the tool's pseudo-mask json made from it."""
+    coco, root = _nuts(tmp_path)
+    return coco, json.loads(_pseudo(tmp_path, root, method).read_text())
+
+
+def _evaluate(gt, pred, tmp_path):
+    gt_path = _write_json(tmp_path / "gt.json", gt)
+    pred_path = _write_json(tmp_path / "pred.json", pred)
+    return eval_pseudo_masks.main(["--gt", str(gt_path), "--pred", str(pred_path)])
+
+
+def _wrong_size_rles(ann, height, width):
+    """Masks of the right declared size whose counts cover fewer / more pixels, and one RLE of
+    another size."""
+    n = height * width
+    yield {"size": [height, width], "counts": [n // 2, 10]}  # uncompressed, short
+    yield {"size": [height, width], "counts": [n // 2, n]}  # uncompressed, long
+    yield {"size": [height, width], "counts": "W14"}  # compressed, short
+    yield {"size": [height + 1, width], "counts": ann["segmentation"]["counts"]}
+
+
+def _with_wrong_rles(tmp_path):
+    """GT json, and (annotation id, pseudo-mask json with that annotation's RLE broken) for each
+    case of :func:`_wrong_size_rles`."""
+    coco, pred = _pseudo_output(tmp_path)
+    ann = pred["annotations"][3]
+    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    cases = []
+    for rle in _wrong_size_rles(ann, image["height"], image["width"]):
+        bad = copy.deepcopy(pred)
+        bad["annotations"][3]["segmentation"] = rle
+        cases.append((ann["id"], bad))
+    return coco, cases
+
+
+def test_eval_tool_wrong_size_rle(tmp_path):
+    coco, cases = _with_wrong_rles(tmp_path)
+    for ann_id, bad in cases:
+        with pytest.raises(ValueError, match=rf"pred\.json: annotation id {ann_id}: .*RLE"):
+            _evaluate(coco, bad, tmp_path)
+
+
+def test_training_loader_wrong_size_rle(tmp_path):
+    """A wrong RLE in a training / evaluation json is refused at load time, named."""
+    from weaksup.data.datasets import load_coco_json
+
+    _, cases = _with_wrong_rles(tmp_path)
+    for ann_id, bad in cases:
+        path = _write_json(tmp_path / "train.json", bad)
+        with pytest.raises(ValueError, match=rf"train\.json: .*\(id {ann_id}\): RLE"):
+            load_coco_json(str(path), str(tmp_path / "images"))
+
+
+def test_pseudo_json_mask_source_wrong_size_rle(tmp_path):
+    from weaksup.data.mask_sources import PseudoJsonMaskSource
+
+    coco, pred = _pseudo_output(tmp_path)
+    ann = pred["annotations"][3]
+    pred["annotations"][3]["segmentation"]["size"][0] += 1
+    path = _write_json(tmp_path / "pseudo.json", pred)
+    with pytest.raises(ValueError, match=rf"pseudo\.json: image 0 annotation id {ann['id']}"):
+        PseudoJsonMaskSource(str(path))
+
+
+# ------------------------------------------------------------------------------------------------
+# boxes, classes and ids
+
+
+def _pennfudan_copy(tmp_path, names=("FudanPed00001", "FudanPed00002")):
+    """A PennFudanPed folder with copies of ``names`` (text, PNG, mask)."""
+    src = shared_path("PennFudanPed")
+    root = tmp_path / "PennFudanPed"
+    for name in names:
+        for sub, suffix in (
+            ("Annotation", ".txt"),
+            ("PNGImages", ".png"),
+            ("PedMasks", "_mask.png"),
+        ):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / sub / f"{name}{suffix}", root / sub / f"{name}{suffix}")
+    return root
+
+
+def test_pennfudan_malformed_box_line(tmp_path):
+    from weaksup.data.datasets import load_pennfudan
+
+    root = _pennfudan_copy(tmp_path)
+    txt = root / "Annotation" / "FudanPed00001.txt"
+    txt.write_text(txt.read_text().replace("(160, 182) - (302, 431)", "(160, 182) - (302 431)"))
+    with pytest.raises(ValueError, match=r"FudanPed00001\.txt:11: malformed bounding box line"):
+        load_pennfudan(str(root), "all")
+
+
+def test_pennfudan_box_count_checked(tmp_path):
+    from weaksup.data.datasets import load_pennfudan
+
+    root = _pennfudan_copy(tmp_path)
+    txt = root / "Annotation" / "FudanPed00001.txt"
+    lines = [l for l in txt.read_text().splitlines(True) if "for object 2" not in l]
+    txt.write_text("".join(lines))
+    with pytest.raises(ValueError, match=r"FudanPed00001\.txt: .*ground truth : 2' but 1 bounding"):
+        load_pennfudan(str(root), "all")
+
+
+def test_pennfudan_missing_png(tmp_path):
+    """prepare_pennfudan (and training) stop instead of listing an image that is not there."""
+    import runpy
+
+    root = _pennfudan_copy(tmp_path)
+    (root / "PNGImages" / "FudanPed00002.png").unlink()
+    prepare = runpy.run_path(str(REPO_ROOT / "datasets" / "prepare_pennfudan.py"))["main"]
+    with pytest.raises(FileNotFoundError, match=r"FudanPed00002\.txt: its image .*00002\.png"):
+        prepare(["--root", str(root), "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def _boxes_json(tmp_path, boxes):
+    """in.json: nuts image 0 with its first annotation repeated with each of ``boxes``."""
+    coco, root = _nuts(tmp_path, 1)
+    base = coco["annotations"][0]
+    coco["annotations"] = [base] + [
+        {**base, "id": 900 + k, "bbox": box} for k, box in enumerate(boxes)
+    ]
+    _write_json(tmp_path / "in.json", coco)
+    return coco, root
+
+
+def test_nan_boxes_dropped_with_warning(tmp_path, caplog):
+    """NaN / inf boxes are dropped with the counted warning (comparisons with NaN are False)."""
+    import logging
+
+    from weaksup.data.datasets import load_coco_json
+
+    nan, inf = float("nan"), float("inf")
+    coco, root = _boxes_json(tmp_path, [[nan, 10, 50, 50], [10, 10, inf, 50]])
+    with caplog.at_level(logging.WARNING, logger="weaksup.data.datasets.sanitize"):
+        (record,) = load_coco_json(str(tmp_path / "in.json"), str(root))
+    assert [a["id"] for a in record["annotations"]] == [coco["annotations"][0]["id"]]
+    (message,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "in.json: dropped 2 invalid box(es)" in message and "not finite [nan, 10" in message
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    dropped = [a for a in out["annotations"] if a["id"] >= 900]
+    assert [(a["mask_valid"], a["fallback"], a["area"]) for a in dropped] == [
+        (False, "empty_box", 0)
+    ] * 2
+
+
+def test_pseudo_tool_unknown_category(tmp_path):
+    coco, root = _nuts(tmp_path)
+    coco["annotations"][2]["category_id"] = 7
+    _write_json(tmp_path / "in.json", coco)
+    ann = coco["annotations"][2]
+    with pytest.raises(
+        ValueError,
+        match=rf"in\.json: image {ann['image_id']} annotation id {ann['id']}: unknown "
+        r"class 7 \(known: 1, 2, 3\)",
+    ):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("box", ["10,10,50,50", ["10", "10", "50", "50"], [10, 10, 50], None])
+def test_string_and_malformed_boxes_named(tmp_path, box):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _boxes_json(tmp_path, [box])
+    problem = r"in\.json: image 0 annotation id 900: box .* is not a list of 4 numbers"
+    with pytest.raises(ValueError, match=problem):
+        load_coco_json(str(tmp_path / "in.json"), str(root))
+    with pytest.raises(ValueError, match=problem):
+        _pseudo(tmp_path, root)
+
+
+# ------------------------------------------------------------------------------------------------
+# configs: names checked before any work
+
+
+def _demo_cfg(*opts):
+    from detectron2.config import get_cfg
+
+    from weaksup import add_weaksup_config
+
+    cfg = add_weaksup_config(get_cfg())
+    cfg.merge_from_file(
+        str(REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    )
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0", *opts])
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "opts,problem",
+    [
+        (
+            ["WEAKSUP.EVALUATORS", "['coco', 'cocoo']"],
+            r"EVALUATORS: unknown evaluator 'cocoo'; did you mean 'coco'",
+        ),
+        (
+            ["DATASETS.TEST", "('pennfudan_vall',)"],
+            r"DATASETS.TEST: unknown dataset 'pennfudan_vall'; did you mean 'pennfudan_val'",
+        ),
+        (["WEAKSUP.TEST_MAPPER", "DatasetMaper"], r"TEST_MAPPER: unknown mapper 'DatasetMaper'"),
+        (
+            ["WEAKSUP.HOOKS", "['LossCurves']"],
+            r"HOOKS: unknown hook 'LossCurves'; did you mean 'LossCurve'",
+        ),
+    ],
+)
+def test_training_unknown_names_before_any_work(tmp_path, monkeypatch, opts, problem):
+    """Evaluators and test datasets are first used at the final evaluation: checked at start."""
+    from weaksup.engine import WeaksupTrainer
+
+    cfg = _demo_cfg("OUTPUT_DIR", str(tmp_path / "run"), *opts)
+    built = []
+    monkeypatch.setattr(WeaksupTrainer, "build_model", classmethod(lambda cls, c: built.append(1)))
+    with pytest.raises(ValueError, match=problem):
+        WeaksupTrainer(cfg)
+    assert not built  # nothing was built, nothing trained
+
+
+# ------------------------------------------------------------------------------------------------
+# json files
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ("", "empty"),
+        ("{", "not a valid json"),
+        ("42", "not a COCO json: a json int, not an object"),
+        ('["images"]', "not a COCO json: a json list"),
+        ('{"images": [], "annotations": {}}', "no 'annotations' list"),
+    ],
+)
+def test_bad_json_named_by_every_tool(tmp_path, content, problem):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _nuts(tmp_path, 1)
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    good = tmp_path / "in.json"
+    match = rf"bad\.json.*{re.escape(problem)}|{re.escape(problem)}.*bad\.json"
+    with pytest.raises(ValueError, match=match):
+        _pseudo(tmp_path, root, in_json=bad)
+    with pytest.raises(ValueError, match=match):
+        eval_pseudo_masks.main(["--gt", str(good), "--pred", str(bad)])
+    with pytest.raises(ValueError, match=match):
+        eval_pseudo_masks.main(["--gt", str(bad), "--pred", str(good)])
+    with pytest.raises(ValueError, match=match):
+        load_coco_json(str(bad), str(root))
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("what", ["image", "annotation"])
+def test_duplicate_ids_named_by_every_tool(tmp_path, what):
+    from weaksup.data.datasets import load_coco_json
+
+    coco, root = _nuts(tmp_path)
+    if what == "image":  # pycocotools alone keeps one of the two images without a word
+        coco["images"][1]["id"] = coco["images"][0]["id"]
+        problem = r"image id 0 twice \('0\.jpg', '1\.jpg'\)"
+    else:
+        coco["annotations"][5]["id"] = coco["annotations"][4]["id"]
+        problem = rf"annotation id {coco['annotations'][4]['id']} twice"
+    path = _write_json(tmp_path / "dup.json", coco)
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        _pseudo(tmp_path, root, in_json=path)
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        eval_pseudo_masks.main(["--gt", str(tmp_path / "in.json"), "--pred", str(path)])
+    with pytest.raises(ValueError, match=rf"dup\.json: {problem}"):
+        load_coco_json(str(path), str(root))
+
+
+# ------------------------------------------------------------------------------------------------
+# outputs that cannot be written: refused before the work
+
+
+@pytest.mark.parametrize("kind", ["empty", "folder", "under_a_file"])
+def test_pseudo_tool_output_checked_first(tmp_path, monkeypatch, kind):
+    coco, root = _nuts(tmp_path, 1)
+    (tmp_path / "a_file").write_text("x")
+    output = {
+        "empty": "",
+        "folder": str(tmp_path),
+        "under_a_file": str(tmp_path / "a_file" / "o.json"),
+    }
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    monkeypatch.setattr(make_pseudo_masks, "load_input", lambda args: ran.append(1))
+    with pytest.raises(ValueError, match=r"--output"):
+        _pseudo(tmp_path, root, output=output[kind])
+    assert not ran and not list(tmp_path.glob("*.work")) and not (tmp_path / ".work").exists()
+
+
+def test_pseudo_tool_visualize_dir_checked_first(tmp_path, monkeypatch):
+    coco, root = _nuts(tmp_path, 1)
+    (tmp_path / "a_file").write_text("x")
+    ran = []
+    monkeypatch.setattr(make_pseudo_masks, "load_input", lambda args: ran.append(1))
+    argv = ["--input-json", str(tmp_path / "in.json"), "--image-root", str(root)]
+    argv += ["--method", "box", "--output", str(tmp_path / "o.json")]
+    with pytest.raises(ValueError, match=r"--visualize .*a_file.* is a file"):
+        make_pseudo_masks.main(argv + ["--visualize", str(tmp_path / "a_file" / "vis")])
+    assert not ran
+
+
+# ------------------------------------------------------------------------------------------------
+# images in training and evaluation (the mappers of WEAKSUP.TRAIN_MAPPER / TEST_MAPPER)
+
+
+def _image_cases(tmp_path):
+    """(name, file, expected message) of a missing, zero-byte, truncated JPEG and PNG image."""
+    coco, root = _nuts(tmp_path, 1)
+    jpg = root / coco["images"][0]["file_name"]
+    png = tmp_path / "FudanPed00001.png"
+    shutil.copy(shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png"), png)
+    _truncate(jpg)
+    _truncate(png)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    return [
+        ("missing", tmp_path / "missing.jpg", "No such file"),
+        ("empty", tmp_path / "empty.jpg", "cannot identify image file"),
+        ("truncated_jpeg", jpg, "truncated"),
+        ("truncated_png", png, "truncated"),
+    ]
+
+
+@pytest.mark.parametrize("is_train", [True, False])
+def test_training_and_evaluation_images_named(tmp_path, is_train):
+    from weaksup.data import build_mapper
+
+    cfg = _demo_cfg()
+    mapper = build_mapper(cfg, is_train)
+    for name, path, problem in _image_cases(tmp_path):
+        record = {"file_name": str(path), "image_id": 41, "height": 600, "width": 800}
+        record["annotations"] = [{"bbox": [10, 10, 50, 50], "bbox_mode": 0, "category_id": 0}]
+        with pytest.raises(
+            RuntimeError, match=rf"{re.escape(path.name)}' \(image_id=41\): .*{problem}"
+        ):
+            mapper(record)
+
+
+# ------------------------------------------------------------------------------------------------
+# the rest of the matrix: each tool on each kind of bad input
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "truncated_jpeg"])
+def test_pseudo_tool_bad_jpeg_images(tmp_path, kind):
+    coco, root = _nuts(tmp_path)
+    path = root / "1.jpg"
+    if kind == "missing":
+        path.unlink()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        _truncate(path, 0.95)
+    error = FileNotFoundError if kind == "missing" else ValueError
+    problem = {"missing": "file not found", "empty": "empty file", "truncated_jpeg": "truncated"}[kind]
+    with pytest.raises(error, match=rf"1\.jpg' \(image_id=1\): {problem}"):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_pseudo_tool_truncated_png(tmp_path):
+    root = _pennfudan_copy(tmp_path, ["FudanPed00001"])
+    coco = {
+        "images": [{"id": 5, "file_name": "FudanPed00001.png", "height": 536, "width": 559}],
+        "annotations": [
+            {"id": 1, "image_id": 5, "category_id": 1, "bbox": [159, 181, 143, 250], "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    _write_json(tmp_path / "in.json", coco)
+    _truncate(root / "PNGImages" / "FudanPed00001.png")
+    with pytest.raises(ValueError, match=r"FudanPed00001\.png' \(image_id=5\): truncated"):
+        _pseudo(tmp_path, root / "PNGImages")
+
+
+def test_pseudo_tool_negative_boxes(tmp_path):
+    """Negative coordinates are clipped, a negative width drops the box (empty, invalid mask)."""
+    coco, root = _boxes_json(tmp_path, [[-20, -30, 70, 80], [100, 100, -5, 20]])
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    clipped, dropped = [a for a in out["annotations"] if a["id"] >= 900]
+    assert clipped["area"] == 50 * 50 and clipped["mask_valid"]
+    assert (dropped["area"], dropped["mask_valid"], dropped["fallback"]) == (0, False, "empty_box")
+
+
+def test_pseudo_tool_ignores_bad_ground_truth_masks(tmp_path):
+    """The tool never reads the input's masks: a wrong-size RLE there changes nothing."""
+    coco, root = _nuts(tmp_path, 1)
+    good = _pseudo(tmp_path, root, "box").read_bytes()
+    coco["annotations"][0]["segmentation"] = {"size": [3, 3], "counts": [1, 2]}
+    _write_json(tmp_path / "in.json", coco)
+    out = json.loads(_pseudo(tmp_path, root, "box").read_bytes())
+    assert out["annotations"][1:] == json.loads(good)["annotations"][1:]
+    assert (
+        out["annotations"][0]["segmentation"] == json.loads(good)["annotations"][0]["segmentation"]
+    )
+
+
+def test_eval_tool_bad_boxes_and_classes(tmp_path):
+    coco, pred = _pseudo_output(tmp_path)
+    ann_id = coco["annotations"][2]["id"]
+    for box, problem in [
+        (["1", "2", "3", "4"], "is not a list of 4 numbers"),
+        (None, "is not a list of 4 numbers"),
+        ([float("nan"), 1, 2, 3], "is not finite"),
+    ]:
+        gt = copy.deepcopy(coco)
+        gt["annotations"][2]["bbox"] = box
+        bad = copy.deepcopy(pred)
+        bad["annotations"][2]["bbox"] = box
+        with pytest.raises(
+            ValueError, match=rf"gt\.json: .*annotation id {ann_id}: box .*{problem}"
+        ):
+            _evaluate(gt, bad, tmp_path)
+    gt = copy.deepcopy(coco)
+    gt["annotations"][2]["category_id"] = 9
+    with pytest.raises(ValueError, match=rf"gt\.json: .*annotation id {ann_id}: unknown class 9"):
+        _evaluate(gt, pred, tmp_path)
+
+
+def test_eval_tool_zero_and_outside_boxes_scored_as_invalid(tmp_path):
+    """Boxes the pseudo-mask tool drops (empty mask) count with IoU 0 and as invalid masks."""
+    coco, root = _boxes_json(tmp_path, [[10, 10, 0, 30], [5000, 10, 20, 20]])
+    for k, ann in enumerate(coco["annotations"][1:]):  # GT masks for the two bad boxes
+        ann["segmentation"] = [[100 + k, 100, 140, 100, 140, 140, 100 + k, 140]]
+    _write_json(tmp_path / "in.json", coco)
+    pred = json.loads(_pseudo(tmp_path, root, "box").read_text())
+    rows, stats = _evaluate(coco, pred, tmp_path)
+    assert rows[0][1] == 3 and stats["invalid %"] == pytest.approx(200 / 3)
+
+
+def test_training_output_dir_not_writable(tmp_path):
+    """train_net stops at set-up, naming the folder, not after training at the first checkpoint."""
+    import argparse
+    import runpy
+
+    setup = runpy.run_path(str(REPO_ROOT / "train_net.py"))["setup"]
+    (tmp_path / "a_file").write_text("x")
+    args = argparse.Namespace(
+        config_file=str(REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"),
+        opts=["OUTPUT_DIR", str(tmp_path / "a_file" / "run")],
+        eval_only=False,
+        resume=False,
+        num_gpus=1,
+        num_machines=1,
+        machine_rank=0,
+        dist_url="auto",
+    )
+    with pytest.raises(OSError, match=r"a_file"):
+        setup(args)

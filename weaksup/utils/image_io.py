@@ -1,0 +1,79 @@
+"""Image files checked before decoding: a truncated JPEG must not become a half-grey image.
+
+``cv2.imread`` decodes a JPEG cut short without an error (libjpeg only prints "Premature end of
+JPEG file" and fills the rest with grey), so masks made from it look valid and are wrong. The
+check here reads the file's structure, not its pixels: a JPEG is complete when an EOI marker
+follows its first scan (``FFD9`` cannot occur inside entropy-coded data, where ``FF`` is stuffed),
+a PNG when its chunks are whole up to ``IEND``. Other formats are left to their decoder.
+Plain Python, so pseudo-label workers can use it.
+"""
+
+import os
+
+__all__ = ["check_image_file"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _jpeg_problem(data: bytes) -> str:
+    """Why the JPEG ``data`` is incomplete, or ``""`` (markers walked up to the first scan)."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return f"corrupt (no JPEG marker at byte {i})"
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:
+            return "no image data (end marker before any scan)"
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data, then (more scans and) EOI
+            if data.find(b"\xff\xd9", i + 2 + length) == -1:
+                return "truncated (no end-of-image marker after the image data)"
+            return ""
+        i += 2 + length
+    return "truncated (file ends before the image data)"
+
+
+def _png_problem(data: bytes) -> str:
+    """Why the PNG ``data`` is incomplete, or ``""`` (chunks walked up to ``IEND``)."""
+    i, n = len(_PNG_SIGNATURE), len(data)
+    while i + 8 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        if not data[i + 4 : i + 8].isalpha():
+            return f"corrupt (no PNG chunk at byte {i})"
+        end = i + 12 + length  # length, type, data, CRC
+        if end > n:
+            return f"truncated (chunk {data[i + 4 : i + 8]!r} at byte {i} is cut short)"
+        if data[i + 4 : i + 8] == b"IEND":
+            return ""
+        i = end
+    return "truncated (no IEND chunk)"
+
+
+def check_image_file(path: str, where: str = "") -> None:
+    """Raise if the image file ``path`` is missing, empty, or a truncated JPEG / PNG.
+
+    Args:
+        where: how messages name the file (e.g. ``"image 'a.jpg' (image_id=3)"``); default the
+            path. Raises ``FileNotFoundError`` (missing) or ``ValueError`` (the problem).
+    """
+    where = where or f"image {path!r}"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"cannot read {where}: file not found")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise ValueError(f"cannot read {where}: empty file (0 bytes)")
+    if data[:2] == b"\xff\xd8":
+        problem = _jpeg_problem(data)
+    elif data[:8] == _PNG_SIGNATURE:
+        problem = _png_problem(data)
+    else:
+        problem = ""
+    if problem:
+        raise ValueError(f"cannot read {where}: {problem}; re-create or re-encode the file")
