@@ -39,6 +39,7 @@ def add_weaksup_config(cfg: CN) -> CN:
     # Extra training hooks (names in weaksup.engine.HOOK_REGISTRY), e.g. "PredictionOverlays",
     # "LossCurve"; appended after Detectron2's default hooks.
     _C.WEAKSUP.HOOKS = []
+    data.datasets.add_user_datasets_config(_C)  # WEAKSUP.DATASETS: the user's own datasets
 
     # Prediction overlays written after each evaluation (and by --eval-only).
     _C.WEAKSUP.VIS = CN()
