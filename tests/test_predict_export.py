@@ -19,10 +19,28 @@ from conftest import REPO_ROOT, run_train_net, shared_path
 
 DEMO = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 TINY = [
-    "SOLVER.MAX_ITER", "6", "SOLVER.WARMUP_ITERS", "1", "SOLVER.IMS_PER_BATCH", "2",
-    "SOLVER.CHECKPOINT_PERIOD", "100", "INPUT.MIN_SIZE_TRAIN", "(160,)",
-    "INPUT.MAX_SIZE_TRAIN", "224", "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
-    "DATALOADER.NUM_WORKERS", "0", "WEAKSUP.HOOKS", "[]", "MODEL.ROI_HEADS.NUM_CLASSES", "3",
+    "SOLVER.MAX_ITER",
+    "6",
+    "SOLVER.WARMUP_ITERS",
+    "1",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "100",
+    "INPUT.MIN_SIZE_TRAIN",
+    "(160,)",
+    "INPUT.MAX_SIZE_TRAIN",
+    "224",
+    "INPUT.MIN_SIZE_TEST",
+    "160",
+    "INPUT.MAX_SIZE_TEST",
+    "224",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "WEAKSUP.HOOKS",
+    "[]",
+    "MODEL.ROI_HEADS.NUM_CLASSES",
+    "3",
 ]
 
 pytestmark = pytest.mark.slow
@@ -36,15 +54,31 @@ def trained(tmp_path_factory):
     nuts = shared_path("nuts_coco", "data")
     boxes = out / "nuts_boxes.json"
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "datasets" / "convert_to_coco.py"), "--format", "coco",
-         "--input", str(nuts / "trainval.json"), "--boxes-only", "--output", str(boxes)],
-        check=True, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            str(REPO_ROOT / "datasets" / "convert_to_coco.py"),
+            "--format",
+            "coco",
+            "--input",
+            str(nuts / "trainval.json"),
+            "--boxes-only",
+            "--output",
+            str(boxes),
+        ],
+        check=True,
+        cwd=REPO_ROOT,
     )
     log = run_train_net(
         DEMO,
-        "--register", f"nuts_train_boxonly={boxes}:{nuts / 'images'}",
-        "DATASETS.TRAIN", "('nuts_train_boxonly',)", "DATASETS.TEST", "()",
-        "OUTPUT_DIR", str(out), *TINY,
+        "--register",
+        f"nuts_train_boxonly={boxes}:{nuts / 'images'}",
+        "DATASETS.TRAIN",
+        "('nuts_train_boxonly',)",
+        "DATASETS.TEST",
+        "()",
+        "OUTPUT_DIR",
+        str(out),
+        *TINY,
     )
     assert "nuts_train_boxonly" in log
     config = out / "config.yaml"
@@ -54,8 +88,16 @@ def trained(tmp_path_factory):
 
 def _predict(config, weights, *args):
     cmd = [
-        sys.executable, str(REPO_ROOT / "tools" / "predict.py"), "--config-file", str(config),
-        "--no-progress", *args, "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", "cpu",
+        sys.executable,
+        str(REPO_ROOT / "tools" / "predict.py"),
+        "--config-file",
+        str(config),
+        "--no-progress",
+        *args,
+        "MODEL.WEIGHTS",
+        str(weights),
+        "MODEL.DEVICE",
+        "cpu",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
@@ -98,14 +140,26 @@ def test_predict_folder_and_video(trained, tmp_path):
         writer.write(cv2.resize(cv2.imread(str(p)), (320, 240)))
     writer.release()
     out = tmp_path / "pred"
-    _predict(config, weights, "--input", str(folder), str(video), "--output", str(out),
-             "--confidence-threshold", "0.05", "--masks")
+    _predict(
+        config,
+        weights,
+        "--input",
+        str(folder),
+        str(video),
+        "--output",
+        str(out),
+        "--confidence-threshold",
+        "0.05",
+        "--masks",
+    )
     index, results = _check_results(out, 3 + 4)
     frames = [im for im in index["images"] if "frame" in im]
     assert [im["frame"] for im in frames] == [0, 1, 2, 3]
     assert {(im["height"], im["width"]) for im in frames} == {(240, 320)}
     overlays = sorted(os.listdir(out / "overlays"))
-    assert overlays == sorted([p.stem + ".png" for p in pngs] + [f"clip_{k:06d}.png" for k in range(4)])
+    assert overlays == sorted(
+        [p.stem + ".png" for p in pngs] + [f"clip_{k:06d}.png" for k in range(4)]
+    )
     for name in overlays:  # drawings and masks have the input's size
         im = cv2.imread(str(out / "overlays" / name))
         mask = cv2.imread(str(out / "masks" / name), cv2.IMREAD_UNCHANGED)
@@ -122,8 +176,18 @@ def test_predict_scores_with_pycocotools(trained, tmp_path):
     config, weights, nuts, boxes = trained
     images = [str(nuts / "images" / f"{k}.jpg") for k in (0, 5)]
     out = tmp_path / "scored"
-    _predict(config, weights, "--input", *images, "--output", str(out), "--gt-json",
-             str(nuts / "trainval.json"), "--confidence-threshold", "0.05")
+    _predict(
+        config,
+        weights,
+        "--input",
+        *images,
+        "--output",
+        str(out),
+        "--gt-json",
+        str(nuts / "trainval.json"),
+        "--confidence-threshold",
+        "0.05",
+    )
     index, results = _check_results(out, 2)
     with open(nuts / "trainval.json") as f:
         ids = {im["file_name"]: im["id"] for im in json.load(f)["images"]}
@@ -151,40 +215,118 @@ torch.save(outputs, sys.argv[3])
 """
 
 
-def test_export_torchscript_parity(trained, tmp_path):
-    """TorchScript: same boxes (0.01 px), classes, scores (1e-4) and mask probabilities (1e-3)
-    as the PyTorch model, on real images of other sizes than the traced one."""
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """Export (TorchScript and ONNX) traced on nuts image 0, the PyTorch model, and three real
+    images of other sizes, preprocessed as the export's input."""
     sys.path.insert(0, str(REPO_ROOT / "tools"))
     import export_model
 
     config, weights, nuts, _ = trained
+    out = tmp_path_factory.mktemp("export")
     sample = str(nuts / "images" / "0.jpg")
     args = export_model.build_parser().parse_args(
-        ["--config-file", str(config), "--output", str(tmp_path / "export"), "--sample-image",
-         sample, "MODEL.WEIGHTS", str(weights)]
+        [
+            "--output",
+            str(out),
+            "--format",
+            "torchscript",
+            "onnx",
+            "--sample-image",
+            sample,
+            "--config-file",
+            str(config),
+            "MODEL.WEIGHTS",
+            str(weights),
+        ]
     )
-    info = export_model.export(export_model.setup(args), args.output, args.format, sample)
-    assert info["outputs"] == ["pred_boxes", "pred_classes", "pred_masks", "scores", "image_size"]
     cfg = export_model.setup(args)
+    info = export_model.export(cfg, args.output, args.format, sample)
+    assert info["outputs"] == ["pred_boxes", "pred_classes", "pred_masks", "scores", "image_size"]
     model = export_model.exportable_model(cfg)
-    files = [nuts / "images" / "7.jpg", *sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:2]]
-    images = [export_model.preprocess(cfg, cv2.imread(str(f))) for f in files]
-    assert len({tuple(im.shape) for im in images}) == 3  # three sizes, none the sample's
+    pngs = sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:2]
+    images = [
+        export_model.preprocess(cfg, cv2.imread(str(f))) for f in [nuts / "images" / "7.jpg", *pngs]
+    ]
+    assert len({tuple(im.shape) for im in images}) == 3  # three sizes
+    with torch.no_grad():
+        refs = [export_model._inference(model, [{"image": im}])[0]["instances"] for im in images]
+    assert sum(len(r) for r in refs) > 0
+    return info, images, refs, out
+
+
+def _assert_same_detections(got, ref, image):
+    """Exported vs PyTorch outputs: equal classes, boxes within 0.01 px, scores within 1e-4,
+    per-box mask probabilities within 1e-3."""
+    got = {k: torch.as_tensor(v) for k, v in got.items()}
+    assert len(ref) == len(got["scores"]) and tuple(got["image_size"].tolist()) == tuple(
+        image.shape[1:]
+    )
+    assert torch.equal(got["pred_classes"], ref.pred_classes)
+    assert torch.allclose(got["pred_boxes"], ref.pred_boxes.tensor, atol=0.01, rtol=0)
+    assert torch.allclose(got["scores"], ref.scores, atol=1e-4, rtol=0)
+    assert torch.allclose(got["pred_masks"], ref.pred_masks, atol=1e-3, rtol=0)
+
+
+FRESH_ONNX = """
+import sys
+import numpy as np, onnxruntime, torch
+session = onnxruntime.InferenceSession(sys.argv[1])
+names = [o.name for o in session.get_outputs()]
+assert not any(m.split(".")[0] in ("weaksup", "detectron2") for m in sys.modules), "imported"
+images = torch.load(sys.argv[2])
+outputs = [dict(zip(names, session.run(None, {"image": im.numpy()}))) for im in images]
+torch.save(outputs, sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("fmt,script", [("torchscript", FRESH), ("onnx", FRESH_ONNX)])
+def test_export_parity(exported, tmp_path, fmt, script):
+    """The exported file, run in a fresh process without weaksup or Detectron2 (TorchScript with
+    torch + torchvision, ONNX with onnxruntime), gives the PyTorch model's detections on real
+    images of other sizes than the traced one."""
+    info, images, refs, _ = exported
     torch.save(images, tmp_path / "inputs.pt")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
-        [sys.executable, "-c", FRESH, info["files"]["torchscript"], str(tmp_path / "inputs.pt"),
-         str(tmp_path / "outputs.pt")], check=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            script,
+            info["files"][fmt],
+            str(tmp_path / "inputs.pt"),
+            str(tmp_path / "outputs.pt"),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
-    exported = torch.load(tmp_path / "outputs.pt")
-    total = 0
-    with torch.no_grad():
-        for image, got in zip(images, exported):
-            ref = export_model._inference(model, [{"image": image}])[0]["instances"]
-            assert len(ref) == len(got["scores"]) and tuple(got["image_size"]) == tuple(image.shape[1:])
-            total += len(ref)
-            assert torch.equal(got["pred_classes"], ref.pred_classes)
-            assert torch.allclose(got["pred_boxes"], ref.pred_boxes.tensor, atol=0.01, rtol=0)
-            assert torch.allclose(got["scores"], ref.scores, atol=1e-4, rtol=0)
-            assert torch.allclose(got["pred_masks"], ref.pred_masks, atol=1e-3, rtol=0)
-    assert total > 0
+    for image, got, ref in zip(images, torch.load(tmp_path / "outputs.pt"), refs):
+        _assert_same_detections(got, ref, image)
+
+
+def test_predict_semantic_model(tmp_path):
+    """A semantic model (BoxSup's, untrained weights: only the output path is tested) writes
+    class-map overlays, label PNGs and per-class RLE results with the dataset's classes."""
+    config = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.yaml"
+    pngs = sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:2]
+    out = tmp_path / "semantic"
+    _predict(config, "", "--input", *map(str, pngs), "--output", str(out), "--masks")
+    with open(out / "images.json") as f:
+        index = json.load(f)
+    with open(out / "sem_seg_results.json") as f:
+        results = json.load(f)
+    assert index["stuff_classes"] == ["background", "person"]
+    assert not (out / "results.json").exists()
+    assert sorted(os.listdir(out / "overlays")) == sorted(p.stem + ".png" for p in pngs)
+    for im in index["images"]:
+        mine = [r for r in results if r["image_id"] == im["id"]]
+        labels = cv2.imread(
+            str(out / "masks" / (os.path.basename(im["file_name"])[:-4] + ".png")), -1
+        )
+        assert labels.shape == (im["height"], im["width"]) and set(np.unique(labels)) <= {0, 1}
+        # the RLEs partition the image: one per predicted class, as in the label PNG
+        assert sorted(r["category_id"] for r in mine) == sorted(np.unique(labels).tolist())
+        for r in mine:
+            assert np.array_equal(mask_util.decode(r["segmentation"]), labels == r["category_id"])

@@ -30,8 +30,9 @@ def nuts():
     return str(root / "trainval.json"), str(root / "images"), data
 
 
-def _cfg(*entries):
+def _cfg(*entries, num_classes=3):
     cfg = add_weaksup_config(get_cfg())
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     cfg.WEAKSUP.DATASETS.COCO = [list(e) for e in entries]
     return cfg
 
@@ -57,7 +58,12 @@ def _assert_same_boxes(got, expected, tol):
 
 
 def test_parse_register_spec():
-    assert parse_register_spec("a_boxonly=x.json:imgs") == ["a_boxonly", "x.json", "imgs", "boxonly"]
+    assert parse_register_spec("a_boxonly=x.json:imgs") == [
+        "a_boxonly",
+        "x.json",
+        "imgs",
+        "boxonly",
+    ]
     assert parse_register_spec("a=x.json:imgs") == ["a", "x.json", "imgs", "instances"]
     assert parse_register_spec("a=x.json:imgs:boxonly") == ["a", "x.json", "imgs", "boxonly"]
     for bad in ("a", "a=x.json", "=x.json:imgs", "a=x.json:imgs:masks", "a=C:/x.json:D:/imgs"):
@@ -71,7 +77,9 @@ def test_register_from_config_and_command_line(nuts):
     names = register_user_datasets(cfg, [f"user_nuts_train_boxonly={json_file}:{image_root}"])
     assert names == ["user_nuts_val", "user_nuts_train_boxonly"]
     assert cfg.WEAKSUP.DATASETS.COCO[1][3] == "boxonly"  # recorded in the config (config.yaml)
-    boxonly, full = DatasetCatalog.get("user_nuts_train_boxonly"), DatasetCatalog.get("user_nuts_val")
+    boxonly, full = DatasetCatalog.get("user_nuts_train_boxonly"), DatasetCatalog.get(
+        "user_nuts_val"
+    )
     for dicts in (boxonly, full):
         assert len(dicts) == 18 and sum(len(r["annotations"]) for r in dicts) == 165
     assert not any("segmentation" in a for r in boxonly for a in r["annotations"])
@@ -88,7 +96,7 @@ def test_register_from_config_and_command_line(nuts):
 
 def test_config_from_command_line_overrides(nuts):
     json_file, image_root, _ = nuts
-    cfg = add_weaksup_config(get_cfg())
+    cfg = _cfg()
     cfg.merge_from_list(
         ["WEAKSUP.DATASETS.COCO", f"[['user_nuts_opts', '{json_file}', '{image_root}', 'boxonly']]"]
     )
@@ -114,8 +122,16 @@ def test_bad_user_datasets(nuts, tmp_path):
     bad = tmp_path / "bad_images.json"
     bad.write_text(json.dumps(edited))
     register_user_datasets(_cfg(["u5_boxonly", str(bad), image_root, "boxonly"]))
-    with pytest.raises(FileNotFoundError, match="bad_images.json: 1 of 18 image.*image 3: .*missing_photo.jpg"):
+    with pytest.raises(
+        FileNotFoundError, match="bad_images.json: 1 of 18 image.*image 3: .*missing_photo.jpg"
+    ):
         DatasetCatalog.get("u5_boxonly")
+    # the model's number of classes differs from the json's categories
+    register_user_datasets(_cfg(["u7", json_file, image_root, "boxonly"], num_classes=1))
+    with pytest.raises(
+        ValueError, match="trainval.json: 3 categories .* set MODEL.ROI_HEADS.NUM_CLASSES 3"
+    ):
+        DatasetCatalog.get("u7")
     # not json: the loader's message names the file
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
@@ -170,7 +186,9 @@ def _write_voc_xml(data, folder, difficult_ids=()):
             x, y, w, h = a["bbox"]
             for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), (x + 1, y + 1, x + w, y + h)):
                 ET.SubElement(box, tag).text = str(int(v))
-        ET.ElementTree(root).write(os.path.join(folder, os.path.splitext(im["file_name"])[0] + ".xml"))
+        ET.ElementTree(root).write(
+            os.path.join(folder, os.path.splitext(im["file_name"])[0] + ".xml")
+        )
 
 
 def test_voc_xml_round_trip(nuts, tmp_path):
@@ -184,8 +202,16 @@ def test_voc_xml_round_trip(nuts, tmp_path):
     # through the command line, then registered and loaded as box-only training data
     out = tmp_path / "voc.json"
     convert_to_coco.main(
-        ["--format", "voc_xml", "--input", str(tmp_path / "Annotations"), "--image-root",
-         image_root, "--output", str(out)]
+        [
+            "--format",
+            "voc_xml",
+            "--input",
+            str(tmp_path / "Annotations"),
+            "--image-root",
+            image_root,
+            "--output",
+            str(out),
+        ]
     )
     register_user_datasets(_cfg(["user_voc_xml_boxonly", str(out), image_root, "boxonly"]))
     dicts = DatasetCatalog.get("user_voc_xml_boxonly")
@@ -206,7 +232,9 @@ def test_voc_xml_bad_input(nuts, tmp_path):
     with pytest.raises(ValueError, match="3.xml: object 0: no <name> or <bndbox>"):
         voc_xml_to_coco(str(folder), image_root)
     (folder / "3.xml").unlink()
-    with pytest.raises(ValueError, match="Annotations: image '0.jpg' object 0: unknown class 'date'"):
+    with pytest.raises(
+        ValueError, match="Annotations: image '0.jpg' object 0: unknown class 'date'"
+    ):
         voc_xml_to_coco(str(folder), image_root, classes=["fig", "hazelnut"])
     with pytest.raises(FileNotFoundError, match="annotation folder not found"):
         voc_xml_to_coco(str(tmp_path / "nothing"), image_root)
@@ -228,8 +256,14 @@ def test_via_project(nuts, tmp_path):
             else:  # a diamond touching the box sides
                 xs, ys = [x + w / 2, x + w, x + w / 2, x], [y, y + h / 2, y + h, y + h / 2]
                 shape = {"name": "polygon", "all_points_x": xs, "all_points_y": ys}
-            regions.append({"shape_attributes": shape, "region_attributes": {"type": names[a["category_id"]]}})
-        metadata[f"{im['file_name']}123"] = {"filename": im["file_name"], "size": 123, "regions": regions}
+            regions.append(
+                {"shape_attributes": shape, "region_attributes": {"type": names[a["category_id"]]}}
+            )
+        metadata[f"{im['file_name']}123"] = {
+            "filename": im["file_name"],
+            "size": 123,
+            "regions": regions,
+        }
     project = tmp_path / "via_project.json"
     project.write_text(json.dumps({"_via_settings": {}, "_via_img_metadata": metadata}))
     coco = via_to_coco(str(project), image_root)

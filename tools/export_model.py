@@ -46,8 +46,7 @@ from detectron2.export import TracingAdapter
 from detectron2.modeling import GeneralizedRCNN, build_model
 from detectron2.utils.logger import setup_logger
 
-from weaksup.config import load_config
-from weaksup.data.datasets import add_register_argument, register_user_datasets
+from weaksup.engine.cli import add_config_arguments, load_tool_config
 from weaksup.pseudo.job import write_json_atomic
 
 logger = logging.getLogger("weaksup.export")
@@ -57,8 +56,7 @@ ONNX_OPSET = 17  # the ONNX opset the traced graph is exported with
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
-    cfg = load_config(args.config_file, args.opts)
-    register_user_datasets(cfg, args.register)
+    cfg = load_tool_config(args)
     cfg.MODEL.DEVICE = "cpu"  # traced on the CPU: the file then runs anywhere torch does
     cfg.freeze()
     return cfg
@@ -152,8 +150,14 @@ def export(cfg: CfgNode, output: str, formats: Sequence[str], sample: Optional[s
         tmp = files["onnx"] + ".partial"
         with torch.no_grad():
             torch.onnx.export(
-                adapter, (image,), tmp, opset_version=ONNX_OPSET, dynamo=False,
-                input_names=["image"], output_names=info["outputs"],
+                adapter,
+                (image,),
+                tmp,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+                input_names=["image"],
+                output_names=info["outputs"],
+                dynamic_axes={"image": {1: "height", 2: "width"}},
             )
         os.replace(tmp, files["onnx"])
     info["files"] = files
@@ -166,17 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="the model's config")
     parser.add_argument("--output", required=True, help="folder for the exported files")
     parser.add_argument("--format", nargs="+", default=["torchscript"], choices=FORMATS)
-    parser.add_argument(
-        "--sample-image", help="image traced with (default: the first test image)"
-    )
-    add_register_argument(parser)
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides"
-    )
-    return parser
+    parser.add_argument("--sample-image", help="image traced with (default: the first test image)")
+    return add_config_arguments(parser)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

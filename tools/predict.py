@@ -54,8 +54,7 @@ from detectron2.engine import DefaultPredictor
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils.logger import setup_logger
 
-from weaksup.config import load_config
-from weaksup.data.datasets import add_register_argument, register_user_datasets
+from weaksup.engine.cli import add_config_arguments, load_tool_config
 from weaksup.engine.device import resolve_device
 from weaksup.engine.overlays import draw_prediction
 from weaksup.pseudo.job import write_json_atomic
@@ -93,7 +92,10 @@ def expand_inputs(inputs: Sequence[str]) -> List[Tuple[str, str]]:
         elif os.path.isfile(item):
             paths = [item]
         else:
-            raise FileNotFoundError(f"--input {item}: no such file or folder")
+            hint = ""
+            if item.split(".")[0].isupper():  # e.g. MODEL.WEIGHTS after --input's last path
+                hint = " (KEY VALUE overrides go after an option with one value, e.g. --output)"
+            raise FileNotFoundError(f"--input {item}: no such file or folder{hint}")
         for path in paths:
             ext = os.path.splitext(path)[1].lower()
             if ext in VIDEO_EXTENSIONS:
@@ -245,8 +247,7 @@ def coco_evaluate(gt_json: str, results: List[Dict], with_masks: bool) -> Dict[s
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
-    cfg = load_config(args.config_file, args.opts)
-    register_user_datasets(cfg, args.register)
+    cfg = load_tool_config(args)
     # Detectron2's demo: the threshold is the ROI heads' test threshold (models that do not read
     # it, e.g. the fused Hybrid model, are filtered after prediction as well).
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
@@ -285,7 +286,9 @@ def run(args: argparse.Namespace) -> Dict:
         os.makedirs(mask_dir, exist_ok=True)
     images, detections, sem_segs, used = [], [], [], {}
     outputs = set()  # the model's output types seen: "instances", "sem_seg"
-    vis_thresh = args.confidence_threshold if args.overlay_threshold is None else args.overlay_threshold
+    vis_thresh = (
+        args.confidence_threshold if args.overlay_threshold is None else args.overlay_threshold
+    )
     frames = read_frames(inputs)
     for record, image in tqdm.tqdm(
         frames, total=count_frames(inputs), desc="predict", disable=args.no_progress
@@ -294,7 +297,9 @@ def run(args: argparse.Namespace) -> Dict:
         if "frame" in record:
             stem = f"{stem}_{record['frame']:06d}"
         name = _unique_name(stem, used)
-        image_id = len(images) if gt is None or "frame" in record else gt.image_id(record["file_name"])
+        image_id = (
+            len(images) if gt is None or "frame" in record else gt.image_id(record["file_name"])
+        )
         h, w = image.shape[:2]
         images.append({"id": image_id, "file_name": record["file_name"], "height": h, "width": w})
         if "frame" in record:
@@ -326,9 +331,7 @@ def run(args: argparse.Namespace) -> Dict:
     written = {}
     index = {"images": images}
     if thing_classes:
-        index["categories"] = [
-            {"id": i, "name": n} for i, n in zip(category_ids, thing_classes)
-        ]
+        index["categories"] = [{"id": i, "name": n} for i, n in zip(category_ids, thing_classes)]
     if "sem_seg" in outputs:
         index["stuff_classes"] = list(draw_meta.stuff_classes)
     write_json_atomic(index, os.path.join(args.output, "images.json"))
@@ -363,7 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="the model's config")
     parser.add_argument(
         "--input", nargs="+", required=True, help="images, folders, globs (quoted) or video files"
     )
@@ -372,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--confidence-threshold", type=float, default=0.5, help="detections kept (json, overlays)"
     )
     parser.add_argument(
-        "--overlay-threshold", type=float, default=None,
+        "--overlay-threshold",
+        type=float,
+        default=None,
         help="detections drawn and in --masks (default: --confidence-threshold)",
     )
     parser.add_argument("--masks", action="store_true", help="also write per-image PNG masks")
@@ -380,11 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gt-json", help="COCO json of the input images: use its ids and report COCO AP"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_register_argument(parser)
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides"
-    )
-    return parser
+    return add_config_arguments(parser)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:

@@ -129,7 +129,9 @@ def _voc_image(path: str, image_root: str) -> _Image:
             box = obj.find("bndbox")
             x0, y0, x1, y1 = (float(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
         except (AttributeError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: object {k}: no <name> or <bndbox> coordinates ({e!r})") from e
+            raise ValueError(
+                f"{path}: object {k}: no <name> or <bndbox> coordinates ({e!r})"
+            ) from e
         difficult = int(float(obj.findtext("difficult") or 0))
         objs.append((name, [x0 - 1.0, y0 - 1.0, x1, y1], None, difficult))
     return file_name, height, width, objs
@@ -161,7 +163,11 @@ def _labelme_image(path: str, image_root: str) -> _Image:
     groups: Dict[Tuple, List] = {}
     for k, shape in enumerate(shapes):
         try:
-            label, kind, points = shape["label"], shape.get("shape_type", "polygon"), shape["points"]
+            label, kind, points = (
+                shape["label"],
+                shape.get("shape_type", "polygon"),
+                shape["points"],
+            )
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: shape {k}: no {e}") from e
         if label == IGNORE_LABEL:
@@ -218,7 +224,9 @@ def via_to_coco(
         for k, region in enumerate(regions):
             record = f"{json_file}: image {file_name!r} region {k}"
             attributes = region.get("region_attributes", {})
-            attribute = class_attribute or (next(iter(attributes)) if len(attributes) == 1 else None)
+            attribute = class_attribute or (
+                next(iter(attributes)) if len(attributes) == 1 else None
+            )
             if attribute not in attributes:
                 raise ValueError(
                     f"{record}: class attribute {attribute!r} not among {sorted(attributes)} "
@@ -247,11 +255,15 @@ def via_to_coco(
     return _coco(images, classes, json_file)
 
 
-def coco_to_coco(json_file: str, image_root: str = "", classes: Optional[Sequence[str]] = None) -> Dict:
+def coco_to_coco(
+    json_file: str, image_root: str = "", classes: Optional[Sequence[str]] = None
+) -> Dict:
     """The COCO json itself (ids kept); ``image_root`` and ``classes`` are not used."""
     data = _load_json(json_file)
     if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
-        raise ValueError(f"{json_file}: not a COCO instances json (images, annotations, categories)")
+        raise ValueError(
+            f"{json_file}: not a COCO instances json (images, annotations, categories)"
+        )
     return data
 
 

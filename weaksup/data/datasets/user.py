@@ -27,7 +27,7 @@ Other box formats (Pascal VOC XML, labelme, VIA) are converted to COCO json firs
 
 import argparse
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from detectron2.config import CfgNode as CN
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -89,12 +89,36 @@ def add_register_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def load_user_coco_json(
-    json_file: str, image_root: str, dataset_name: str, box_only: bool
+    json_file: str,
+    image_root: str,
+    dataset_name: str,
+    box_only: bool,
+    num_classes: Optional[int] = None,
 ) -> List[Dict]:
-    """:func:`load_coco_json` of a user dataset, plus a check that every image file exists."""
+    """:func:`load_coco_json` of a user dataset, plus checks that every image file exists and
+    that the json has ``num_classes`` categories (the model's, when given)."""
     dicts = load_coco_json(json_file, image_root, dataset_name, box_only=box_only)
+    classes = MetadataCatalog.get(dataset_name).thing_classes
+    if num_classes is not None and len(classes) != num_classes:
+        raise ValueError(
+            f"{json_file}: {len(classes)} categories ({', '.join(classes)}) but the model has "
+            f"MODEL.ROI_HEADS.NUM_CLASSES {num_classes}: set MODEL.ROI_HEADS.NUM_CLASSES "
+            f"{len(classes)}"
+        )
     check_image_files(dicts, json_file)
     return dicts
+
+
+def _roi_heads_num_classes(cfg: CN) -> Optional[int]:
+    """``MODEL.ROI_HEADS.NUM_CLASSES`` when the model is an R-CNN (it then predicts exactly the
+    dataset's classes), else None."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+
+    try:
+        arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:
+        return None
+    return cfg.MODEL.ROI_HEADS.NUM_CLASSES if issubclass(arch, GeneralizedRCNN) else None
 
 
 def _check_entry(entry: Sequence) -> Tuple[str, str, str, str]:
@@ -110,7 +134,9 @@ def _check_entry(entry: Sequence) -> Tuple[str, str, str, str]:
         )
     check_annotation_file(json_file)
     if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"dataset {name!r} ({json_file}): image folder not found: {image_root}")
+        raise FileNotFoundError(
+            f"dataset {name!r} ({json_file}): image folder not found: {image_root}"
+        )
     return name, json_file, image_root, kind
 
 
@@ -119,14 +145,15 @@ def register_user_datasets(cfg: CN, register: Sequence[str] = ()) -> List[str]:
     Append the ``--register`` specs to ``cfg.WEAKSUP.DATASETS.COCO`` (``cfg`` must not be
     frozen when ``register`` is given) and register every entry with Detectron2's catalogs.
 
-    Registering the same entry twice in a process is a no-op; a name taken by another dataset
-    raises an error. Returns the names.
+    Registering the same entry again in a process replaces its loader (the model's number of
+    classes, checked at load, may differ); a name taken by another dataset raises an error.
+    Returns the names.
     """
     if register:
         cfg.WEAKSUP.DATASETS.COCO = list(cfg.WEAKSUP.DATASETS.COCO) + [
             parse_register_spec(s) for s in register
         ]
-    names = []
+    names, num_classes = [], _roi_heads_num_classes(cfg)
     for entry in cfg.WEAKSUP.DATASETS.COCO:
         name, json_file, image_root, kind = _check_entry(entry)
         json_file, image_root = os.path.abspath(json_file), os.path.abspath(image_root)
@@ -137,12 +164,13 @@ def register_user_datasets(cfg: CN, register: Sequence[str] = ()) -> List[str]:
                     f"WEAKSUP.DATASETS.COCO: dataset name {name!r} is already registered "
                     f"(a builtin or another json); choose another name"
                 )
-            names.append(name)
-            continue
+            DatasetCatalog.remove(name)  # the same data: re-registered for this model's classes
         box_only = kind == "boxonly"
         DatasetCatalog.register(
             name,
-            lambda j=json_file, r=image_root, n=name, b=box_only: load_user_coco_json(j, r, n, b),
+            lambda j=json_file, r=image_root, n=name, b=box_only, k=num_classes: (
+                load_user_coco_json(j, r, n, b, k)
+            ),
         )
         MetadataCatalog.get(name).set(
             json_file=json_file,
