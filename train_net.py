@@ -6,6 +6,8 @@ Examples:
     python train_net.py --config-file configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml
     # several processes: GPUs with CUDA, CPU processes over gloo without
     python train_net.py --config-file configs/box_mask_rcnn_R50_FPN_coco.yaml --num-gpus 4
+    # your own box-only data (COCO json; see README "Your own data")
+    python train_net.py --config-file CONFIG --register mine_train_boxonly=train.json:images
     # resume, or evaluate a checkpoint
     python train_net.py --config-file CONFIG --resume
     python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
@@ -21,6 +23,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from weaksup import add_weaksup_config
+from weaksup.data.datasets import add_register_argument, register_user_datasets
 from weaksup.engine import (
     PIPELINE_REGISTRY,
     WeaksupTrainer,
@@ -40,6 +43,7 @@ def setup(args):
     add_weaksup_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    register_user_datasets(cfg, getattr(args, "register", ()))  # in every process, before use
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="weaksup")
     resolve_device(cfg)
@@ -85,7 +89,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = add_register_argument(default_argument_parser()).parse_args()
     launch(
         main,
         args.num_gpus,

@@ -22,6 +22,7 @@ from detectron2.engine import default_argument_parser
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_net import setup  # noqa: E402  (same config, logging and device set-up)
 
+from weaksup.data.datasets import add_register_argument  # noqa: E402
 from weaksup.methods.boxcaseg.pipeline import make_proxy_masks, stage1_config  # noqa: E402
 from weaksup.engine.launch import launch  # noqa: E402
 
@@ -32,7 +33,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = add_register_argument(default_argument_parser()).parse_args()
     launch(
         main,
         args.num_gpus,

@@ -65,6 +65,7 @@ def add_shared_config(cfg: CN) -> CN:
     # "LossCurve"; run after Detectron2's default hooks but before its final PeriodicWriter, so
     # the writers log what they record.
     _C.WEAKSUP.HOOKS = []
+    data.datasets.add_user_datasets_config(_C)  # WEAKSUP.DATASETS: the user's own datasets
 
     # Prediction overlays written after each evaluation (and by --eval-only).
     _C.WEAKSUP.VIS = CN()

@@ -2,9 +2,10 @@
 
 import logging
 import os
-from typing import List
+from typing import Dict, List
 
 import cv2
+import numpy as np
 import torch
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -16,9 +17,31 @@ from detectron2.utils.visualizer import Visualizer
 from ..data import build_mapper
 from .hook_registry import HOOK_REGISTRY
 
-__all__ = ["write_prediction_overlays", "PredictionOverlays"]
+__all__ = ["draw_prediction", "write_prediction_overlays", "PredictionOverlays"]
 
 logger = logging.getLogger(__name__)
+
+
+def draw_prediction(
+    image: np.ndarray, prediction: Dict, metadata, score_thresh: float = 0.0
+) -> np.ndarray:
+    """
+    Draw one image's model output (Detectron2's standard keys) on ``image`` (RGB, HxWx3 uint8):
+    ``instances`` (masks, boxes, classes, scores >= ``score_thresh``) when present, else the
+    ``sem_seg`` argmax (classes ``metadata.stuff_classes``; a first class named "background" is
+    not drawn). Returns the RGB drawing.
+    """
+    visualizer = Visualizer(image, metadata)
+    if "instances" in prediction:
+        instances = prediction["instances"].to("cpu")
+        instances = instances[instances.scores >= score_thresh]
+        return visualizer.draw_instance_predictions(instances).get_image()
+    if "sem_seg" in prediction:
+        labels = prediction["sem_seg"].argmax(dim=0).to("cpu")
+        if list(metadata.get("stuff_classes", []))[:1] == ["background"]:
+            labels[labels == 0] = 255  # above every class index: Visualizer skips it
+        return visualizer.draw_sem_seg(labels, alpha=0.5).get_image()
+    raise ValueError(f"no 'instances' or 'sem_seg' in the model output (keys {sorted(prediction)})")
 
 
 @torch.no_grad()
@@ -41,10 +64,9 @@ def write_prediction_overlays(cfg: CfgNode, model: torch.nn.Module, output_dir: 
     paths = []
     try:
         for d in dicts:
-            instances = model([mapper(d)])[0]["instances"].to("cpu")
-            instances = instances[instances.scores >= cfg.WEAKSUP.VIS.SCORE_THRESH]
+            prediction = model([mapper(d)])[0]
             image = utils.read_image(d["file_name"], format="RGB")
-            drawn = Visualizer(image, metadata).draw_instance_predictions(instances).get_image()
+            drawn = draw_prediction(image, prediction, metadata, cfg.WEAKSUP.VIS.SCORE_THRESH)
             name = os.path.splitext(os.path.basename(d["file_name"]))[0]
             path = os.path.join(output_dir, f"{name}.png")
             tmp = os.path.join(output_dir, f".{name}.partial.png")

@@ -4,6 +4,7 @@ from typing import Optional
 from unittest import mock
 
 from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
 from detectron2.modeling import META_ARCH_REGISTRY
@@ -50,9 +51,11 @@ def build_coco_evaluator(
     elsewhere: Hybrid's small branch, a Faster R-CNN whose detections GrabCut segments); results
     ``{"bbox": {"AP", "AP50", ..., "AP-<class>"}, "segm": {...}}`` as Detectron2's. The tasks
     are fixed by the config, not inferred from the predictions, so a model with no detection at
-    all still reports (zero) segm AP instead of dropping the task.
+    all still reports (zero) segm AP instead of dropping the task. A dataset registered box-only
+    (metadata ``box_only``: the user's datasets of kind "boxonly") has no masks to score: bbox only.
     """
     arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
     masks = cfg.MODEL.MASK_ON or getattr(arch, "predicts_masks", False)
+    masks = masks and not MetadataCatalog.get(dataset_name).get("box_only", False)
     tasks = ("bbox", "segm") if masks else ("bbox",)
     return FasterCOCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_dir)

@@ -17,7 +17,18 @@ from .pennfudan import (
     register_pennfudan,
 )
 from .salient import load_salient_images, register_salient
-from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
+from .sanitize import (
+    check_annotation_file,
+    check_image_files,
+    sanitize_dataset_dicts,
+    unknown_class_error,
+)
+from .user import (
+    add_register_argument,
+    add_user_datasets_config,
+    parse_register_spec,
+    register_user_datasets,
+)
 from .voc import (
     VOC_CLASSES,
     VOC_SEM_SEG_CLASSES,
@@ -45,8 +56,13 @@ __all__ = [
     "load_salient_images",
     "register_salient",
     "check_annotation_file",
+    "check_image_files",
     "sanitize_dataset_dicts",
     "unknown_class_error",
+    "add_register_argument",
+    "add_user_datasets_config",
+    "parse_register_spec",
+    "register_user_datasets",
     "VOC_CLASSES",
     "VOC_SEM_SEG_CLASSES",
     "load_voc_sem_seg",

@@ -8,6 +8,8 @@ All loaders report bad input the same way:
   naming the file and the record;
 * a box that is not 4 numbers (a string, a list of strings, 3 values) -> ``ValueError`` naming
   the file and the record;
+* image files that do not exist (:func:`check_image_files`) -> ``FileNotFoundError`` naming the
+  annotation file, the records and the paths;
 * invalid boxes are repaired or dropped, with ONE counted warning per file that names the records:
   boxes partly outside the image are clipped to it; boxes with x2 < x1 or y2 < y1, boxes of zero
   area, boxes with a NaN or infinite coordinate and boxes fully outside the image are dropped (the
@@ -24,7 +26,12 @@ from detectron2.structures import BoxMode
 from ...utils.coco_json import is_box
 from ...utils.rle import rle_problem
 
-__all__ = ["check_annotation_file", "unknown_class_error", "sanitize_dataset_dicts"]
+__all__ = [
+    "check_annotation_file",
+    "check_image_files",
+    "unknown_class_error",
+    "sanitize_dataset_dicts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,21 @@ def check_annotation_file(path: str) -> None:
         raise PermissionError(f"Annotation file is not readable: {path}")
     if os.path.getsize(path) == 0:
         raise ValueError(f"Annotation file is empty: {path}")
+
+
+def check_image_files(dataset_dicts: List[Dict], source: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``source`` and the records whose ``file_name`` is not a
+    file (the first ones and the count), instead of a failure deep in a data-loader worker."""
+    missing = [r for r in dataset_dicts if not os.path.isfile(r["file_name"])]
+    if missing:
+        listed = "; ".join(
+            f"image {r.get('image_id')!r}: {r['file_name']}" for r in missing[:_MAX_LISTED]
+        )
+        more = len(missing) - _MAX_LISTED
+        raise FileNotFoundError(
+            f"{source}: {len(missing)} of {len(dataset_dicts)} image file(s) not found: {listed}"
+            + (f"; ... and {more} more" if more > 0 else "")
+        )
 
 
 def unknown_class_error(source: str, record: str, label: object, known: Sequence) -> ValueError:
