@@ -21,8 +21,9 @@ FOUNDATION = (
     "weaksup.registry",
     "weaksup.paths",
 )
-# Modules above the foundation and the methods: the config composition and the registration.
-TOP = ("weaksup.config", "weaksup.registration")
+# Modules above the foundation and the methods: the config composition, the registration and
+# the command-line pieces shared by the tools (they load configs).
+TOP = ("weaksup.config", "weaksup.registration", "weaksup.cli")
 TORCH_FREE = ("weaksup.pseudo",)
 
 

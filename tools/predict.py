@@ -54,7 +54,7 @@ from detectron2.engine import DefaultPredictor
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils.logger import setup_logger
 
-from weaksup.engine.cli import add_config_arguments, load_tool_config
+from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.engine.device import resolve_device
 from weaksup.engine.overlays import draw_prediction
 from weaksup.pseudo.job import write_json_atomic

@@ -16,11 +16,14 @@ from typing import Sequence
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
+from .data.datasets.user import add_user_datasets_config
+from .engine.pseudo_mask_training import add_pseudo_mask_training_config
 from .methods.boxcaseg import config as boxcaseg_config
 from .methods.boxsup import config as boxsup_config
 from .methods.dasnet import config as dasnet_config
 from .methods.hybrid import config as hybrid_config
 from .methods.wei import config as wei_config
+from .modeling.backbone.efficientnet import add_efficientnet_config
 
 __all__ = ["add_shared_config", "add_weaksup_config", "load_config"]
 
@@ -65,7 +68,7 @@ def add_shared_config(cfg: CN) -> CN:
     # "LossCurve"; run after Detectron2's default hooks but before its final PeriodicWriter, so
     # the writers log what they record.
     _C.WEAKSUP.HOOKS = []
-    data.datasets.add_user_datasets_config(_C)  # WEAKSUP.DATASETS: the user's own datasets
+    add_user_datasets_config(_C)  # WEAKSUP.DATASETS: the user's own datasets
 
     # Prediction overlays written after each evaluation (and by --eval-only).
     _C.WEAKSUP.VIS = CN()
@@ -81,8 +84,8 @@ def add_shared_config(cfg: CN) -> CN:
     # Name (in weaksup.engine.PIPELINE_REGISTRY) of a multi-stage pipeline that train_net.py runs
     # instead of one training (e.g. "BoxCaseg"); "" trains the configured model once.
     _C.WEAKSUP.PIPELINE = ""
-    engine.pseudo_mask_training.add_pseudo_mask_training_config(_C)  # WEAKSUP.PSEUDO_STAGE
-    modeling.backbone.add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones
+    add_pseudo_mask_training_config(_C)  # WEAKSUP.PSEUDO_STAGE
+    add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones
 
     # HRNetV2 backbone (MODEL.BACKBONE.NAME: "build_hrnet_backbone"), BoxCaseg Sec. 3.2.
     _C.MODEL.HRNET = CN()

@@ -4,8 +4,8 @@ import argparse
 
 from detectron2.config import CfgNode
 
-from ..config import load_config
-from ..data.datasets import add_register_argument, register_user_datasets
+from .config import load_config
+from .data.datasets import add_register_argument, register_user_datasets
 
 __all__ = ["add_config_arguments", "load_tool_config"]
 
