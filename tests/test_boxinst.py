@@ -251,8 +251,6 @@ def _demo_cfg(**overrides):
         "BoxInstROIHeads",
         "MODEL.ROI_MASK_HEAD.NAME",
         "BoxInstMaskRCNNConvUpsampleHead",
-        "WEAKSUP.MASK_SOURCE",
-        "none",
     ]
     for k, v in overrides.items():
         opts += [k, v]
@@ -310,7 +308,7 @@ def test_paper_schedule_configs_build_boxinst_heads(dataset):
 
     path = REPO_ROOT / f"configs/BoxInst/boxinst_mask_rcnn_R50_FPN_{dataset}.yaml"
     cfg = load_config(str(path), ["MODEL.DEVICE", "cpu"])
-    assert cfg.WEAKSUP.MASK_SOURCE == "none" and cfg.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS == 10000
+    assert cfg.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS == 10000
     model = build_model(cfg)
     assert isinstance(model.roi_heads, BoxInstROIHeads)
     assert isinstance(model.roi_heads.mask_head, BoxInstMaskRCNNConvUpsampleHead)

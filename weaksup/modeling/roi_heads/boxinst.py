@@ -7,8 +7,8 @@ Two registered components and their config keys:
   foreground proposal's mask grid (``Instances.proposal_lab``), which the pairwise term needs;
 * :class:`BoxInstMaskRCNNConvUpsampleHead` (``MODEL.ROI_MASK_HEAD.NAME``): Detectron2's mask head
   trained with the projection and pairwise terms of :mod:`weaksup.modeling.losses.boxinst` instead
-  of per-pixel cross-entropy, from the ground-truth boxes only (no ``gt_masks`` needed:
-  ``WEAKSUP.MASK_SOURCE: "none"``). Inference is Mask R-CNN's.
+  of per-pixel cross-entropy, from the ground-truth boxes only (``gt_masks`` are never read).
+  Inference is Mask R-CNN's.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union
