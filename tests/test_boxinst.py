@@ -259,17 +259,19 @@ def _demo_cfg(**overrides):
     )
 
 
-def test_roi_heads_pool_the_image_lab_on_the_mask_grid():
+@pytest.mark.parametrize("input_format", ["BGR", "RGB"])
+def test_roi_heads_pool_the_image_lab_on_the_mask_grid(input_format):
     from detectron2.modeling import build_model
 
-    cfg = _demo_cfg()
+    cfg = _demo_cfg(**{"INPUT.FORMAT": input_format, "MODEL.PIXEL_MEAN": "[123.7, 116.3, 103.5]"})
     model = build_model(cfg)
     heads = model.roi_heads
     torch.manual_seed(3)
-    image = torch.randint(0, 256, (3, 40, 50)).float()  # BGR, as the demo's INPUT.FORMAT
+    image = torch.randint(0, 256, (3, 40, 50)).float()  # channels in INPUT.FORMAT order
     normalized = (image - model.pixel_mean) / model.pixel_std
     lab = heads.image_lab(ImageList.from_tensors([normalized]))
-    expected = rgb_to_lab(image[[2, 1, 0]][None] / 255.0)
+    rgb = image if input_format == "RGB" else image[[2, 1, 0]]
+    expected = rgb_to_lab(rgb[None] / 255.0)
     torch.testing.assert_close(lab, expected, atol=1e-3, rtol=1e-4)
     box = torch.tensor([[0.0, 3.0, 5.0, 30.0, 38.0]])
     pooled = heads.colour_pooler([lab], [Boxes(box[:, 1:])])
