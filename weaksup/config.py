@@ -54,6 +54,7 @@ def add_weaksup_config(cfg: CN) -> CN:
     # Name (in weaksup.engine.PIPELINE_REGISTRY) of a multi-stage pipeline that train_net.py runs
     # instead of one training (e.g. "BoxCaseg"); "" trains the configured model once.
     _C.WEAKSUP.PIPELINE = ""
+    engine.pseudo_mask_training.add_pseudo_mask_training_config(_C)  # WEAKSUP.PSEUDO_STAGE
     modeling.backbone.add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones
 
     # HRNetV2 backbone (MODEL.BACKBONE.NAME: "build_hrnet_backbone"), BoxCaseg Sec. 3.2.

@@ -11,6 +11,7 @@ from .launch import launch
 from .loss_curve import LossCurve, plot_loss_curves
 from .overlays import PredictionOverlays, write_prediction_overlays
 from .pipeline import PIPELINE_REGISTRY
+from .pseudo_mask_training import run_pseudo_mask_training
 from .proxy_masks import generate_proxy_masks, merge_and_drop, proxy_mask_quality
 from .trainer import WeaksupTrainer
 from .wei import WeiTrainer, format_wei_tables, run_wei_pipeline
@@ -35,6 +36,7 @@ __all__ = [
     "proxy_mask_quality",
     "run_boxcaseg_pipeline",
     "run_hybrid_pipeline",
+    "run_pseudo_mask_training",
     "plot_loss_curves",
     "resolve_device",
     "write_prediction_overlays",
