@@ -117,6 +117,7 @@ def add_shared_config(cfg: CN) -> CN:
     _C.MODEL.SEM_SEG_HEAD.ASPP_DROPOUT = 0.5
     # build_dilated_resnet_backbone: output stride 8, 16 or 32 (res4/res5 strides -> dilation).
     _C.MODEL.RESNETS.OUTPUT_STRIDE = 16
+    modeling.roi_heads.add_boxinst_config(_C)  # MODEL.BOXINST (BoxInst, Tian et al. 2021)
     return cfg
 
 

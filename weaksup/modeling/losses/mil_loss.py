@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from .pairwise import neighbour_values
+
 __all__ = ["mil_unary_loss", "pairwise_smoothness_loss"]
 
 
@@ -55,14 +57,9 @@ def pairwise_smoothness_loss(probs: torch.Tensor) -> torch.Tensor:
     """The pairwise term of Eq. 2: squared probability difference of 8-connected neighbours.
 
     The mean over all neighbouring pixel pairs of each ``(N, H, W)`` map (each unordered pair once:
-    right, down and the two diagonals), averaged over the batch.
+    right, down and the two diagonals; the edge set of :mod:`.pairwise`, shared with BoxInst),
+    averaged over the batch.
     """
-    diffs = [
-        probs[:, :, 1:] - probs[:, :, :-1],
-        probs[:, 1:, :] - probs[:, :-1, :],
-        probs[:, 1:, 1:] - probs[:, :-1, :-1],
-        probs[:, 1:, :-1] - probs[:, :-1, 1:],
-    ]
-    sq_sum = sum(d.pow(2).flatten(1).sum(dim=1) for d in diffs)
-    count = sum(d[0].numel() for d in diffs)
-    return (sq_sum / max(count, 1)).mean()
+    neighbours, valid = neighbour_values(probs[:, None], dilation=1, unique=True)
+    sq_diff = (probs[:, None, None] - neighbours).pow(2) * valid
+    return (sq_diff.flatten(1).sum(dim=1) / valid.sum().clamp(min=1)).mean()
