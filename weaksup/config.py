@@ -24,6 +24,7 @@ from .methods.dasnet import config as dasnet_config
 from .methods.hybrid import config as hybrid_config
 from .methods.wei import config as wei_config
 from .modeling.backbone.efficientnet import add_efficientnet_config
+from .modeling.roi_heads.boxinst import add_boxinst_config
 
 __all__ = ["add_shared_config", "add_weaksup_config", "load_config"]
 
@@ -117,7 +118,7 @@ def add_shared_config(cfg: CN) -> CN:
     _C.MODEL.SEM_SEG_HEAD.ASPP_DROPOUT = 0.5
     # build_dilated_resnet_backbone: output stride 8, 16 or 32 (res4/res5 strides -> dilation).
     _C.MODEL.RESNETS.OUTPUT_STRIDE = 16
-    modeling.roi_heads.add_boxinst_config(_C)  # MODEL.BOXINST (BoxInst, Tian et al. 2021)
+    add_boxinst_config(_C)  # MODEL.BOXINST (BoxInst, Tian et al. 2021)
     return cfg
 
 
