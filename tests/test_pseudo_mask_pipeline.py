@@ -39,15 +39,17 @@ def test_pseudo_masks_cached_per_setting_then_training_resumes(tmp_path):
     assert len(anns) > 100 and all(0.6 < f < 0.9 for f in fill)
     stamp = pseudo.stat().st_mtime_ns
 
-    log = run_train_net(CONFIG, *SMALL, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2")
-    assert "stage 1: skipped, found the pseudo masks of this job" in log
+    log = run_train_net(CONFIG, *SMALL, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "1")
+    assert "stage 1: skipped" in log and "stage 2: skipped" in log
+    assert "stage 2: already trained, evaluating" in log
     assert pseudo.stat().st_mtime_ns == stamp
-    assert "Starting training from iteration 1" in log
 
-    # a changed setting of the stage redoes it
+    # a changed setting of stage 1 redoes it, and the training on its masks
     log = run_train_net(
-        CONFIG, *SMALL, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2",
+        CONFIG, *SMALL, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "1",
         "WEAKSUP.PSEUDO_STAGE.VALID_THRESHOLD", "0.9",
     )  # fmt: skip
     assert f"Wrote {pseudo}" in log and pseudo.stat().st_mtime_ns != stamp
+    assert "stage 1: running from scratch: changed" in log
+    assert "stage 2: running from scratch: changed" in log
     assert not copypaste_lines(log)  # no test set: nothing evaluated

@@ -3,11 +3,14 @@ on them (``WEAKSUP.PIPELINE "PseudoMaskTraining"``; the README demo).
 
 Stage 1 makes the pseudo masks of every box of ``DATASETS.TRAIN[0]`` with the pseudo-mask engine's
 ``WEAKSUP.PSEUDO_STAGE.METHOD`` (:func:`generate_pseudo_masks`: per-annotation seeds, shards, all
-training processes sharing the work) into ``OUTPUT_DIR/pseudo_masks/<dataset>_<method>.json``;
-the json records its job's fingerprint (method, parameters, seed, boxes), so a rerun of the same
-job skips the stage and a changed setting redoes it. Stage 2 trains the configured model with
+training processes sharing the work) into ``OUTPUT_DIR/pseudo_masks/<dataset>_<method>.json``,
+as a :class:`~weaksup.engine.stages.Stage` (settings: dataset, method, parameters, seed), so a
+rerun of the same job skips the stage, an interrupted one resumes its shards and a changed setting
+redoes it, with the log saying which and why. Stage 2 trains the configured model with
 ``WEAKSUP.MASK_SOURCE "pseudo_json"`` on that file (each annotation's mask and ``mask_valid`` flag;
-ground-truth masks are never read), resuming from its last checkpoint, and evaluates. It is the
+ground-truth masks are never read) and evaluates; it is a training stage keyed by its config and
+by the run of stage 1 (resumed from its last checkpoint after an interruption, only evaluated when
+already trained, retrained when its config or the masks changed). It is the
 box-supervised baseline of Hybrid Tab. 1 / BoxCaseg Tab. 1 ("Mask R-CNN trained on GrabCut
 masks"), with any engine method as the mask maker.
 """
@@ -23,8 +26,9 @@ from detectron2.utils import comm
 from tabulate import tabulate
 
 from ..pseudo import PseudoMaskConfig
-from .pipeline import PIPELINE_REGISTRY, train_stage
-from .pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from .pipeline import PIPELINE_REGISTRY, run_training_stage, training_stage
+from .pseudo_masks import generate_pseudo_masks, pseudo_mask_stage, pseudo_mask_validity
+from .stages import run_stage
 from .trainer import WeaksupTrainer
 
 __all__ = ["add_pseudo_mask_training_config", "pseudo_mask_json_path", "run_pseudo_mask_training"]
@@ -66,18 +70,21 @@ def run_pseudo_mask_training(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         )
     p = cfg.WEAKSUP.PSEUDO_STAGE
     train, path = cfg.DATASETS.TRAIN[0], pseudo_mask_json_path(cfg)
+    pcfg = PseudoMaskConfig(valid_threshold=p.VALID_THRESHOLD)
     logger.info(f"stage 1: pseudo masks ({p.METHOD}) of {train}")
-    made = generate_pseudo_masks(
-        train,
-        path,
-        p.METHOD,
-        PseudoMaskConfig(valid_threshold=p.VALID_THRESHOLD),
-        seed=p.SEED,
-        shard_size=p.SHARD_SIZE,
-        num_workers=p.NUM_WORKERS,
+    pseudo = pseudo_mask_stage("stage 1", train, path, p.METHOD, pcfg, p.SEED)
+    run_stage(
+        pseudo,
+        lambda: generate_pseudo_masks(
+            train,
+            path,
+            p.METHOD,
+            pcfg,
+            seed=p.SEED,
+            shard_size=p.SHARD_SIZE,
+            num_workers=p.NUM_WORKERS,
+        ),
     )
-    if not made:
-        logger.info(f"stage 1: skipped, found the pseudo masks of this job in {path}")
     if comm.is_main_process():
         stats = pseudo_mask_validity(path)
         logger.info(
@@ -89,5 +96,10 @@ def run_pseudo_mask_training(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     stage.WEAKSUP.MASK_SOURCE = "pseudo_json"
     stage.WEAKSUP.PSEUDO_MASKS = path
     stage.freeze()
-    logger.info(f"stage 2: training on the {p.METHOD} pseudo masks")
-    return train_stage(WeaksupTrainer, stage, "stage 2")
+    return run_training_stage(
+        WeaksupTrainer,
+        stage,
+        training_stage(stage, "stage 2", [pseudo]),
+        f"training on the {p.METHOD} pseudo masks",
+        evaluate_when_done=True,
+    )
