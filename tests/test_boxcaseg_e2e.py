@@ -110,7 +110,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     assert len(anns) == sum(len(r["annotations"]) for r in boxonly)
     assert {a["pseudo_method"] for a in anns} == {"boxcaseg"}
     used = yaml.safe_load((out / "config.yaml").read_text())  # the stage-3 (pipeline) config
-    drop = used["MODEL"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
+    drop = used["WEAKSUP"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
     assert all(a["mask_valid"] == (a["box_agreement"] >= drop) for a in anns)
     read = DatasetCatalog.get("bc_e2e_train_boxonly_boxcaseg_proxy")
     assert [a["mask_valid"] for d in read for a in d["annotations"]] == [
