@@ -165,3 +165,35 @@ def test_exclude_voc_photos_matches_2007_copies(tmp_path):
     assert kept == [files[1], files[3]]
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         exclude_voc_photos(["_leak_voc"], str(tmp_path / "missing.txt"))
+
+
+def test_boxsup_plus_is_the_semi_supervised_model():
+    """BoxSup+ (Tab. 4) = VOC 10k masks + VOC 2007 + COCO boxes, tested on 3 scales."""
+    plus = _config("configs/BoxSup/voc_boxsup_plus_R101_OS8.yaml")
+    semi = _config("configs/BoxSup/voc_voc07_coco_semi_R101_OS8.yaml")
+    assert plus.DATASETS.TRAIN == semi.DATASETS.TRAIN
+    assert "voc_2012_train_aug_seg10k" in plus.DATASETS.TRAIN  # masks on all of train_aug
+    assert {"coco_2017_train_voc20_boxonly", "voc_2007_test_minus_voc12_seg_val"} <= set(
+        plus.DATASETS.TRAIN
+    )
+    assert list(plus.MODEL.BOXSUP.TEST_SCALES) == [0.8, 1.0, 1.2]
+    assert list(semi.MODEL.BOXSUP.TEST_SCALES) == [1.0]
+    assert plus.MODEL.BOXSUP.CRF.ENABLED and not plus.MODEL.BOXSUP.IGNORE_GT_MASKS
+
+
+def test_coco_on_the_voc_classes(shared_data):
+    """The class-subset view on real COCO json data: nuts_coco's 'fig' renamed, others dropped,
+    every image kept (also those left without an annotation)."""
+    from conftest import register_dataset
+
+    from weaksup.data.datasets.coco import load_class_subset
+
+    records = DatasetCatalog.get("nuts_coco_train")
+    register_dataset("_nuts_all", records, ["date", "fig", "hazelnut"])
+    out = load_class_subset("_nuts_all", {"fig": "b"}, ["a", "b"], box_only=True)
+    assert len(out) == len(records)
+    figs = sum(a["category_id"] == 1 for r in records for a in r["annotations"])
+    assert figs > 0 and sum(len(r["annotations"]) for r in out) == figs
+    assert all(
+        a["category_id"] == 1 and "segmentation" not in a for r in out for a in r["annotations"]
+    )
