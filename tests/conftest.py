@@ -106,3 +106,15 @@ def small_boxcaseg_cfg():
     cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
     cfg.INPUT.BOXCASEG.TEST_SIZE = 32
     return cfg
+
+
+def curve_pixels(png: str, min_pixels: int = 100) -> dict:
+    """Whether each of matplotlib's first three line colours covers ``min_pixels`` of ``png``."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    colours = {"C0": (31, 119, 180), "C1": (255, 127, 14), "C2": (44, 160, 44)}
+    return {
+        name: int((np.abs(rgb - c).sum(-1) < 30).sum()) >= min_pixels for name, c in colours.items()
+    }
