@@ -35,8 +35,10 @@ from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from weaksup import add_weaksup_config  # noqa: E402
-from weaksup.data import BoxCasegTestMapper  # noqa: E402
-from weaksup.engine import BoxCasegTrainer, merge_and_drop, resolve_device  # noqa: E402
+from weaksup.engine import resolve_device  # noqa: E402
+from weaksup.methods.boxcaseg.data import BoxCasegTestMapper  # noqa: E402
+from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer  # noqa: E402
+from weaksup.methods.boxcaseg.proxy_masks import merge_and_drop  # noqa: E402
 from weaksup.evaluation import box_mask_quality  # noqa: E402
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask  # noqa: E402
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image  # noqa: E402

@@ -33,8 +33,8 @@ from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
 from weaksup import add_weaksup_config
-from weaksup.engine.boxsup import LabelSpec, make_labelling
-from weaksup.pseudo.boxsup import miou_from_confusion
+from weaksup.methods.boxsup.label_update import LabelSpec, make_labelling
+from weaksup.methods.boxsup.labelling import miou_from_confusion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "configs", "BoxSup", "demo", "pennfudan_boxsup_R18_GN.yaml")
@@ -45,7 +45,7 @@ def fixed_label_miou(cfg, source: str, work_dir: str, num_workers: int):
     records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
     by_file = {
         r["file_name"]: r
-        for r in get_detection_dataset_dicts([cfg.MODEL.BOXSUP.GT_DATASET], filter_empty=False)
+        for r in get_detection_dataset_dicts([cfg.WEAKSUP.BOXSUP.GT_DATASET], filter_empty=False)
     }
     spec = dataclasses.replace(LabelSpec.from_config(cfg), source=source)
     start = time.perf_counter()
@@ -72,7 +72,7 @@ def lambda_sweep(cfg, weights: str, lambdas, work_dir: str, num_workers: int):
     records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
     by_file = {
         r["file_name"]: r
-        for r in get_detection_dataset_dicts([cfg.MODEL.BOXSUP.GT_DATASET], filter_empty=False)
+        for r in get_detection_dataset_dicts([cfg.WEAKSUP.BOXSUP.GT_DATASET], filter_empty=False)
     }
     out = []
     for lam in lambdas:

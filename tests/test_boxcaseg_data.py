@@ -10,8 +10,13 @@ from detectron2.config import get_cfg
 
 from conftest import free_port, pennfudan_records, shared_path
 from weaksup import add_weaksup_config
-from weaksup.data import BoxCasegPatchMapper, BoxCasegTestMapper, MixedBatchSampler
-from weaksup.data.boxcaseg import box_instance_records, jitter_box
+from weaksup.methods.boxcaseg.data import (
+    BoxCasegPatchMapper,
+    BoxCasegTestMapper,
+    MixedBatchSampler,
+    box_instance_records,
+    jitter_box,
+)
 from weaksup.engine.launch import launch
 
 

@@ -88,8 +88,8 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
         "OUTPUT_DIR", str(out),
         "DATASETS.TRAIN", "('bc_e2e_train_boxonly',)",
         "DATASETS.TEST", "('bc_e2e_val',)",
-        "MODEL.BOXCASEG.PROXY.GT_DATASETS", "['bc_e2e_train']",
-        "MODEL.BOXCASEG.STAGE1_OPTS", repr(stage1),
+        "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS", "['bc_e2e_train']",
+        "WEAKSUP.BOXCASEG.STAGE1_OPTS", repr(stage1),
     ]  # fmt: skip
     config = REPO_ROOT / "configs" / "boxcaseg_demo_pennfudan.yaml"
     log_file = out / "log.txt"
@@ -178,8 +178,8 @@ def test_coco_config_one_iteration_of_each_stage_on_nuts(tmp_path):
         "OUTPUT_DIR", str(tmp_path / "coco"),
         "DATASETS.TRAIN", "('bc_nuts_boxonly',)",
         "DATASETS.TEST", "('bc_nuts',)",
-        "MODEL.BOXCASEG.PROXY.GT_DATASETS", "['bc_nuts']",
-        "MODEL.BOXCASEG.STAGE1_OPTS", repr(stage1),
+        "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS", "['bc_nuts']",
+        "WEAKSUP.BOXCASEG.STAGE1_OPTS", repr(stage1),
     ]  # fmt: skip
     log = _run(REPO_ROOT / "configs" / "boxcaseg_coco.yaml", opts, tmp_path / "coco" / "log.txt")
     config1 = (tmp_path / "coco" / "stage1" / "config.yaml").read_text()

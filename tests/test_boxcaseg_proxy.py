@@ -14,8 +14,12 @@ from conftest import pennfudan_records, register_dataset, small_boxcaseg_cfg
 from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 from weaksup.data.datasets import load_coco_json
-from weaksup.engine import generate_proxy_masks, merge_and_drop, proxy_mask_quality
-from weaksup.engine import proxy_masks as proxy_module
+from weaksup.methods.boxcaseg import proxy_masks as proxy_module
+from weaksup.methods.boxcaseg.proxy_masks import (
+    generate_proxy_masks,
+    merge_and_drop,
+    proxy_mask_quality,
+)
 
 
 def _filled(h, w, box):

@@ -20,11 +20,11 @@ CONFIG = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.ya
 TINY = [
     "MODEL.DEVICE", "cpu",
     "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
-    "MODEL.BOXSUP.GT_DATASET", "tiny_pf",
-    "MODEL.BOXSUP.NUM_CANDIDATES", "150",
-    "MODEL.BOXSUP.CANDIDATE_MAX_SIDE", "96",
-    "MODEL.BOXSUP.TOP_K", "1",  # deterministic: labels change only through the network
-    "MODEL.BOXSUP.VIS_NUM_IMAGES", "2",
+    "WEAKSUP.BOXSUP.GT_DATASET", "tiny_pf",
+    "WEAKSUP.BOXSUP.NUM_CANDIDATES", "150",
+    "WEAKSUP.BOXSUP.CANDIDATE_MAX_SIDE", "96",
+    "WEAKSUP.BOXSUP.TOP_K", "1",  # deterministic: labels change only through the network
+    "WEAKSUP.BOXSUP.VIS_NUM_IMAGES", "2",
     "DATASETS.TRAIN", "('tiny_pf_boxonly',)",
     "SOLVER.IMS_PER_BATCH", "4",  # 6 images: 2 iterations per epoch
     "SOLVER.WARMUP_ITERS", "1",

@@ -1,4 +1,4 @@
-"""BoxSup label update (weaksup.pseudo.boxsup): cost, top-k sampling, one candidate per box,
+"""BoxSup label update (weaksup.methods.boxsup.labelling): cost, top-k sampling, one candidate per box,
 overlaps, the candidate cache, and semi-supervised images (never re-labelled)."""
 
 import os
@@ -8,7 +8,7 @@ import pytest
 
 from conftest import pennfudan_records
 from weaksup.pseudo import best_candidate_for_box, candidate_segments
-from weaksup.pseudo.boxsup import (
+from weaksup.methods.boxsup.labelling import (
     label_confusion,
     miou_from_confusion,
     overlap_cost,
@@ -162,7 +162,7 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
     from conftest import REPO_ROOT, register_dataset
     from weaksup import add_weaksup_config
     from weaksup.data.mask_subset import instance_label_map
-    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+    from weaksup.methods.boxsup.label_update import BoxSupLabelUpdate, has_gt_masks
 
     records, _ = pennfudan_records(4)
     box_only = [
@@ -182,9 +182,9 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
     cfg.merge_from_list(
         [
             "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
-            "DATASETS.TRAIN", "('boxsup_test_semi',)", "MODEL.BOXSUP.GT_DATASET", "boxsup_test_semi_gt",
-            "MODEL.BOXSUP.NUM_CANDIDATES", "100", "MODEL.BOXSUP.CANDIDATE_MAX_SIDE", "64",
-            "MODEL.BOXSUP.CANDIDATE_CACHE", str(tmp_path / "cache"), "DATALOADER.NUM_WORKERS", "0",
+            "DATASETS.TRAIN", "('boxsup_test_semi',)", "WEAKSUP.BOXSUP.GT_DATASET", "boxsup_test_semi_gt",
+            "WEAKSUP.BOXSUP.NUM_CANDIDATES", "100", "WEAKSUP.BOXSUP.CANDIDATE_MAX_SIDE", "64",
+            "WEAKSUP.BOXSUP.CANDIDATE_CACHE", str(tmp_path / "cache"), "DATALOADER.NUM_WORKERS", "0",
             "INPUT.MIN_SIZE_TEST", "64", "OUTPUT_DIR", str(tmp_path / "out"),
         ]
     )  # fmt: skip
@@ -212,7 +212,7 @@ def test_labellings_do_not_depend_on_workers_and_baselines_fill_boxes(tmp_path, 
     'rectangles' baseline paints the filled boxes (smaller box on top)."""
     import cv2
 
-    from weaksup.engine.boxsup import LabelSpec, make_labelling
+    from weaksup.methods.boxsup.label_update import LabelSpec, make_labelling
     from weaksup.pseudo import box_mask
 
     records, _ = pennfudan_records(3)
@@ -249,18 +249,18 @@ def test_ignore_gt_masks_makes_every_image_box_only(shared_data):
 
     from conftest import REPO_ROOT, register_dataset
     from weaksup import add_weaksup_config
-    from weaksup.engine.boxsup import BoxSupLabelUpdate, has_gt_masks
+    from weaksup.methods.boxsup.label_update import BoxSupLabelUpdate, has_gt_masks
 
     records, _ = pennfudan_records(2)
     register_dataset("boxsup_test_with_masks", records, ["person"])
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
     cfg.DATASETS.TRAIN = ("boxsup_test_with_masks",)
-    cfg.MODEL.BOXSUP.GT_DATASET = ""
+    cfg.WEAKSUP.BOXSUP.GT_DATASET = ""
     hook = BoxSupLabelUpdate(cfg)
     hook._load_records()
     assert all(has_gt_masks(r) for r in hook.records)  # semi-supervised default: GT kept
-    cfg.MODEL.BOXSUP.IGNORE_GT_MASKS = True
+    cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS = True
     hook = BoxSupLabelUpdate(cfg)
     hook._load_records()
     assert not any(has_gt_masks(r) for r in hook.records)

@@ -178,7 +178,7 @@ def test_boxsup_plus_is_the_semi_supervised_model():
     )
     assert list(plus.MODEL.BOXSUP.TEST_SCALES) == [0.8, 1.0, 1.2]
     assert list(semi.MODEL.BOXSUP.TEST_SCALES) == [1.0]
-    assert plus.MODEL.BOXSUP.CRF.ENABLED and not plus.MODEL.BOXSUP.IGNORE_GT_MASKS
+    assert plus.MODEL.BOXSUP.CRF.ENABLED and not plus.WEAKSUP.BOXSUP.IGNORE_GT_MASKS
 
 
 def test_coco_on_the_voc_classes(shared_data):

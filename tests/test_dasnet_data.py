@@ -156,7 +156,7 @@ def test_semantic_targets_from_label_maps_and_unusable_masks(stage2):
     model, _ = stage2
     from detectron2.structures import Boxes, Instances
 
-    from weaksup.modeling.dasnet import AttentionQueries
+    from weaksup.methods.dasnet.attention import AttentionQueries
 
     inst = Instances((6, 8))
     inst.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 4.0, 4.0], [4.0, 2.0, 8.0, 6.0]]))

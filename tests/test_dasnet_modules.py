@@ -6,17 +6,14 @@ import torch
 from detectron2.layers import ShapeSpec
 from detectron2.structures import Boxes, pairwise_iou
 
-from weaksup.modeling.dasnet import (
-    AttentionQueries,
-    DASNetDecoder,
+from weaksup.methods.dasnet.attention import AttentionQueries, box_attention, box_region_masks
+from weaksup.methods.dasnet.position_sensitive import (
     assemble_position_sensitive,
-    box_attention,
-    box_region_masks,
     instance_losses,
     instance_score_logits,
     sample_instance_boxes,
-    semantic_loss,
 )
+from weaksup.methods.dasnet.segmentation import DASNetDecoder, semantic_loss
 
 IMAGE_SIZE = (64, 96)  # padded network input (H, W)
 STRIDES = (4, 8, 16, 32)

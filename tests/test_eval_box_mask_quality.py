@@ -7,7 +7,7 @@ from detectron2.config import get_cfg
 from detectron2.structures import Instances
 
 from conftest import pennfudan_records, register_dataset
-from weaksup.config import add_weaksup_config
+from weaksup import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 from weaksup.evaluation.box_mask_quality import (
     BoxMaskQualityEvaluator,

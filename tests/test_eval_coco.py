@@ -11,7 +11,7 @@ from faster_coco_eval import COCOeval_faster
 from scipy import ndimage
 
 from conftest import shared_path
-from weaksup.config import add_weaksup_config
+from weaksup import add_weaksup_config
 from weaksup.evaluation import FasterCOCOEvaluator, build_evaluators
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 

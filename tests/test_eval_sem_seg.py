@@ -8,7 +8,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from conftest import shared_path
-from weaksup.config import add_weaksup_config
+from weaksup import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 
 DATASET = "weaksup_test_eval_sem_seg_voc3"

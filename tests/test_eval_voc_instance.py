@@ -9,7 +9,7 @@ from detectron2.structures import Instances
 from scipy import ndimage
 
 from conftest import pennfudan_records, register_dataset
-from weaksup.config import add_weaksup_config
+from weaksup import add_weaksup_config
 from weaksup.evaluation import build_evaluators
 from weaksup.evaluation.voc_instance_evaluation import (
     VOCInstanceEvaluator,

@@ -61,10 +61,10 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
         "INPUT.MIN_SIZE_TEST", "128",
         "INPUT.MAX_SIZE_TEST", "192",
         "WEAKSUP.VIS.NUM_IMAGES", "1",
-        "MODEL.HYBRID.PSEUDO.SHARD_SIZE", "4",
-        "MODEL.HYBRID.BASELINE_OPTS", repr(TINY_BRANCH),
-        "MODEL.HYBRID.LARGE_OPTS", repr(TINY_BRANCH),
-        "MODEL.HYBRID.SMALL_OPTS", repr(TINY_BRANCH),
+        "WEAKSUP.HYBRID.PSEUDO.SHARD_SIZE", "4",
+        "WEAKSUP.HYBRID.BASELINE_OPTS", repr(TINY_BRANCH),
+        "WEAKSUP.HYBRID.LARGE_OPTS", repr(TINY_BRANCH),
+        "WEAKSUP.HYBRID.SMALL_OPTS", repr(TINY_BRANCH),
     ]  # fmt: skip
     log_file = out / "log.txt"
 
@@ -140,7 +140,7 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
     # dataset view; the other stages stay cached
     invalid = [a["id"] for a in anns if not a["mask_valid"]]
     assert invalid  # GrabCut is seeded: these 6 images always give some invalid masks
-    log, _ = _run(opts + ["MODEL.HYBRID.SMALL_TRAIN_INSTANCES", "invalid"], log_file)
+    log, _ = _run(opts + ["WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES", "invalid"], log_file)
     assert (
         "small: training the small branch (Faster R-CNN on hy_e2e_train_boxonly_hybrid_invalid)"
         in log

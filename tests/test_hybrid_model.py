@@ -11,9 +11,9 @@ from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, Instances
 
 from conftest import REPO_ROOT, pennfudan_records, register_dataset
-from weaksup.engine.hybrid import format_ablation_table, register_validity_view
+from weaksup.methods.hybrid.pipeline import format_ablation_table, register_validity_view
 from weaksup.engine.pseudo_masks import dataset_coco, pseudo_mask_validity
-from weaksup.modeling.meta_arch.hybrid import fuse_detections, segment_detections
+from weaksup.methods.hybrid.meta_arch import fuse_detections, segment_detections
 from weaksup.pseudo import PseudoMaskConfig, box_agreement, box_mask, ellipse_mask, grabcut_crop
 from weaksup.pseudo.job import pseudo_mask_json
 from weaksup.pseudo.validity import validity_statistics
@@ -173,7 +173,7 @@ def test_segment_detections_grabcut_or_ellipse_on_real_images():
 
 
 def _demo_cfg(path, *opts):
-    from weaksup.config import load_config
+    from weaksup import load_config
 
     cfg = load_config(str(REPO_ROOT / path), list(opts))
     cfg.MODEL.DEVICE = "cpu"
@@ -207,8 +207,8 @@ def test_small_branch_and_fused_model_on_a_real_image():
 
     fused_cfg = _demo_cfg(
         "configs/hybrid_demo_pennfudan.yaml",
-        "MODEL.HYBRID.SMALL_OPTS", repr(small_opts),
-        "MODEL.HYBRID.LARGE_OPTS", repr(["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]),
+        "WEAKSUP.HYBRID.SMALL_OPTS", repr(small_opts),
+        "WEAKSUP.HYBRID.LARGE_OPTS", repr(["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]),
         "MODEL.HYBRID.SMALL_AREA", "20000",
     )  # fmt: skip
     fused = build_model(fused_cfg).eval()

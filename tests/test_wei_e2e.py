@@ -119,11 +119,11 @@ def _config(tmp_path, train, test):
     cfg.merge_from_file(str(DEMO / "wei_demo_R18_FPN_GN.yaml"))
     cfg.merge_from_list(
         [
-            "MODEL.WEI.HCP_IMAGE_CONFIG", hcp_img,
-            "MODEL.WEI.HCP_HYPOTHESES_CONFIG", hcp_hyp,
-            "MODEL.WEI.NUM_PROPOSALS", "16",
-            "MODEL.WEI.PROPOSAL_MAX_SIDE", "64",
-            "MODEL.WEI.NUM_WORKERS", "0",
+            "WEAKSUP.WEI.HCP_IMAGE_CONFIG", hcp_img,
+            "WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG", hcp_hyp,
+            "WEAKSUP.WEI.NUM_CANDIDATES", "16",
+            "WEAKSUP.WEI.CANDIDATE_MAX_SIDE", "64",
+            "WEAKSUP.WEI.NUM_WORKERS", "0",
             "MODEL.DEVICE", "cpu",
             "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
             "MODEL.FPN.OUT_CHANNELS", "32",
@@ -148,8 +148,8 @@ def _config(tmp_path, train, test):
 def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     from weaksup.data.datasets import load_pennfudan, register_image_label_union
     from weaksup.data.mask_subset import register_instance_sem_seg
-    from weaksup.data.wei_demo import WEI_DEMO_CLASSES
-    from weaksup.engine.wei import run_wei_pipeline
+    from weaksup.methods.wei.demo_datasets import WEI_DEMO_CLASSES
+    from weaksup.methods.wei.pipeline import run_wei_pipeline
 
     shared_path("nuts_coco")
     pf = load_pennfudan(str(shared_path("PennFudanPed")), "all")  # with masks: poisoned below

@@ -1,4 +1,4 @@
-"""Wei et al. stage-2 algorithms (weaksup.pseudo.localization / proposals) on hand-built inputs
+"""Wei et al. stage-2 algorithms (weaksup.methods.wei.localization / proposals) on hand-built inputs
 with exact expected results, and on real image crops."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import cv2
 from conftest import shared_path
 
 from weaksup.pseudo import candidate_segments
-from weaksup.pseudo.localization import (
+from weaksup.methods.wei.localization import (
     cross_image_refinement,
     fit_pca,
     localization_maps,

@@ -88,12 +88,12 @@ def test_soft_label_heads_soft_one_hot_and_padding_equal_hard_loss(name):
 def test_wei_trainer_last_layer_lr():
     from detectron2.modeling import build_model
 
-    from weaksup.engine.wei import WeiTrainer
+    from weaksup.methods.wei.pipeline import WeiTrainer
 
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file("configs/WeiImageLevel/demo/wei_demo_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEI.PREDICTOR_LR_FACTOR = 10.0
+    cfg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR = 10.0
     model = build_model(cfg)
     opt = WeiTrainer.build_optimizer(cfg, model)
     lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
@@ -215,7 +215,7 @@ def real_record(tmp_path_factory):
 
 
 def test_image_label_mapper(real_record):
-    from weaksup.data.wei_mappers import ImageLabelDatasetMapper
+    from weaksup.methods.wei.data import ImageLabelDatasetMapper
 
     mapped = ImageLabelDatasetMapper(_cfg(MODE="hypotheses", NUM_HYPOTHESES=4), True)(real_record)
     assert mapped["image"].shape[1] == 64 or mapped["image"].shape[2] == 64
@@ -234,8 +234,8 @@ def test_image_label_mapper(real_record):
 def test_localization_map_mapper_soft_targets(tmp_path, real_record):
     import io
 
-    from weaksup.data.wei_mappers import LocalizationMapDatasetMapper
-    from weaksup.pseudo.localization import localization_maps
+    from weaksup.methods.wei.data import LocalizationMapDatasetMapper
+    from weaksup.methods.wei.localization import localization_maps
 
     h, w = real_record["height"], real_record["width"]
     a = np.zeros((h, w), bool)
@@ -264,8 +264,8 @@ def test_localization_map_mapper_soft_targets(tmp_path, real_record):
 
 
 def test_hcp_pools_hypotheses_and_trains(real_record):
-    from weaksup.data.wei_mappers import ImageLabelDatasetMapper
-    from weaksup.modeling.meta_arch import HCP
+    from weaksup.methods.wei.data import ImageLabelDatasetMapper
+    from weaksup.methods.wei.hcp import HCP
 
     torch.manual_seed(0)
     cfg = _cfg(MODE="hypotheses", NUM_HYPOTHESES=3)
@@ -292,18 +292,18 @@ def test_hcp_pools_hypotheses_and_trains(real_record):
 
 
 def test_voc_configs_follow_the_paper_schedule():
-    from weaksup.config import load_config
+    from weaksup import load_config
 
     seg = load_config("configs/WeiImageLevel/voc_deeplab_R101_OS8.yaml")
     epoch = 1323  # 10,582 train_aug images / batch 8
     assert seg.SOLVER.IMS_PER_BATCH == 8 and seg.SOLVER.BASE_LR == 0.001
-    assert seg.MODEL.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
+    assert seg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
     assert seg.SOLVER.STEPS == (5 * epoch, 10 * epoch) and seg.SOLVER.MAX_ITER == 15 * epoch
     assert (seg.SOLVER.MOMENTUM, seg.SOLVER.WEIGHT_DECAY) == (0.9, 0.0005)
     assert seg.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelAtrousSemSegHead"
     assert seg.WEAKSUP.PIPELINE == "WeiImageLevel"
-    img = load_config(seg.MODEL.WEI.HCP_IMAGE_CONFIG)
-    hyp = load_config(seg.MODEL.WEI.HCP_HYPOTHESES_CONFIG)
+    img = load_config(seg.WEAKSUP.WEI.HCP_IMAGE_CONFIG)
+    hyp = load_config(seg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG)
     for c, factor, mode in ((img, 100.0, "image"), (hyp, 10.0, "hypotheses")):
         assert c.MODEL.META_ARCHITECTURE == "HCP" and c.MODEL.HCP.MODE == mode
         assert c.SOLVER.IMS_PER_BATCH == 30 and c.SOLVER.BASE_LR == 0.0001

@@ -11,7 +11,7 @@ the same tables when it ends.
 import argparse
 import sys
 
-from weaksup.engine.wei import format_wei_tables, load_wei_results, result_classes
+from weaksup.methods.wei.pipeline import format_wei_tables, load_wei_results, result_classes
 
 
 def main(argv=None) -> int:

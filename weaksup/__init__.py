@@ -1,9 +1,12 @@
 """weaksup: weakly-supervised segmentation components for Detectron2.
 
-``weaksup.add_weaksup_config`` (and importing ``weaksup.data``, ``.modeling``, ``.evaluation`` or
-``.engine``) registers weaksup's datasets, mappers, models, evaluators and hooks with the Detectron2
-(and weaksup) registries. ``import weaksup`` alone imports neither torch nor Detectron2, so the
-numpy/OpenCV pseudo-label workers (``weaksup.pseudo``) start light.
+``from weaksup import add_weaksup_config`` (or ``load_config``) registers weaksup's datasets,
+mappers, models, evaluators, hooks and pipelines with the Detectron2 (and weaksup) registries
+(:mod:`weaksup.registration`). ``import weaksup`` alone imports neither torch nor Detectron2, so
+the numpy/OpenCV pseudo-label workers (``weaksup.pseudo``) start light.
+
+Layout: a layered foundation (``data``, ``modeling``, ``evaluation``, ``pseudo``, ``engine``)
+and one package per method under ``weaksup.methods`` (docs/adding_a_method.md).
 """
 
 import importlib.util
@@ -15,14 +18,14 @@ if importlib.util.find_spec("detectron2") is None:  # pragma: no cover - only wi
         "(`pip install 'git+https://github.com/facebookresearch/detectron2.git'`)."
     )
 
-__all__ = ["add_weaksup_config"]
+__all__ = ["add_weaksup_config", "load_config"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # PEP 562: `from weaksup import add_weaksup_config` imports the Detectron2 side on first use.
-    if name == "add_weaksup_config":
-        from .config import add_weaksup_config
+    # PEP 562: `from weaksup import add_weaksup_config` registers everything on first use.
+    if name in __all__:
+        from . import config, registration  # noqa: F401
 
-        return add_weaksup_config
+        return getattr(config, name)
     raise AttributeError(f"module 'weaksup' has no attribute {name!r}")

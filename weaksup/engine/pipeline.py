@@ -4,12 +4,10 @@ training a stage with resume (used by the BoxCaseg and Hybrid pipelines)."""
 
 import logging
 import os
-from typing import Sequence
 
 from detectron2.config import CfgNode
 from detectron2.utils import comm
 
-from ..config import load_config
 from ..registry import Registry
 from .device import resolve_device
 
@@ -26,10 +24,10 @@ generation stages, each skipped when its result exists and resumed when it was i
 """
 
 
-def stage_config(path: str, opts: Sequence[str], output_dir: str) -> CfgNode:
-    """A stage's config: the file ``path`` + ``opts`` (``KEY VALUE`` list), its ``OUTPUT_DIR``
-    set to ``output_dir``, its device resolved for this machine, frozen."""
-    cfg = load_config(path, opts)
+def stage_config(cfg: CfgNode, output_dir: str) -> CfgNode:
+    """A stage's config: ``cfg`` (as loaded from its file and overrides by the method, e.g. with
+    :func:`weaksup.config.load_config`), its ``OUTPUT_DIR`` set to ``output_dir``, its device
+    resolved for this machine, frozen."""
     cfg.OUTPUT_DIR = output_dir
     resolve_device(cfg)
     cfg.freeze()

@@ -13,6 +13,7 @@ from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 from .coco import COCO_TO_VOC, register_class_subset, register_coco_boxonly
 from .image_sets import declare_image_split, exclude_voc_photos
 from .image_labels import register_image_labels
+from .nuts_labelme import register_nuts_labelme
 from .pennfudan import register_pennfudan
 from .salient import register_salient
 from .voc import VOC_CLASSES, register_voc_instance, register_voc_sem_seg
@@ -129,6 +130,20 @@ def register_all_pennfudan(root: str) -> None:
         declare_image_split(f"pennfudan_{split}", "pennfudan", [split.split("_")[0]])
 
 
+def register_all_nuts_labelme(root: str) -> None:
+    """``nuts_coco_train``, ``nuts_coco_val``, ``labelme_voc3`` (see :mod:`.nuts_labelme`)."""
+    register_nuts_labelme(
+        os.path.join(shared_data_root(root, "nuts_coco"), "data"),
+        os.path.join(
+            shared_data_root(root, "labelme_voc3"),
+            "examples/instance_segmentation/data_dataset_coco",
+        ),
+    )
+    for split in ("train", "val"):
+        declare_image_split(f"nuts_coco_{split}", "nuts_coco", [split])
+    declare_image_split("labelme_voc3", "voc", ["labelme_voc3"])  # 3 VOC 2011 photos
+
+
 def register_all_image_labels() -> None:
     """Image-level views (Wei et al.): ``voc_2012_train_aug_image_labels`` and
     ``pennfudan_train_image_labels`` (class sets only; see :mod:`.image_labels`)."""
@@ -142,4 +157,5 @@ register_all_voc_detection(_root)
 register_all_voc_sbd(_root)
 register_all_salient(_root)
 register_all_pennfudan(_root)
+register_all_nuts_labelme(_root)
 register_all_image_labels()

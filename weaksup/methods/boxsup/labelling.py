@@ -30,9 +30,9 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .candidates import CandidateSet
-from .geometry import box_mask
-from .merge import merge_smaller_wins
+from weaksup.pseudo.candidates import CandidateSet
+from weaksup.pseudo.geometry import box_mask
+from weaksup.pseudo.merge import merge_smaller_wins
 
 __all__ = [
     "BoxSelection",

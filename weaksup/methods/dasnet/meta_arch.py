@@ -12,14 +12,14 @@ from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from ..dasnet.attention import AttentionQueries, box_attention, box_region_masks
-from ..dasnet.detection import check_detector, detect, detection_losses
-from ..dasnet.position_sensitive import (
+from .attention import AttentionQueries, box_attention, box_region_masks
+from .detection import check_detector, detect, detection_losses
+from .position_sensitive import (
     assemble_position_sensitive,
     instance_losses,
     sample_instance_boxes,
 )
-from ..dasnet.segmentation import DASNetDecoder, semantic_loss
+from .segmentation import DASNetDecoder, semantic_loss
 
 __all__ = ["DASNet"]
 
@@ -95,7 +95,7 @@ class DASNet(nn.Module):
     ):
         """
         Args:
-            detector: the detection module (see :mod:`weaksup.modeling.dasnet.detection`).
+            detector: the detection module (see :mod:`weaksup.methods.dasnet.detection`).
             in_features: names of the backbone features ``f_1 .. f_m``, finest first.
             decoder: the segmentation module.
             num_classes: object classes C of the detector.

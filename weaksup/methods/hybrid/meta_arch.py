@@ -22,8 +22,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, build_model
 from detectron2.structures import Instances
 from torch import nn
 
-from ...config import load_config
-from ...pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from weaksup.config import load_config
+from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = ["HybridNetwork", "HybridSmallBranch", "fuse_detections", "segment_detections"]
 
@@ -142,7 +142,7 @@ class HybridNetwork(nn.Module):
     """Both branches on each image, outputs fused by :func:`fuse_detections` (Sec. 2).
 
     Inference only: the branches are trained separately (pipeline ``"Hybrid"``,
-    :mod:`weaksup.engine.hybrid`). Built from ``MODEL.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
+    :mod:`weaksup.methods.hybrid.pipeline`). Built from ``WEAKSUP.HYBRID.LARGE_CONFIG`` / ``SMALL_CONFIG``
     (+ ``*_OPTS``), each branch on ``MODEL.DEVICE``, loading ``MODEL.HYBRID.LARGE_WEIGHTS`` /
     ``SMALL_WEIGHTS`` when given; a checkpoint of the fused model holds both (``large.*``,
     ``small.*``).
@@ -165,11 +165,11 @@ class HybridNetwork(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: CfgNode):
-        h = cfg.MODEL.HYBRID
+        h, stages = cfg.MODEL.HYBRID, cfg.WEAKSUP.HYBRID
         branches = {}
         for name, path, opts, weights in (
-            ("large", h.LARGE_CONFIG, h.LARGE_OPTS, h.LARGE_WEIGHTS),
-            ("small", h.SMALL_CONFIG, h.SMALL_OPTS, h.SMALL_WEIGHTS),
+            ("large", stages.LARGE_CONFIG, stages.LARGE_OPTS, h.LARGE_WEIGHTS),
+            ("small", stages.SMALL_CONFIG, stages.SMALL_OPTS, h.SMALL_WEIGHTS),
         ):
             sub = branch_config(path, opts, cfg.MODEL.DEVICE)
             model = build_model(sub)

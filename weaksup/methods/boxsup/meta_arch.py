@@ -11,7 +11,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
-from ..dense_crf import dense_crf
+from weaksup.modeling.dense_crf import dense_crf
 
 __all__ = ["BoxSupSegmentor"]
 

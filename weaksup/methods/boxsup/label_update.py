@@ -5,7 +5,7 @@ The hook ``BoxSupLabelUpdate`` (``cfg.WEAKSUP.HOOKS``) owns the training labels:
 * before training, the first labelling (``epoch_000``) by ``E_o`` alone ("our algorithm starts
   from the step of updating segment labels", before any network training);
 * after every epoch but the last, a new labelling by ``E_o + lambda E_r`` with the current network
-  (:func:`weaksup.pseudo.boxsup.select_segments`), which the next epoch trains on;
+  (:func:`weaksup.methods.boxsup.labelling.select_segments`), which the next epoch trains on;
 * the training data loader is rebuilt on the new label maps (the records' ``sem_seg_file_name``
   point at them; Detectron2's ``DatasetMapper`` reads them), with a sampler seeded by the epoch, so
   each epoch is one fresh permutation and no batch prepared before the update carries old labels.
@@ -13,7 +13,7 @@ The hook ``BoxSupLabelUpdate`` (``cfg.WEAKSUP.HOOKS``) owns the training labels:
 Label maps are PNG files ``OUTPUT_DIR/boxsup/labels/epoch_<e>/<index>_<stem>.png`` (0 background,
 class ``c`` as ``c + 1``), each written atomically; ``DONE.json`` marks a complete labelling. The
 hook's state in the checkpoint is the current labelling's epoch, and a checkpoint is saved right
-after each update (``MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE``; ``model_after_label_update.pth``,
+after each update (``WEAKSUP.BOXSUP.CHECKPOINT_AFTER_UPDATE``; ``model_after_label_update.pth``,
 replaced each time, so 45 epochs do not leave 45 checkpoints), so a job killed after an update
 resumes on that labelling, never recomputing or mixing labellings.
 
@@ -55,20 +55,20 @@ from detectron2.utils import comm
 from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.build import build_mapper
-from ..data.mask_subset import cache_dir, instance_label_map
-from ..pseudo import PseudoMaskConfig, pseudo_masks_for_image
-from ..pseudo.boxsup import (
+from weaksup.data.build import build_mapper
+from weaksup.data.mask_subset import cache_dir, instance_label_map
+from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from .labelling import (
     label_confusion,
     miou_from_confusion,
     paint_label_map,
     resize_log_probs,
     select_segments,
 )
-from ..pseudo.candidate_cache import load_or_make_candidates
-from ..pseudo.job import instance_seed, write_atomic, write_json_atomic
-from ..pseudo.visualize import draw_pseudo_masks
-from .hook_registry import HOOK_REGISTRY
+from weaksup.pseudo.candidate_cache import load_or_make_candidates
+from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
+from weaksup.pseudo.visualize import draw_pseudo_masks
+from weaksup.engine.hook_registry import HOOK_REGISTRY
 
 __all__ = [
     "BoxSupLabelUpdate",
@@ -103,7 +103,7 @@ class LabelSpec:
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "LabelSpec":
-        b = cfg.MODEL.BOXSUP
+        b = cfg.WEAKSUP.BOXSUP
         cache = b.CANDIDATE_CACHE or os.path.join(
             cache_dir(), "boxsup_candidates", f"n{b.NUM_CANDIDATES}_s{b.CANDIDATE_MAX_SIDE}"
         )
@@ -133,7 +133,7 @@ def has_gt_masks(record: Dict[str, Any]) -> bool:
 
 
 def box_only(record: Dict[str, Any]) -> Dict[str, Any]:
-    """A copy of ``record`` without its label map and masks (``MODEL.BOXSUP.IGNORE_GT_MASKS``)."""
+    """A copy of ``record`` without its label map and masks (``WEAKSUP.BOXSUP.IGNORE_GT_MASKS``)."""
     annos = [{k: v for k, v in a.items() if k != "segmentation"} for a in record["annotations"]]
     return {**{k: v for k, v in record.items() if k != "sem_seg_file_name"}, "annotations": annos}
 
@@ -388,7 +388,7 @@ class BoxSupLabelUpdate(HookBase):
     def _load_records(self) -> None:
         cfg = self.cfg
         self.records = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
-        if cfg.MODEL.BOXSUP.IGNORE_GT_MASKS:
+        if cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS:
             self.records = [box_only(r) for r in self.records]
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
         self.num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
@@ -398,18 +398,18 @@ class BoxSupLabelUpdate(HookBase):
                 f"{cfg.DATASETS.TRAIN[0]} has {len(meta.thing_classes)} classes + background"
             )
         self.gt_records = None
-        if cfg.MODEL.BOXSUP.GT_DATASET:
+        if cfg.WEAKSUP.BOXSUP.GT_DATASET:
             by_file = {
                 r["file_name"]: r
                 for r in get_detection_dataset_dicts(
-                    [cfg.MODEL.BOXSUP.GT_DATASET], filter_empty=False
+                    [cfg.WEAKSUP.BOXSUP.GT_DATASET], filter_empty=False
                 )
             }
             self.gt_records = [by_file.get(r["file_name"]) for r in self.records]
             missing = sum(g is None for g in self.gt_records)
             if missing:
                 logger.warning(
-                    f"BoxSup: {missing} training images not in {cfg.MODEL.BOXSUP.GT_DATASET}"
+                    f"BoxSup: {missing} training images not in {cfg.WEAKSUP.BOXSUP.GT_DATASET}"
                 )
         n = sum(has_gt_masks(r) for r in self.records)
         logger.info(
@@ -430,7 +430,7 @@ class BoxSupLabelUpdate(HookBase):
     # -- labelling ----------------------------------------------------------------------------
     def _make(self, epoch: int, model: Optional[torch.nn.Module]) -> None:
         cfg = self.cfg
-        vis = min(cfg.MODEL.BOXSUP.VIS_NUM_IMAGES, len(self.records))
+        vis = min(cfg.WEAKSUP.BOXSUP.VIS_NUM_IMAGES, len(self.records))
         t0 = time.perf_counter()
         if model is not None:
             model = model.module if isinstance(model, DistributedDataParallel) else model
@@ -521,7 +521,9 @@ class BoxSupLabelUpdate(HookBase):
     def before_train(self) -> None:
         self._load_records()
         batch = self.cfg.SOLVER.IMS_PER_BATCH
-        self.epoch_iters = self.cfg.MODEL.BOXSUP.EPOCH_ITERS or math.ceil(len(self.records) / batch)
+        self.epoch_iters = self.cfg.WEAKSUP.BOXSUP.EPOCH_ITERS or math.ceil(
+            len(self.records) / batch
+        )
         logger.info(
             f"BoxSup: {self.epoch_iters} iterations per epoch (batch {batch}); MAX_ITER "
             f"{self.trainer.max_iter} = {self.trainer.max_iter / self.epoch_iters:.2f} epochs"
@@ -575,7 +577,7 @@ class BoxSupLabelUpdate(HookBase):
             return  # fixed labels (Tab. 2 baselines): never updated
         self._make(epoch, self.trainer.model)
         self._use(epoch)
-        if self.cfg.MODEL.BOXSUP.CHECKPOINT_AFTER_UPDATE:  # one file, replaced atomically
+        if self.cfg.WEAKSUP.BOXSUP.CHECKPOINT_AFTER_UPDATE:  # one file, replaced atomically
             self.trainer.checkpointer.save("model_after_label_update", iteration=self.trainer.iter)
 
     def after_train(self) -> None:

@@ -3,7 +3,7 @@
 1. the BoxCaseg network on mixed box / salient patches (:class:`BoxCasegTrainer`), written to
    ``<OUTPUT_DIR>/stage1``;
 2. proxy masks for every GT box of ``DATASETS.TRAIN``
-   (:func:`~weaksup.engine.proxy_masks.generate_proxy_masks`), written to
+   (:func:`~weaksup.methods.boxcaseg.proxy_masks.generate_proxy_masks`), written to
    ``<OUTPUT_DIR>/proxy_masks/<dataset>.json``;
 3. Proxy Mask R-CNN on the GT boxes + proxy masks (dropped masks flagged, mask loss skips them),
    written to ``<OUTPUT_DIR>`` and evaluated with ``WEAKSUP.EVALUATORS``.
@@ -23,13 +23,15 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 
-from ..config import add_weaksup_config
-from ..data import build_boxcaseg_train_loader, build_mapper
-from ..data.datasets import register_coco_instances
-from .device import resolve_device
-from .pipeline import PIPELINE_REGISTRY, run_training_stage
+from weaksup.config import add_weaksup_config
+from weaksup.data import build_mapper
+from weaksup.data.datasets import register_coco_instances
+from weaksup.engine.device import resolve_device
+from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage
+from weaksup.engine.trainer import WeaksupTrainer
+
+from .data import build_boxcaseg_train_loader
 from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
-from .trainer import WeaksupTrainer
 
 __all__ = [
     "BoxCasegTrainer",
@@ -64,14 +66,14 @@ def run_boxcaseg_network(cfg: CfgNode, args: Namespace):
 
 
 def stage1_config(cfg: CfgNode) -> CfgNode:
-    """The stage-1 config: ``MODEL.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
+    """The stage-1 config: ``WEAKSUP.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
     ``<OUTPUT_DIR>/stage1``, its device resolved for this machine."""
-    path = cfg.MODEL.BOXCASEG.STAGE1_CONFIG
+    path = cfg.WEAKSUP.BOXCASEG.STAGE1_CONFIG
     if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
+        raise FileNotFoundError(f"WEAKSUP.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
     cfg1 = add_weaksup_config(get_cfg())
     cfg1.merge_from_file(path)
-    cfg1.merge_from_list(list(cfg.MODEL.BOXCASEG.STAGE1_OPTS))
+    cfg1.merge_from_list(list(cfg.WEAKSUP.BOXCASEG.STAGE1_OPTS))
     cfg1.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, "stage1")
     resolve_device(cfg1)
     cfg1.freeze()
@@ -95,11 +97,11 @@ def register_proxy_dataset(dataset_name: str, json_file: str) -> str:
 def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
     """Stage 2: proxy masks of each of ``cfg.DATASETS.TRAIN`` with the stage-1 model (skipped
     when complete, resumed otherwise), quality reports, and the registered proxy datasets."""
-    p = cfg.MODEL.BOXCASEG.PROXY
+    p = cfg.WEAKSUP.BOXCASEG.PROXY
     gt_datasets = list(p.GT_DATASETS) or [""] * len(cfg.DATASETS.TRAIN)
     if len(gt_datasets) != len(cfg.DATASETS.TRAIN):
         raise ValueError(
-            f"MODEL.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
+            f"WEAKSUP.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
             f"{list(cfg.DATASETS.TRAIN)} one to one ('' for none)"
         )
     weights = os.path.join(cfg1.OUTPUT_DIR, "model_final.pth")

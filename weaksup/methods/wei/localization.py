@@ -18,7 +18,7 @@ from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from .candidates import CandidateSet
+from weaksup.pseudo.candidates import CandidateSet
 
 __all__ = [
     "REFINE_ORDERS",

@@ -24,7 +24,7 @@ from detectron2.data.build import trivial_batch_collator, worker_init_reset_seed
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils import comm
 
-from .build import MAPPER_REGISTRY
+from weaksup.data.build import MAPPER_REGISTRY
 
 __all__ = [
     "BoxCasegPatchMapper",
@@ -169,7 +169,7 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 class BoxCasegTestMapper:
     """Whole image at its original resolution with its non-crowd GT boxes as ``instances``
     (``gt_boxes``, ``gt_classes``, ``gt_index`` = position in ``annotations``), the input of
-    :class:`~weaksup.modeling.meta_arch.BoxCaseg` inference (one mask per box)."""
+    :class:`~weaksup.methods.boxcaseg.meta_arch.BoxCaseg` inference (one mask per box)."""
 
     @configurable
     def __init__(self, *, image_format: str):

@@ -7,10 +7,10 @@ semantic datasets. Stages, each cached under ``OUTPUT_DIR`` and resumed when int
 
 0. proposals of every training image (``proposals/``, :mod:`weaksup.pseudo.proposals`);
 1. HCP image fine-tuning (``hcp_image/``), then hypothesis fine-tuning (``hcp_hypotheses/``)
-   (:class:`~weaksup.modeling.meta_arch.HCP`, Sec. 3.1);
+   (:class:`~weaksup.methods.wei.hcp.HCP`, Sec. 3.1);
 2. proposal scores, cross-image refinement, localization maps and rough masks
    (:mod:`.wei_stage2`, Sec. 3.1-3.3);
-3. one segmentation network per scheme of ``MODEL.WEI.SCHEMES`` (Tab. 1: ``AN_A``, ``SN_A``,
+3. one segmentation network per scheme of ``WEAKSUP.WEI.SCHEMES`` (Tab. 1: ``AN_A``, ``SN_A``,
    ``AN_B``, ``SN_B``; ``*_norefine`` for Tab. 3), each trained in ``<scheme>/``, evaluated on
    ``DATASETS.TEST`` (``wei_results.json``); then the tables are printed
    (:func:`format_wei_tables`, also ``tools/wei_table.py``).
@@ -32,12 +32,20 @@ from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ..data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
-from ..pseudo.job import ImageTask, read_image_bgr, write_json_atomic
-from ..pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
-from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config, stage_done, train_stage
-from .trainer import WeaksupTrainer
-from .wei_stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
+from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
+from weaksup.pseudo.job import ImageTask, read_image_bgr, write_json_atomic
+from weaksup.pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
+from weaksup.config import load_config
+from weaksup.engine.pipeline import (
+    PIPELINE_REGISTRY,
+    run_training_stage,
+    stage_config,
+    stage_done,
+    train_stage,
+)
+from weaksup.engine.trainer import WeaksupTrainer
+
+from .stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
 
 __all__ = [
     "WEI_SCHEMES",
@@ -66,7 +74,7 @@ RESULTS_FILE = "wei_results.json"
 class WeiTrainer(WeaksupTrainer):
     """:class:`WeaksupTrainer` with the paper's larger learning rate on the last layer
     (Sec. 4.2): HCP's classifier (``MODEL.HCP.CLASSIFIER_LR_FACTOR``) or the segmentation
-    head's classifier convs (``MODEL.WEI.PREDICTOR_LR_FACTOR``; the FPN head's ``predictor``,
+    head's classifier convs (``WEAKSUP.WEI.PREDICTOR_LR_FACTOR``; the FPN head's ``predictor``,
     the ASPP head's per-branch classifiers)."""
 
     @classmethod
@@ -75,7 +83,7 @@ class WeiTrainer(WeaksupTrainer):
             factor = cfg.MODEL.HCP.CLASSIFIER_LR_FACTOR
             last = {f"classifier.{n}" for n, _ in model.classifier.named_parameters()}
         else:  # the head's classifier convs: those with one output channel per class
-            factor = cfg.MODEL.WEI.PREDICTOR_LR_FACTOR
+            factor = cfg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR
             num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
             last = {
                 f"sem_seg_head.{m}.{n}"
@@ -127,7 +135,7 @@ def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> Cfg
     """An HCP stage config: the file ``path`` + ``opts``, no evaluation, output
     ``<OUTPUT_DIR>/<subdir>`` (:func:`~weaksup.engine.pipeline.stage_config`)."""
     opts = ["DATASETS.TEST", "()"] + list(opts)
-    return stage_config(path, opts, os.path.join(cfg.OUTPUT_DIR, subdir))
+    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, subdir))
 
 
 def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
@@ -140,8 +148,8 @@ def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
 
 def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
     """Stage 0: a proposal file per training image (main process; resumable, parallel)."""
-    w = cfg.MODEL.WEI
-    settings = dict(num=w.NUM_PROPOSALS, side=w.PROPOSAL_MAX_SIDE, mcg=w.MCG_DIR)
+    w = cfg.WEAKSUP.WEI
+    settings = dict(num=w.NUM_CANDIDATES, side=w.CANDIDATE_MAX_SIDE, mcg=w.MCG_DIR)
     out = [
         {**r, "proposal_file": os.path.join(folder, file_key(r["image_id"]) + ".npz")}
         for r in records
@@ -154,7 +162,7 @@ def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
             for r, path in ((r, r["proposal_file"]) for r in out)
         ]
         fn = partial(
-            _proposal_item, num=w.NUM_PROPOSALS, max_side=w.PROPOSAL_MAX_SIDE, mcg_dir=w.MCG_DIR
+            _proposal_item, num=w.NUM_CANDIDATES, max_side=w.CANDIDATE_MAX_SIDE, mcg_dir=w.MCG_DIR
         )
         job = PerImageFileJob(fn, lambda item: item[1], "proposals")
         n = job.run(items, num_workers=w.NUM_WORKERS)
@@ -170,13 +178,13 @@ def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
     returns the latter's config."""
     opts = ["DATASETS.TRAIN", f"('{train_name}',)", "MODEL.HCP.NUM_CLASSES", str(num_classes)]
     cfg_img = hcp_config(
-        cfg, cfg.MODEL.WEI.HCP_IMAGE_CONFIG, "hcp_image", opts + ["MODEL.HCP.MODE", "image"]
+        cfg, cfg.WEAKSUP.WEI.HCP_IMAGE_CONFIG, "hcp_image", opts + ["MODEL.HCP.MODE", "image"]
     )
     run_training_stage(WeiTrainer, cfg_img, "stage 1a", "HCP image fine-tuning")
     comm.synchronize()
     weights = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
     opts += ["MODEL.HCP.MODE", "hypotheses", "MODEL.WEIGHTS", weights]
-    cfg_hyp = hcp_config(cfg, cfg.MODEL.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", opts)
+    cfg_hyp = hcp_config(cfg, cfg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", opts)
     run_training_stage(WeiTrainer, cfg_hyp, "stage 1b", "HCP hypothesis fine-tuning")
     comm.synchronize()
     return cfg_hyp
@@ -184,7 +192,7 @@ def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
 
 def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str, str]:
     """Stage 2 (:mod:`.wei_stage2`); returns the folders of maps / rough masks."""
-    w = cfg.MODEL.WEI
+    w = cfg.WEAKSUP.WEI
     weights = os.path.join(cfg_hcp.OUTPUT_DIR, "model_final.pth")
     stat = os.stat(weights)
     score_settings = {
@@ -258,11 +266,11 @@ def scheme_records(records: List[Dict], scheme: str, out_dirs: Dict[str, str]) -
 
 
 def _schemes(cfg: CfgNode) -> List[str]:
-    schemes = list(cfg.MODEL.WEI.SCHEMES)
+    schemes = list(cfg.WEAKSUP.WEI.SCHEMES)
     unknown = [s for s in schemes if s not in WEI_SCHEMES]
     if unknown:
-        raise ValueError(f"MODEL.WEI.SCHEMES: unknown {unknown}; known: {list(WEI_SCHEMES)}")
-    if cfg.MODEL.WEI.ABLATION:
+        raise ValueError(f"WEAKSUP.WEI.SCHEMES: unknown {unknown}; known: {list(WEI_SCHEMES)}")
+    if cfg.WEAKSUP.WEI.ABLATION:
         schemes += [s + "_norefine" for s in schemes if s.endswith("_A")]
     return schemes
 

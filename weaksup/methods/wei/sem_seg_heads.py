@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from detectron2.modeling.meta_arch.semantic_seg import SEM_SEG_HEADS_REGISTRY, SemSegFPNHead
 
-from ..losses.soft_multilabel_loss import soft_cross_entropy
-from .atrous_head import AtrousSemSegHead
+from weaksup.modeling.losses.soft_multilabel_loss import soft_cross_entropy
+from weaksup.modeling.sem_seg_heads.atrous_head import AtrousSemSegHead
 
 __all__ = ["SoftLabelAtrousSemSegHead", "SoftLabelLossMixin", "SoftLabelSemSegFPNHead"]
 

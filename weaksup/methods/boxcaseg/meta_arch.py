@@ -1,6 +1,6 @@
 """The BoxCaseg network (BoxCaseg Sec. 3.2-3.3, Fig. 4): class-agnostic segmentation of patches.
 
-Training takes patches (box-supervised and salient, see :mod:`weaksup.data.boxcaseg`), not whole
+Training takes patches (box-supervised and salient, see :mod:`weaksup.methods.boxcaseg.data`), not whole
 images: features come from the patch itself, not from ROIAlign on image features (Sec. 3.2.2).
 Inference takes whole images with boxes, crops one patch per box, segments it and pastes the
 mask back (Sec. 3.4), so it plugs into Detectron2's ``inference_on_dataset`` and evaluators.
@@ -19,7 +19,7 @@ from fvcore.nn import weight_init
 from torch import nn
 from torchvision.ops import roi_align
 
-from ..losses.mil_loss import mil_unary_loss, pairwise_smoothness_loss
+from weaksup.modeling.losses.mil_loss import mil_unary_loss, pairwise_smoothness_loss
 
 __all__ = ["BoxCaseg", "SegmentationHead", "WeightTransfer"]
 

@@ -21,10 +21,11 @@ from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
-from ..pseudo.localization import soft_target
-from ..pseudo.candidate_cache import load_candidates
-from ..pseudo.proposals import select_hypotheses
-from .build import MAPPER_REGISTRY
+from weaksup.pseudo.candidate_cache import load_candidates
+from weaksup.pseudo.proposals import select_hypotheses
+from weaksup.data.build import MAPPER_REGISTRY
+
+from .localization import soft_target
 
 __all__ = ["ImageLabelDatasetMapper", "LocalizationMapDatasetMapper", "load_localization_maps"]
 

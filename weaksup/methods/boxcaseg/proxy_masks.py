@@ -1,6 +1,6 @@
 """BoxCaseg stage 2: proxy masks for every GT box of a dataset (BoxCaseg Sec. 3.4).
 
-A trained :class:`~weaksup.modeling.meta_arch.BoxCaseg` model segments a 320x320 crop at each GT
+A trained :class:`~weaksup.methods.boxcaseg.meta_arch.BoxCaseg` model segments a 320x320 crop at each GT
 box (salient + transferred heads, Eq. 3), the masks are pasted back at image resolution, then the
 pseudo-mask engine's rules apply per image: **merge** (:func:`weaksup.pseudo.merge_smaller_wins`:
 a pixel claimed by several masks goes to the smallest object) and **drop** (proxy box agreement,
@@ -29,11 +29,12 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 from tqdm import tqdm
 
-from ..data.boxcaseg import BoxCasegTestMapper
-from ..evaluation import box_mask_quality
-from ..evaluation.ground_truth import segmentation_to_bitmask
-from ..pseudo import box_agreement, merge_smaller_wins
-from ..pseudo.job import pseudo_mask_json, write_json_atomic
+from weaksup.evaluation import box_mask_quality
+from weaksup.evaluation.ground_truth import segmentation_to_bitmask
+from weaksup.pseudo import box_agreement, merge_smaller_wins
+from weaksup.pseudo.job import pseudo_mask_json, write_json_atomic
+
+from .data import BoxCasegTestMapper
 
 __all__ = [
     "PROXY_METHOD",
@@ -123,7 +124,7 @@ def generate_proxy_masks(
         model: the trained BoxCaseg model (eval mode is set here).
         weights: the checkpoint the model was loaded from; it keys the resumable work so that
             shards of another model are never reused.
-        merge, drop_threshold: Sec. 3.4 (``cfg.MODEL.BOXCASEG.PROXY``).
+        merge, drop_threshold: Sec. 3.4 (``cfg.WEAKSUP.BOXCASEG.PROXY``).
         shard_size: images per resumable shard file.
         images_per_batch: images per loader batch (their patches are batched together).
 

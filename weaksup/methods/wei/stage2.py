@@ -5,7 +5,7 @@
    penultimate features; one ``scores/<key>.npz`` per image, images sharded over the processes
    of the job, done images skipped (resume), progress bar.
 2. :func:`refine`: PCA of all candidate features (``PCA_ENERGY``), then Eq. 1 per class across
-   the images with that label (:func:`weaksup.pseudo.localization.cross_image_refinement`):
+   the images with that label (:func:`weaksup.methods.wei.localization.cross_image_refinement`):
    ``refinement.json`` holds, per image and label, the kept candidates and all candidates (the
    "without refinement" ablation).
 3. :func:`write_maps_and_masks`: per image (worker processes, resume, progress bar)
@@ -34,8 +34,11 @@ from detectron2.data import transforms as T
 from detectron2.utils import comm
 from tqdm import tqdm
 
-from ..pseudo.job import write_atomic, write_json_atomic
-from ..pseudo.localization import (
+from weaksup.pseudo.job import write_atomic, write_json_atomic
+from weaksup.pseudo.candidate_cache import load_candidates
+from weaksup.pseudo.proposals import PerImageFileJob, file_key
+
+from .localization import (
     cross_image_refinement,
     fit_pca,
     localization_maps,
@@ -45,8 +48,6 @@ from ..pseudo.localization import (
     select_candidates,
     top_regions,
 )
-from ..pseudo.candidate_cache import load_candidates
-from ..pseudo.proposals import PerImageFileJob, file_key
 
 __all__ = ["prepare_dir", "refine", "score_proposals", "write_maps_and_masks"]
 

@@ -4,15 +4,15 @@ The config holding ``WEAKSUP.PIPELINE: "Hybrid"`` is the fused model's (``Hybrid
 ``DATASETS.TRAIN`` (one box-only dataset) trains every branch and its ``DATASETS.TEST`` /
 ``WEAKSUP.EVALUATORS`` evaluate every model:
 
-1. **pseudo masks**: GrabCut (``MODEL.HYBRID.PSEUDO.METHOD``) for every training box, flagged
+1. **pseudo masks**: GrabCut (``WEAKSUP.HYBRID.PSEUDO.METHOD``) for every training box, flagged
    valid when IoU(tight box, box) >= ``MODEL.HYBRID.VALID_THRESHOLD`` (Sec. 1), written to
    ``<OUTPUT_DIR>/pseudo_masks/<dataset>.json``; the validity statistics of Sec. 1 are logged;
-2. **baseline**: ``MODEL.HYBRID.BASELINE_CONFIG``, Mask R-CNN on all GrabCut masks
+2. **baseline**: ``WEAKSUP.HYBRID.BASELINE_CONFIG``, Mask R-CNN on all GrabCut masks
    (``<OUTPUT_DIR>/baseline``);
-3. **large branch**: ``MODEL.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN, every box trains
+3. **large branch**: ``WEAKSUP.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN, every box trains
    detection, only valid masks train the mask head (``<OUTPUT_DIR>/large``);
-4. **small branch**: ``MODEL.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of all instances or
-   of the invalid ones only (``MODEL.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``, or
+4. **small branch**: ``WEAKSUP.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of all instances or
+   of the invalid ones only (``WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``, or
    ``small_invalid``);
 5. **fused**: this config's ``HybridNetwork`` with the two trained branches, evaluated; then the
    ablation table (Tab. 1-2 metrics for baseline / small / large / fused) is printed and written
@@ -38,12 +38,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 from tabulate import tabulate
 
-from ..pseudo import PseudoMaskConfig
-from ..pseudo.job import write_atomic
-from .overlays import write_prediction_overlays
-from .pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
-from .pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
-from .trainer import WeaksupTrainer
+from weaksup.pseudo import PseudoMaskConfig
+from weaksup.pseudo.job import write_atomic
+from weaksup.config import load_config
+from weaksup.engine.overlays import write_prediction_overlays
+from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
+from weaksup.engine.pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from weaksup.engine.trainer import WeaksupTrainer
 
 __all__ = [
     "ABLATION_COLUMNS",
@@ -132,11 +133,11 @@ def register_validity_view(dataset_name: str, pseudo_json: str, keep_valid: bool
 
 
 def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: str) -> CfgNode:
-    h = cfg.MODEL.HYBRID
+    h, stages = cfg.MODEL.HYBRID, cfg.WEAKSUP.HYBRID
     path, opts = {
-        "baseline": (h.BASELINE_CONFIG, h.BASELINE_OPTS),
-        "large": (h.LARGE_CONFIG, h.LARGE_OPTS),
-        "small": (h.SMALL_CONFIG, h.SMALL_OPTS),
+        "baseline": (stages.BASELINE_CONFIG, stages.BASELINE_OPTS),
+        "large": (stages.LARGE_CONFIG, stages.LARGE_OPTS),
+        "small": (stages.SMALL_CONFIG, stages.SMALL_OPTS),
     }[which]
     pipeline = [
         "DATASETS.TRAIN", (train,),
@@ -145,7 +146,7 @@ def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: 
         "WEAKSUP.PSEUDO_MASKS", pseudo_json,
         "MODEL.HYBRID.VALID_THRESHOLD", h.VALID_THRESHOLD,
     ]  # fmt: skip
-    return stage_config(path, list(opts) + pipeline, os.path.join(cfg.OUTPUT_DIR, out))
+    return stage_config(load_config(path, list(opts) + pipeline), os.path.join(cfg.OUTPUT_DIR, out))
 
 
 def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:
@@ -159,28 +160,28 @@ def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:
 def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     """Stages 1-5 with caching (module docstring); returns every model's evaluation results,
     ``{stage: {dataset: results}}`` (filled on the main process)."""
-    h = cfg.MODEL.HYBRID
+    h, stages = cfg.MODEL.HYBRID, cfg.WEAKSUP.HYBRID
     if len(cfg.DATASETS.TRAIN) != 1:
         raise ValueError(
             f"the Hybrid pipeline trains on one dataset, got DATASETS.TRAIN {cfg.DATASETS.TRAIN}"
         )
-    if h.SMALL_TRAIN_INSTANCES not in ("all", "invalid"):
+    if stages.SMALL_TRAIN_INSTANCES not in ("all", "invalid"):
         raise ValueError(
-            f"MODEL.HYBRID.SMALL_TRAIN_INSTANCES must be 'all' or 'invalid', got "
-            f"{h.SMALL_TRAIN_INSTANCES!r}"
+            f"WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES must be 'all' or 'invalid', got "
+            f"{stages.SMALL_TRAIN_INSTANCES!r}"
         )
     train = cfg.DATASETS.TRAIN[0]
     pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
     pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
-    logger.info(f"stage 1: pseudo masks ({h.PSEUDO.METHOD}) of {train}")
+    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
     made = generate_pseudo_masks(
         train,
         pseudo_json,
-        h.PSEUDO.METHOD,
+        stages.PSEUDO.METHOD,
         pcfg,
-        seed=h.PSEUDO.SEED,
-        shard_size=h.PSEUDO.SHARD_SIZE,
-        num_workers=h.PSEUDO.NUM_WORKERS,
+        seed=stages.PSEUDO.SEED,
+        shard_size=stages.PSEUDO.SHARD_SIZE,
+        num_workers=stages.PSEUDO.NUM_WORKERS,
     )
     if not made:
         logger.info(f"stage 1: skipped, found the pseudo masks of this job in {pseudo_json}")
@@ -193,7 +194,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
 
     # the small branch's folder names its training instances, so switching retrains it
     small_train, small_dir = train, "small"
-    if h.SMALL_TRAIN_INSTANCES == "invalid":
+    if stages.SMALL_TRAIN_INSTANCES == "invalid":
         small_train = register_validity_view(train, pseudo_json, keep_valid=False)
         small_dir = "small_invalid"
     results, dirs = {}, {"baseline": "baseline", "large": "large", "small": small_dir}

@@ -24,7 +24,7 @@ from detectron2.structures import ImageList
 from torch import nn
 from torchvision.ops import roi_align
 
-from ..losses.soft_multilabel_loss import soft_cross_entropy
+from weaksup.modeling.losses.soft_multilabel_loss import soft_cross_entropy
 
 __all__ = ["HCP"]
 
