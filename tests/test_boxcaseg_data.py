@@ -28,6 +28,16 @@ def test_jitter_box_stays_within_the_documented_ranges():
         # centre moved by at most 0.25 half size, each half side scaled by 0.5 .. 1.5
         assert 120 - 5 - 30 <= x0 <= 120 + 5 - 10 and 120 - 5 + 10 <= x1 <= 120 + 5 + 30
         assert 100 - 12.5 - 75 <= y0 <= 100 + 12.5 - 25 and 100 - 12.5 + 25 <= y1 <= 100 + 12.5 + 75
+    # one ratio per axis (the authors' bbox_broaden): without the centre shift the jittered
+    # box keeps the box's centre, and its width / height ratios cover U(0.5, 1.5)
+    ratios = []
+    for _ in range(500):
+        x0, y0, x1, y1 = jitter_box(box, 1000, 1000, rng, 0.0, (0.5, 1.5))
+        assert (x0 + x1) / 2 == pytest.approx(120) and (y0 + y1) / 2 == pytest.approx(100)
+        ratios.append(((x1 - x0) / 40, (y1 - y0) / 100))
+    ratios = np.array(ratios)
+    assert ratios.min() >= 0.5 and ratios.max() <= 1.5 and ratios.std(0).min() > 0.25
+    assert abs(np.corrcoef(ratios.T)[0, 1]) < 0.15  # x and y drawn independently
     clipped = jitter_box([0.0, 0.0, 30.0, 30.0], 20, 25, rng)
     assert clipped.min() >= 0 and clipped[2] <= 25 and clipped[3] <= 20
 

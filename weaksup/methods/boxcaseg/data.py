@@ -44,21 +44,22 @@ def jitter_box(
     center_jitter: float = 0.25,
     scale_jitter: Tuple[float, float] = (0.5, 1.5),
 ) -> np.ndarray:
-    """The box-patch augmentation (Sec. 3.2.2, the authors' released ranges): the centre moves by
-    ``U(-center_jitter, center_jitter)`` of the half width / height, then each half side (left,
-    right, top, bottom, independently) is the original half size scaled by ``U(*scale_jitter)``;
-    the result is clipped to the image."""
+    """The box-patch augmentation (Sec. 3.2.2; the authors' ``bbox_broaden`` in their released
+    ``joint_training/tools/hybrid_data_loader.py``): the centre moves by
+    ``U(-center_jitter, center_jitter)`` of the half width / height, then the half width is
+    scaled by one ratio ``U(*scale_jitter)`` and the half height by another, so the new box is
+    centred on the moved centre; the result is clipped to the image."""
     x0, y0, x1, y1 = (float(v) for v in box)
     hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
     cx = (x0 + x1) / 2 + rng.uniform(-center_jitter, center_jitter) * hw
     cy = (y0 + y1) / 2 + rng.uniform(-center_jitter, center_jitter) * hh
-    left, right, top, bottom = rng.uniform(*scale_jitter, size=4)
+    ratio_x, ratio_y = rng.uniform(*scale_jitter, size=2)
     return np.array(
         [
-            np.clip(cx - left * hw, 0, width),
-            np.clip(cy - top * hh, 0, height),
-            np.clip(cx + right * hw, 0, width),
-            np.clip(cy + bottom * hh, 0, height),
+            np.clip(cx - ratio_x * hw, 0, width),
+            np.clip(cy - ratio_y * hh, 0, height),
+            np.clip(cx + ratio_x * hw, 0, width),
+            np.clip(cy + ratio_y * hh, 0, height),
         ]
     )
 
