@@ -241,6 +241,31 @@ def test_ablation_table_format():
     assert lines[3].startswith("| baseline") and lines[3].count("| -") == 6
     cells = [c.strip() for c in lines[4].split("|")[2:-1]]
     assert lines[4].startswith("| fused") and cells == ["51.30", "-", "-", "25.20", "8.52", "-"]
+    # the split ablation's rows follow their stage's, named with their split
+    res["small [large: all, small: all]"] = {"segm": {"AP": 3.0}}
+    res["fused [large: all, small: all]"] = {"segm": {"AP": 20.0}}
+    names = [l.split("|")[1].strip() for l in format_ablation_table(res).splitlines()[2:]]
+    assert names == [
+        "baseline (Mask R-CNN, all GrabCut masks)",
+        "small branch (Faster R-CNN + GrabCut) [large: all, small: all]",
+        "fused (ours)",
+        "fused (ours) [large: all, small: all]",
+    ]
+
+
+def test_paper_config_trains_the_branches_on_the_papers_split():
+    """Sec. 2: the large branch on the valid-mask instances, the small one on the invalid."""
+    cfg = _demo_cfg("configs/hybrid_voc.yaml")
+    assert (cfg.WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES, cfg.WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES) == (
+        "valid",
+        "invalid",
+    )
+    demo = _demo_cfg("configs/hybrid_demo_pennfudan.yaml").WEAKSUP.HYBRID
+    assert (demo.LARGE_TRAIN_INSTANCES, demo.SMALL_TRAIN_INSTANCES, demo.SPLIT_ABLATION) == (
+        "valid",
+        "invalid",
+        True,
+    )
 
 
 def test_failed_grabcut_is_an_invalid_mask(tmp_path):
