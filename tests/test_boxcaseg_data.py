@@ -106,6 +106,22 @@ def test_sampler_ratio_holds_in_every_batch_and_epoch_covers_all_salient():
     assert len({i for b in batches[:5] for i in b[:9]}) == 45  # no box repeats within a pass
 
 
+def test_random_sampling_baseline_mixes_freely():
+    """Tab. 5 'RS': batches of 16 from one shuffle of box and salient indices; the salient count
+    varies, an epoch covers both sets once."""
+    num_box, num_sal = 50, 23
+    it = iter(
+        MixedBatchSampler(num_box, num_sal, 9, 7, seed=0, rank=0, world_size=1, random_mix=True)
+    )
+    batches = [next(it) for _ in range(20)]
+    assert all(len(b) == 16 for b in batches)
+    counts = {sum(i >= num_box for i in b) for b in batches}
+    assert len(counts) > 2  # the ratio is not fixed
+    flat = [i for b in batches for i in b]
+    epoch = flat[: num_box + num_sal]
+    assert sorted(epoch) == list(range(num_box + num_sal))
+
+
 def test_sampler_ranks_take_disjoint_slices_of_the_same_global_batches():
     kw = dict(num_box=40, num_salient=30, box_per_batch=3, salient_per_batch=2, seed=5)
     ranks = [iter(MixedBatchSampler(**kw, rank=r, world_size=2)) for r in (0, 1)]

@@ -237,6 +237,10 @@ class MixedBatchSampler(torchdata.Sampler):
     box set lasts. Every process draws the same global order from the shared seed and takes its
     own slice of each global batch, so under DDP the processes see disjoint patches. Without
     salient images (``salient_per_batch == 0``) an epoch is one pass over the box instances.
+
+    ``random_mix`` is Tab. 5's 'RS' baseline: batches of the same size drawn from one shuffle of
+    all box and salient indices together (the ratio varies from batch to batch; an epoch is one
+    pass over both).
     """
 
     def __init__(
@@ -248,6 +252,7 @@ class MixedBatchSampler(torchdata.Sampler):
         seed: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
+        random_mix: bool = False,
     ):
         if box_per_batch + salient_per_batch <= 0:
             raise ValueError("empty batches: box_per_batch + salient_per_batch must be > 0")
@@ -262,6 +267,7 @@ class MixedBatchSampler(torchdata.Sampler):
         self.seed = int(comm.shared_random_seed() if seed is None else seed)
         self.rank = comm.get_rank() if rank is None else rank
         self.world_size = comm.get_world_size() if world_size is None else world_size
+        self.random_mix = random_mix
 
     @staticmethod
     def _stream(n: int, g: torch.Generator) -> Iterator[int]:
@@ -271,6 +277,12 @@ class MixedBatchSampler(torchdata.Sampler):
     def __iter__(self) -> Iterator[List[int]]:
         g = torch.Generator()
         g.manual_seed(self.seed)
+        if self.random_mix:
+            per_rank = self.box_per_batch + self.salient_per_batch
+            stream = self._stream(self.num_box + self.num_salient, g)
+            while True:
+                batch = list(itertools.islice(stream, per_rank * self.world_size))
+                yield batch[self.rank * per_rank : (self.rank + 1) * per_rank]
         boxes = self._stream(self.num_box, g) if self.box_per_batch else iter(())
         salient = self._stream(self.num_salient, g) if self.salient_per_batch else iter(())
         box_global = self.box_per_batch * self.world_size
@@ -322,7 +334,14 @@ def build_boxcaseg_train_loader(cfg: CfgNode, mapper: Optional[Any] = None):
         if salient_per_batch
         else []
     )
-    sampler = MixedBatchSampler(len(box), len(salient), box_per_batch, salient_per_batch)
+    sampling = cfg.DATALOADER.BOX_SALIENT_SAMPLING
+    if sampling not in ("ratio", "random"):
+        raise ValueError(
+            f"DATALOADER.BOX_SALIENT_SAMPLING must be 'ratio' or 'random': {sampling!r}"
+        )
+    sampler = MixedBatchSampler(
+        len(box), len(salient), box_per_batch, salient_per_batch, random_mix=sampling == "random"
+    )
     if mapper is None:
         mapper = BoxCasegPatchMapper(cfg, True)
     dataset = MapDataset(DatasetFromList(box + salient, copy=False), mapper)
