@@ -227,7 +227,7 @@ def test_head_ablation_trains_and_predicts_with_the_chosen_heads(heads, losses):
 
 
 def test_ablation_configs_select_tab4_heads_and_tab5_random_sampling():
-    from weaksup.config import load_config
+    from weaksup import load_config
 
     from conftest import REPO_ROOT
 

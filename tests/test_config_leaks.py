@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import pytest
 from detectron2.data import DatasetCatalog
 
-from weaksup.config import load_config
+from weaksup import load_config
 from weaksup.data.datasets.image_sets import may_share_images, photo_keys
 
 from conftest import REPO_ROOT
