@@ -106,7 +106,7 @@ def test_weight_transfer_sends_no_gradient_into_the_weak_head():
     model.zero_grad(set_to_none=True)
     model(_patches(2, 2))["loss_mil"].backward()
     assert all(p.grad is None for p in model.weight_transfer.parameters())
-    assert all(p.grad is not None for p in model.weak_head.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.weak_head.parameters())
 
 
 def test_initial_transferred_filters_are_distinct_and_at_the_weak_filters_scale():
