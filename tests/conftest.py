@@ -102,3 +102,43 @@ def small_boxcaseg_cfg():
     cfg.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 8
     cfg.INPUT.BOXCASEG.TEST_SIZE = 32
     return cfg
+
+
+def curve_pixels(png: str, min_pixels: int = 100) -> dict:
+    """Whether each of matplotlib's first three line colours covers ``min_pixels`` of ``png``."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    colours = {"C0": (31, 119, 180), "C1": (255, 127, 14), "C2": (44, 160, 44)}
+    return {
+        name: int((np.abs(rgb - c).sum(-1) < 30).sum()) >= min_pixels for name, c in colours.items()
+    }
+
+
+def check_sem_seg_result(result: dict, printed: str = "") -> None:
+    """Value checks of a ``SemSegEvaluator`` result (``{"mIoU", "IoU-<class>", "mACC",
+    "ACC-<class>", ...}``, optionally with a ``sem_seg/`` prefix): mIoU and mACC are the means of
+    the per-class values that are defined, pACC lies between the smallest and the largest class
+    accuracy; ``printed`` (a copypaste line "mIoU,fwIoU,mACC,pACC" of values) shows the same."""
+    import math
+
+    r = {k.split("/", 1)[-1]: v for k, v in result.items()}
+    ious = [v for k, v in r.items() if k.startswith("IoU-") and not math.isnan(v)]
+    accs = [v for k, v in r.items() if k.startswith("ACC-") and not math.isnan(v)]
+    assert ious and accs, result
+    assert abs(r["mIoU"] - sum(ious) / len(ious)) < 1e-3, result
+    assert abs(r["mACC"] - sum(accs) / len(accs)) < 1e-3, result
+    assert min(accs) - 1e-3 <= r["pACC"] <= max(accs) + 1e-3, result
+    if printed:
+        values = [float(v) for v in printed.split(",")]
+        expected = [r[k] for k in ("mIoU", "fwIoU", "mACC", "pACC")]
+        assert all(abs(a - b) < 1e-3 for a, b in zip(values, expected)), (printed, expected)
+
+
+def last_sem_seg_metrics(output_dir) -> dict:
+    """The last ``sem_seg/*`` record of a run's ``metrics.json``."""
+    import json
+
+    records = [json.loads(l) for l in open(os.path.join(output_dir, "metrics.json"))]
+    return [r for r in records if "sem_seg/mIoU" in r][-1]

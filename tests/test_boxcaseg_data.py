@@ -28,6 +28,16 @@ def test_jitter_box_stays_within_the_documented_ranges():
         # centre moved by at most 0.25 half size, each half side scaled by 0.5 .. 1.5
         assert 120 - 5 - 30 <= x0 <= 120 + 5 - 10 and 120 - 5 + 10 <= x1 <= 120 + 5 + 30
         assert 100 - 12.5 - 75 <= y0 <= 100 + 12.5 - 25 and 100 - 12.5 + 25 <= y1 <= 100 + 12.5 + 75
+    # one ratio per axis (the authors' bbox_broaden): without the centre shift the jittered
+    # box keeps the box's centre, and its width / height ratios cover U(0.5, 1.5)
+    ratios = []
+    for _ in range(500):
+        x0, y0, x1, y1 = jitter_box(box, 1000, 1000, rng, 0.0, (0.5, 1.5))
+        assert (x0 + x1) / 2 == pytest.approx(120) and (y0 + y1) / 2 == pytest.approx(100)
+        ratios.append(((x1 - x0) / 40, (y1 - y0) / 100))
+    ratios = np.array(ratios)
+    assert ratios.min() >= 0.5 and ratios.max() <= 1.5 and ratios.std(0).min() > 0.25
+    assert abs(np.corrcoef(ratios.T)[0, 1]) < 0.15  # x and y drawn independently
     clipped = jitter_box([0.0, 0.0, 30.0, 30.0], 20, 25, rng)
     assert clipped.min() >= 0 and clipped[2] <= 25 and clipped[3] <= 20
 
@@ -94,6 +104,22 @@ def test_sampler_ratio_holds_in_every_batch_and_epoch_covers_all_salient():
     epoch = batches[:4]  # ceil(23 / 7) batches per epoch
     assert {i - num_box for b in epoch for i in b[9:]} == set(range(num_sal))
     assert len({i for b in batches[:5] for i in b[:9]}) == 45  # no box repeats within a pass
+
+
+def test_random_sampling_baseline_mixes_freely():
+    """Tab. 5 'RS': batches of 16 from one shuffle of box and salient indices; the salient count
+    varies, an epoch covers both sets once."""
+    num_box, num_sal = 50, 23
+    it = iter(
+        MixedBatchSampler(num_box, num_sal, 9, 7, seed=0, rank=0, world_size=1, random_mix=True)
+    )
+    batches = [next(it) for _ in range(20)]
+    assert all(len(b) == 16 for b in batches)
+    counts = {sum(i >= num_box for i in b) for b in batches}
+    assert len(counts) > 2  # the ratio is not fixed
+    flat = [i for b in batches for i in b]
+    epoch = flat[: num_box + num_sal]
+    assert sorted(epoch) == list(range(num_box + num_sal))
 
 
 def test_sampler_ranks_take_disjoint_slices_of_the_same_global_batches():

@@ -11,6 +11,7 @@ from detectron2.structures import Boxes, Instances
 from conftest import small_boxcaseg_cfg
 from weaksup.modeling.backbone import HRNet
 from weaksup.modeling.losses import mil_unary_loss, pairwise_smoothness_loss
+from weaksup.methods.boxcaseg.meta_arch import run_head
 
 
 def _bce(logit: float, label: int) -> float:
@@ -105,7 +106,7 @@ def test_weight_transfer_sends_no_gradient_into_the_weak_head():
     model.zero_grad(set_to_none=True)
     model(_patches(2, 2))["loss_mil"].backward()
     assert all(p.grad is None for p in model.weight_transfer.parameters())
-    assert all(p.grad is not None for p in model.weak_head.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.weak_head.parameters())
 
 
 def test_initial_transferred_filters_are_distinct_and_at_the_weak_filters_scale():
@@ -172,6 +173,74 @@ def test_inference_gives_one_pasted_mask_per_box():
     assert out.pred_masks.shape == (2, 50, 70) and out.pred_masks.dtype == torch.bool
     assert out.gt_index.tolist() == [0, 2]
     assert not out.pred_masks[0, 46:].any() and not out.pred_masks[1, :, :29].any()
-    # predict_patches: the alpha mix of two sigmoid maps, in [0, 1]
-    probs = model.predict_patches(model.crop_patches(image, gt.gt_boxes.tensor))
-    assert probs.shape == (2, 32, 32) and 0 <= probs.min() and probs.max() <= 1
+    # predict_patches: alpha * sigmoid(transferred) + (1 - alpha) * sigmoid(salient) (Eq. 3)
+    patches = model.crop_patches(image, gt.gt_boxes.tensor)
+    probs = model.predict_patches(patches)
+    feats = model.features(patches)
+    size = patches.shape[-2:]
+    sal = model._upsample(model.salient_head(feats), size).sigmoid()
+    trans = model._upsample(run_head(feats, model.transferred_params()), size).sigmoid()
+    torch.testing.assert_close(probs, 0.7 * trans + 0.3 * sal, atol=1e-5, rtol=0)
+    assert probs.shape == (2, 32, 32) and not torch.allclose(sal, trans)
+
+
+@pytest.mark.parametrize(
+    "heads, losses",
+    [
+        (["weak"], {"loss_mil", "loss_pairwise"}),
+        (["salient"], {"loss_salient"}),
+        (["weak", "salient"], {"loss_mil", "loss_pairwise", "loss_salient"}),
+        (["weak", "transferred"], {"loss_mil", "loss_pairwise", "loss_transferred"}),
+    ],
+)
+def test_head_ablation_trains_and_predicts_with_the_chosen_heads(heads, losses):
+    """Tab. 4: each subset of heads has only its losses (all parameters still reached, for DDP),
+    and predicts with the salient / transferred head on, else with the weak head."""
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BOXCASEG.HEADS = heads
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    out = model(_patches(2, 2))
+    assert set(out) == losses
+    sum(out.values()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    full = build_model(small_boxcaseg_cfg())
+    full.load_state_dict(model.state_dict())
+    model.eval(), full.eval()
+    patches = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = model.features(patches)
+        if "salient" in heads:
+            expected = model.salient_head(feats)
+        elif "transferred" in heads:
+            expected = run_head(feats, model.transferred_params())
+        else:
+            expected = model.weak_head(feats)
+        expected = model._upsample(expected, (32, 32)).sigmoid()
+        torch.testing.assert_close(model.predict_patches(patches), expected)
+        assert not torch.allclose(full.predict_patches(patches), expected)
+    if "weak" not in heads:  # no MIL loss: the weak head's parameters get zero gradients
+        assert all(not p.grad.any() for p in model.weak_head.parameters())
+    cfg.MODEL.BOXCASEG.HEADS = ["weak", "nope"]
+    with pytest.raises(ValueError, match="HEADS"):
+        build_model(cfg)
+
+
+def test_ablation_configs_select_tab4_heads_and_tab5_random_sampling():
+    from weaksup import load_config
+
+    from conftest import REPO_ROOT
+
+    folder = REPO_ROOT / "configs" / "BoxCaseg" / "ablations"
+    heads = {
+        "weak_only": ["weak"],
+        "salient_only": ["salient"],
+        "weak_salient": ["weak", "salient"],
+        "weak_transferred": ["weak", "transferred"],
+    }
+    for name, expected in heads.items():
+        cfg = load_config(str(folder / f"voc_heads_{name}_HRNetV2_W48.yaml"))
+        assert list(cfg.MODEL.BOXCASEG.HEADS) == expected
+        assert cfg.DATALOADER.BOX_SALIENT_SAMPLING == "ratio"
+    rs = load_config(str(folder / "coco_random_sampling_HRNetV2_W48.yaml"))
+    assert rs.DATALOADER.BOX_SALIENT_SAMPLING == "random" and len(rs.MODEL.BOXCASEG.HEADS) == 3

@@ -39,26 +39,53 @@ def test_overlap_cost_on_hand_built_candidates():
     np.testing.assert_allclose(overlap_cost(cands.boxes(), BOX), [0, 0.5, 0.75, 1, 0.75, 0])
 
 
-def _brute_force_e_r(log_probs, mask, box, category, clip):
-    """Mean cross-entropy of class ``category`` over the pixels the candidate labels."""
+def _brute_force_e_r(log_probs, mask, box, category, clip, mode):
+    """E_r from its definition: the labelling's mean cross-entropy over the image (Eq. 3), or the
+    mean cross-entropy of class ``category`` over the pixels the candidate labels."""
     h, w = mask.shape
     inside = np.zeros((h, w), bool)
     inside[int(box[1]) : int(box[3]), int(box[0]) : int(box[2])] = True
     fg = mask & inside if clip else mask
-    return -log_probs[category + 1][fg].mean() if fg.any() else np.inf
+    if not fg.any():
+        return np.inf
+    if mode == "segment_mean":
+        return -log_probs[category + 1][fg].mean()
+    labelling = np.where(fg, category + 1, 0)
+    return -np.take_along_axis(log_probs, labelling[None], 0).mean()
 
 
+@pytest.mark.parametrize("mode", ["labelling", "segment_mean"])
 @pytest.mark.parametrize("clip", [True, False])
-def test_regression_cost_equals_the_pixel_loss_of_the_labelling(clip):
+def test_regression_cost_equals_the_pixel_loss_of_the_labelling(clip, mode):
     cands = grid_candidates()
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 40, 40))
     log_probs = logits - np.log(np.exp(logits).sum(axis=0, keepdims=True))
     e_r = regression_cost(
-        log_probs, cands.superpixels, cands.membership(), BOX, 1, (40, 40), clip_to_box=clip
+        log_probs, cands.superpixels, cands.membership(), BOX, 1, (40, 40), clip, mode
     )
-    expected = [_brute_force_e_r(log_probs, m, BOX, 1, clip) for m in cands.masks()]
+    expected = [_brute_force_e_r(log_probs, m, BOX, 1, clip, mode) for m in cands.masks()]
     np.testing.assert_allclose(e_r, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="regression cost"):
+        regression_cost(
+            log_probs, cands.superpixels, cands.membership(), BOX, 1, (40, 40), True, "x"
+        )
+
+
+def test_eq3_regression_cost_prefers_the_whole_object_to_its_confident_quarter():
+    """Issue 16 item 4: the network says class c at 0.9 on one block of the box (c4) and at 0.6
+    on its other three (background 0.95 outside). The segment mean picks the confident quarter
+    over the exact box (cost 0.75 + 3 * 0.105 < 0 + 3 * 0.41); Eq. 3 over the whole labelling
+    picks the box, whose other pixels the network also calls the object."""
+    cands = grid_candidates()
+    p_c = np.full((40, 40), 0.05)
+    p_c[10:30, 10:30] = 0.6
+    p_c[10:20, 10:20] = 0.9  # c4's block
+    log_probs = np.log(np.stack([1 - p_c, p_c]))
+    boxes, rng = np.array([BOX]), np.random.default_rng(0)
+    for mode, expected in (("segment_mean", 4), ("labelling", 0)):
+        (sel,) = select_segments(cands, boxes, [0], rng, 1, log_probs, 3.0, True, mode)
+        assert sel.index == expected, mode
 
 
 def test_top_k_sampling_draws_among_the_k_cheapest():

@@ -81,6 +81,14 @@ def test_inference_single_and_multi_scale():
         assert tuple(out[0]["sem_seg"].shape) == (2, 74, 72)  # (classes, height, width)
         torch.testing.assert_close(out[0]["sem_seg"].sum(0), torch.ones(74, 72))
     assert not torch.allclose(single[0]["sem_seg"], multi[0]["sem_seg"])
+    # BoxSup+ is the mean of the single-scale probabilities (resizing to the output is linear)
+    per_scale = []
+    with torch.no_grad():
+        for scale in (0.8, 1.0, 1.2):
+            model.test_scales = (scale,)
+            per_scale.append(model(inputs)[0]["sem_seg"])
+    torch.testing.assert_close(multi[0]["sem_seg"], sum(per_scale) / 3, atol=1e-5, rtol=0)
+    torch.testing.assert_close(per_scale[1], single[0]["sem_seg"])
     assert tuple(log_probs.shape) == (2, 64, 80)
     torch.testing.assert_close(log_probs.exp().sum(0), torch.ones(64, 80))
     assert build_model(demo_cfg(**{"MODEL.BOXSUP.TEST_SCALES": "[0.8, 1.0, 1.2]"})).test_scales == (
@@ -90,17 +98,30 @@ def test_inference_single_and_multi_scale():
     )
 
 
-def test_dense_crf_is_off_by_default_and_changes_predictions_when_on():
+def test_dense_crf_is_off_by_default_and_refines_the_network_scores_when_on():
     assert not demo_cfg().MODEL.BOXSUP.CRF.ENABLED
     assert build_model(demo_cfg()).crf_iterations == 0
     torch.manual_seed(0)
     model = build_model(demo_cfg(**{"MODEL.BOXSUP.CRF.ENABLED": "True"})).eval()
     assert model.crf_iterations == 5
+    x = _inputs(1)[0]
+    x["height"], x["width"] = x["image"].shape[1:]  # output at the input size: no resize
     with torch.no_grad():
-        with_crf = model(_inputs(1))[0]["sem_seg"]
+        with_crf = model([x])[0]["sem_seg"]
         model.crf_iterations = 0
-        without = model(_inputs(1))[0]["sem_seg"]
-    torch.testing.assert_close(with_crf.sum(0), torch.ones_like(with_crf[0]))
+        without = model([x])[0]["sem_seg"]
+    # the model's CRF output is dense_crf of its own scores with the configured kernels
+    c = demo_cfg().MODEL.BOXSUP.CRF
+    expected = dense_crf(
+        torch.log(without.clamp_min(1e-8)),
+        x["image"].float(),
+        c.ITERATIONS,
+        (c.BI_WEIGHT, c.BI_XY_STD, c.BI_RGB_STD),
+        (c.POS_WEIGHT, c.POS_XY_STD),
+        c.WINDOW_RADIUS,
+        c.WINDOW_DILATION,
+    )
+    torch.testing.assert_close(with_crf, expected, atol=1e-5, rtol=0)
     assert not torch.allclose(with_crf, without)
 
 

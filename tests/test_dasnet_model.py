@@ -77,7 +77,7 @@ def test_segmentation_stage_leaves_the_detector_untouched(batch):
     assert set(losses) == {"loss_sem_seg", "loss_instance_score", "loss_instance_mask"}
     sum(losses.values()).backward()
     assert all(p.grad is None for p in model.detector.parameters())
-    assert all(p.grad is not None for p in model.decoder.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
 
 
 def test_inference_outputs_for_the_evaluators():
@@ -95,8 +95,61 @@ def test_inference_outputs_for_the_evaluators():
     assert inst.pred_masks.dtype == torch.bool and len(inst) == 3
     sem = out["sem_seg"]
     assert sem.shape == (2, record["height"], record["width"])
-    # channel 0 is one minus the best class map: the argmax is the max over class maps
-    assert torch.allclose(sem[0], 1 - sem[1], atol=1e-5)
+    # one class: channel 1 is the class map, channel 0 one minus it (the multi-class rule is
+    # checked in test_semantic_inference_takes_the_max_over_class_specific_maps)
+    assert torch.allclose(sem[0], 1 - sem[1], atol=1e-5) and sem[1].max() > 0
+
+
+def test_semantic_inference_takes_the_max_over_class_specific_maps():
+    """Sec. 3.5 with 3 classes on a real image's features: channel c + 1 is the decoder's
+    foreground probability with class c's boxes (score >= the threshold) in the attention, the
+    same as with class c detected alone, 0 outside those boxes; channel 0 is one minus the max;
+    a class detected only below the threshold has a zero map."""
+    from detectron2.structures import Boxes, Instances
+
+    shared_path("PennFudanPed")
+    torch.manual_seed(0)
+    cfg = _cfg("MODEL.ROI_HEADS.NUM_CLASSES", "3", "MODEL.MASK_ON", "False")
+    model = build_model(cfg).eval()
+    record = DatasetCatalog.get("pennfudan_val_sem_seg")[0]
+    x = build_mapper(cfg, is_train=False)(record)
+    images = model.detector.preprocess_image([x])
+    with torch.no_grad():
+        features = model.detector.backbone(images.tensor)
+    feats = [features[f] for f in model.in_features]
+    size = tuple(images.tensor.shape[-2:])
+
+    def dets(rows):
+        inst = Instances(size)
+        inst.pred_boxes = Boxes(torch.tensor([r[0] for r in rows], dtype=torch.float32))
+        inst.scores = torch.tensor([r[1] for r in rows])
+        inst.pred_classes = torch.tensor([r[2] for r in rows])
+        return inst
+
+    rows = [
+        ((10.0, 10.0, 60.0, 100.0), 0.9, 0),
+        ((40.0, 20.0, 90.0, 110.0), 0.8, 2),
+        ((70.0, 5.0, 120.0, 90.0), 0.7, 2),
+        ((5.0, 50.0, 50.0, 120.0), 0.01, 1),  # below the threshold: no map for class 1
+    ]
+    with torch.no_grad():
+        sem = model._semantic_inference(feats, [dets(rows)], size)[0]
+        alone = {
+            c: model._semantic_inference(feats, [dets([r for r in rows if r[2] == c])], size)[0]
+            for c in (0, 2)
+        }
+    assert sem.shape == (4, *size)
+    for c in (0, 2):
+        torch.testing.assert_close(sem[c + 1], alone[c][c + 1])
+        inside = torch.zeros(size, dtype=torch.bool)
+        for (x0, y0, x1, y1), _, k in rows:
+            if k == c:
+                inside[int(y0) : int(y1), int(x0) : int(x1)] = True
+        assert sem[c + 1][~inside].abs().max() == 0 and sem[c + 1][inside].max() > 0
+    assert sem[2].abs().max() == 0
+    torch.testing.assert_close(sem[0], 1 - sem[1:].max(dim=0).values)
+    overlap = sem[1] * sem[3]  # the two classes' boxes overlap: both maps > 0 there
+    assert overlap.max() > 0 and not torch.allclose(sem[1], sem[3])
 
 
 def test_random_box_subset_draws_non_empty_subsets_of_the_class_boxes():

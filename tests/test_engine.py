@@ -16,7 +16,7 @@ from weaksup.engine import AtomicDetectionCheckpointer, create_ddp_model, resolv
 from weaksup.engine.launch import launch
 from weaksup.engine.loss_curve import plot_loss_curves, read_loss_series
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, curve_pixels
 
 
 def _ddp_worker(out_dir):
@@ -108,6 +108,12 @@ def test_loss_curves(tmp_path):
     }
     png = plot_loss_curves(str(metrics), str(tmp_path / "loss.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # one line per loss, in matplotlib's first colours (sorted names: loss_mask C0, total C1)
+    assert curve_pixels(png) == {"C0": True, "C1": True, "C2": False}
+    metrics.write_text(json.dumps(records[0]) + "\n")  # one point per loss: no line to draw
+    assert curve_pixels(plot_loss_curves(str(metrics), png)) == dict.fromkeys(
+        ["C0", "C1", "C2"], False
+    )
     metrics.write_text('{"iteration": 1, "total_loss": 1.0}\n{broken\n')
     with pytest.raises(ValueError, match="metrics.json:2"):
         read_loss_series(str(metrics))

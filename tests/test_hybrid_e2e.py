@@ -65,6 +65,10 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
         "WEAKSUP.HYBRID.BASELINE_OPTS", repr(TINY_BRANCH),
         "WEAKSUP.HYBRID.LARGE_OPTS", repr(TINY_BRANCH),
         "WEAKSUP.HYBRID.SMALL_OPTS", repr(TINY_BRANCH),
+        # every box trains both branches first (the option); the paper's split at the end
+        "WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES", "all",
+        "WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES", "all",
+        "WEAKSUP.HYBRID.SPLIT_ABLATION", "False",
     ]  # fmt: skip
     log_file = out / "log.txt"
 
@@ -93,7 +97,9 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
     anns = pseudo["annotations"]
     assert len(anns) == sum(len(r["annotations"]) for r in boxonly)
     assert {a["pseudo_method"] for a in anns} == {"grabcut"}
-    assert all(a["mask_valid"] == (a["box_agreement"] >= 0.5) for a in anns)
+    assert all(
+        a["mask_valid"] == (a["fallback"] is None and a["box_agreement"] >= 0.5) for a in anns
+    )
     import yaml
 
     for stage in ("baseline", "large"):
@@ -152,3 +158,35 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
     view = DatasetCatalog.get("hy_e2e_train_boxonly_hybrid_invalid")
     assert sorted(a["id"] for r in view for a in r["annotations"]) == sorted(invalid)
     assert "small_invalid/model_final.pth" in log
+
+    # the paper's split (Sec. 2) with the split ablation: the large branch on the valid-mask
+    # instances in its own folder, the cached small_invalid; then the all / all branches (cached)
+    # fused again, their rows marked in the table
+    paper = ["WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES", "valid"]
+    paper += [
+        "WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES",
+        "invalid",
+        "WEAKSUP.HYBRID.SPLIT_ABLATION",
+        "True",
+    ]
+    log, results = _run(opts + paper, log_file)
+    assert (
+        "large: training the large branch (Mask R-CNN on hy_e2e_train_boxonly_hybrid_valid" in log
+    )
+    assert (out / "large_valid" / "model_final.pth").is_file()
+    valid_view = DatasetCatalog.get("hy_e2e_train_boxonly_hybrid_valid")
+    assert sorted(a["id"] for r in valid_view for a in r["annotations"]) == sorted(
+        a["id"] for a in anns if a["mask_valid"]
+    )
+    assert "small: already trained" in log and "large_valid/model_final.pth" in log
+    rows = [l.split("|")[1].strip() for l in (out / "ablation.md").read_text().splitlines()[3:]]
+    assert rows == [
+        "baseline (Mask R-CNN, all GrabCut masks)",
+        "small branch (Faster R-CNN + GrabCut)",
+        "small branch (Faster R-CNN + GrabCut) [large: all, small: all]",
+        "large branch (Enhanced-FPN, valid masks)",
+        "large branch (Enhanced-FPN, valid masks) [large: all, small: all]",
+        "fused (ours)",
+        "fused (ours) [large: all, small: all]",
+    ]
+    assert len(results) == 7  # baseline + 2 x (large, small, fused)

@@ -241,3 +241,55 @@ def test_ablation_table_format():
     assert lines[3].startswith("| baseline") and lines[3].count("| -") == 6
     cells = [c.strip() for c in lines[4].split("|")[2:-1]]
     assert lines[4].startswith("| fused") and cells == ["51.30", "-", "-", "25.20", "8.52", "-"]
+    # the split ablation's rows follow their stage's, named with their split
+    res["small [large: all, small: all]"] = {"segm": {"AP": 3.0}}
+    res["fused [large: all, small: all]"] = {"segm": {"AP": 20.0}}
+    names = [l.split("|")[1].strip() for l in format_ablation_table(res).splitlines()[2:]]
+    assert names == [
+        "baseline (Mask R-CNN, all GrabCut masks)",
+        "small branch (Faster R-CNN + GrabCut) [large: all, small: all]",
+        "fused (ours)",
+        "fused (ours) [large: all, small: all]",
+    ]
+
+
+def test_paper_config_trains_the_branches_on_the_papers_split():
+    """Sec. 2: the large branch on the valid-mask instances, the small one on the invalid."""
+    cfg = _demo_cfg("configs/hybrid_voc.yaml")
+    assert (cfg.WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES, cfg.WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES) == (
+        "valid",
+        "invalid",
+    )
+    demo = _demo_cfg("configs/hybrid_demo_pennfudan.yaml").WEAKSUP.HYBRID
+    assert (demo.LARGE_TRAIN_INSTANCES, demo.SMALL_TRAIN_INSTANCES, demo.SPLIT_ABLATION) == (
+        "valid",
+        "invalid",
+        True,
+    )
+
+
+def test_failed_grabcut_is_an_invalid_mask(tmp_path):
+    """Crop GrabCut returns an empty mask for a pedestrian of FudanPed00005; the ellipse replaces
+    it (box agreement 1.0), and the mask is invalid (Sec. 1): it joins the invalid view and the
+    statistics, not the large branch's mask loss."""
+    from weaksup.engine.pseudo_masks import generate_pseudo_masks
+
+    records, _ = pennfudan_records(5)
+    register_dataset("hybrid_unit_failed", records[4:], ["person"])
+    out = str(tmp_path / "pseudo.json")
+    generate_pseudo_masks("hybrid_unit_failed", out, "grabcut", PseudoMaskConfig(), progress=False)
+    anns = {a["id"]: a for a in json.load(open(out))["annotations"]}
+    failed = [i for i, a in anns.items() if a["fallback"] is not None]
+    assert failed and all(anns[i]["fallback"].startswith("ellipse:") for i in failed)
+    assert all(anns[i]["box_agreement"] > 0.99 and anns[i]["mask_valid"] is False for i in failed)
+    assert all(
+        a["mask_valid"] == (a["fallback"] is None and a["box_agreement"] >= 0.5)
+        for a in anns.values()
+    )
+    invalid = DatasetCatalog.get(register_validity_view("hybrid_unit_failed", out, False))
+    assert set(failed) <= {a["id"] for rec in invalid for a in rec["annotations"]}
+    valid = DatasetCatalog.get(register_validity_view("hybrid_unit_failed", out, True))
+    assert not set(failed) & {a["id"] for rec in valid for a in rec["annotations"]}
+    n_invalid = sum(not a["mask_valid"] for a in anns.values())
+    assert n_invalid >= len(failed)
+    assert pseudo_mask_validity(out)["invalid %"] == pytest.approx(100 * n_invalid / len(anns))

@@ -66,6 +66,7 @@ def test_failed_grabcut_falls_back_and_is_recorded():
     h, w = image.shape[:2]
     (r,) = pseudo_masks_for_image(image, [[0, 0, w, h]], "grabcut_full", [0])
     assert r.fallback == "ellipse:failed" and r.mask.sum() > 0.7 * h * w
+    assert r.box_agreement > 0.99 and not r.mask_valid  # a fallback is no segmentation
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from conftest import REPO_ROOT, copypaste_lines, run_train_net
+from conftest import REPO_ROOT, copypaste_lines, curve_pixels, run_train_net
+from weaksup.engine.loss_curve import read_loss_series
 
 CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 SMALL = [
@@ -54,7 +55,12 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
         "Task: voc_instance",
     ]
     assert len(os.listdir(out_dir / "overlays")) == 2
-    assert (out_dir / "loss_curves.png").stat().st_size > 0
+    losses = read_loss_series(str(out_dir / "metrics.json"))
+    # Detectron2 logs every 20 iterations and at the end: here the last one only
+    assert [i for i, _ in losses["total_loss"]] == _iterations(out_dir) == [3]
+    assert len(losses) >= 4 and all(v > 0 for _, v in losses["total_loss"])
+    # one point per loss draws no line; the legend shows matplotlib's first colours (24 px each)
+    assert all(curve_pixels(str(out_dir / "loss_curves.png"), min_pixels=20).values())
 
     # --resume continues from the last checkpoint (iteration 4) up to the new MAX_ITER
     log = run_train_net(CONFIG, "--resume", *common, "SOLVER.MAX_ITER", "6")

@@ -205,3 +205,85 @@ def test_per_image_file_job_resumes(tmp_path):
     assert all((tmp_path / f"{i}.txt").is_file() for i in range(5))
     assert job.run(items, num_workers=2, progress=False) == 0
     assert file_key("pennfudan_train:12") == "pennfudan_train_12"
+
+
+def test_rough_mask_assembly_follows_eq5_on_real_candidates(tmp_path):
+    """Step 3 of stage 2 on a real PennFudan image: maps from the refined candidates (Eq. 2),
+    v_r = s_r^k + mean of p^k over r (Eq. 5), the top 10 regions per label, overlaps to the
+    label with the larger map value, the rest background: checked against a brute force on the
+    decoded candidate masks."""
+    from weaksup.methods.wei.stage2 import _image_maps_and_masks
+    from weaksup.pseudo.candidate_cache import save_candidates
+
+    image = cv2.imread(str(sorted(shared_path("PennFudanPed", "PNGImages").iterdir())[0]))
+    image = cv2.resize(image, (80, 64), interpolation=cv2.INTER_AREA)
+    cands = candidate_segments(image, num_candidates=40, max_side=64)
+    save_candidates(cands, str(tmp_path / "props.npz"))
+    rng = np.random.RandomState(0)
+    labels = [3, 7]
+    scores = rng.dirichlet(np.ones(10), size=len(cands)).astype(np.float32)
+    np.savez(tmp_path / "scores.npz", scores=scores)
+    refined = {3: [0, 4, 9, 12], 7: [2, 4, 20]}
+    item = {
+        "proposal_file": str(tmp_path / "props.npz"),
+        "score_file": str(tmp_path / "scores.npz"),
+        "labels": labels,
+        "refined": refined,
+        "all": refined,
+        "maps": str(tmp_path / "maps.npz"),
+        "rough_mask": str(tmp_path / "mask.png"),
+    }
+    _image_maps_and_masks(item, top_k=10)
+    got = cv2.imread(item["rough_mask"], cv2.IMREAD_UNCHANGED)
+
+    masks = cands.masks()  # (K, H, W) bool, decoded
+    h, w = masks.shape[1:]
+    maps = np.zeros((3, h, w))
+    for l, k in enumerate(labels):
+        maps[l + 1] = masks[refined[k]].mean(axis=0)
+    with np.load(item["maps"]) as z:
+        np.testing.assert_allclose(z["maps"][1:].astype(np.float64), maps[1:], atol=1e-3)
+    regions = []
+    for l, k in enumerate(labels):
+        v = [scores[r, k] + maps[l + 1][masks[r]].mean() for r in range(len(cands))]
+        top = np.argsort(-np.array(v), kind="stable")[:10]
+        regions.append(masks[top].any(axis=0))
+    expected = np.zeros((h, w), np.uint8)
+    both = regions[0] & regions[1]
+    expected[regions[0]] = labels[0] + 1
+    expected[regions[1] & ~regions[0]] = labels[1] + 1
+    expected[both & (maps[2] > maps[1])] = labels[1] + 1
+    assert both.any() and (regions[0] ^ regions[1]).any()  # the overlap rule is exercised
+    np.testing.assert_array_equal(got, expected)
+    assert (got == 0).any() and set(np.unique(got)) <= {0, 4, 8}
+
+
+def test_refine_keeps_the_candidates_closest_to_the_other_images(tmp_path):
+    """Stage 2 step 2 on score files: candidates per label (confidence > 0.5, else the most
+    confident 2), then Eq. 1 across the images with that label: each image keeps the ceil(half) of
+    its candidates with the smallest mean squared distance to the other images' candidates
+    (checked by brute force on the raw features: PCA at 100 % energy preserves distances)."""
+    from weaksup.methods.wei.stage2 import refine
+
+    rng = np.random.RandomState(0)
+    centre = rng.normal(size=16) * 3
+    records, feats = [], {}
+    for i in range(3):
+        scores = rng.uniform(0, 0.4, size=(12, 4))
+        scores[[1, 4, 6, 9], 2] = [0.9, 0.8, 0.7, 0.6]  # 4 candidates of class 2
+        index = np.array([1, 4, 6, 9])
+        # two tight object-like candidates near the shared centre, two far parts
+        f = np.stack([centre + rng.normal(size=16) * s for s in (0.1, 4.0, 0.2, 5.0)])
+        feats[f"im_{i}"] = f
+        np.savez(tmp_path / f"im_{i}.npz", scores=scores, feature_index=index, features=f)
+        records.append({"image_id": f"im:{i}", "image_labels": [2]})
+    out = refine(records, str(tmp_path), 0.5, 2, 1.0, 0.5, "ascending")
+    for i in range(3):
+        key = f"im_{i}"
+        assert out["all"][key] == {"2": [1, 4, 6, 9]}  # by confidence
+        others = [feats[f"im_{j}"] for j in range(3) if j != i]
+        dis = [np.mean([((x - o) ** 2).sum(axis=1).mean() for o in others]) for x in feats[key]]
+        expected = [[1, 4, 6, 9][j] for j in np.argsort(dis)[:2]]
+        assert out["refined"][key]["2"] == expected
+        assert sorted(expected) == [1, 6]  # the two near the centre
+    assert out["pca"]["dims_in"] == 16 and out["pca"]["energy"] == pytest.approx(1.0)

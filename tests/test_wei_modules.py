@@ -334,3 +334,49 @@ def test_wei_table_command_prints_both_tables(tmp_path, capsys):
     assert "| cat | - | - | - | - |" in out  # no pixel of the class: not a number
     # Tab. 3 needs both sides of a scheme: AN_A only (SN_A_norefine is missing)
     assert "| class | AN_A_norefine | AN_A |" in out and "| mIoU | 14.0 | 10.0 |" in out
+
+
+def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf():
+    """Sec. 3.3's DeepLab-CRF: the VOC configs' BoxSupSegmentor trains exactly as Detectron2's
+    SemanticSegmentor (same loss on a soft target, same weights) and post-processes with the CRF."""
+    from detectron2.modeling import build_model
+    from detectron2.utils.events import EventStorage
+
+    from weaksup import load_config
+    from weaksup.modeling.dense_crf import dense_crf
+
+    from conftest import REPO_ROOT
+
+    for name in ("voc_deeplab_R101_OS8.yaml", "voc_R50_FPN.yaml"):
+        voc = load_config(str(REPO_ROOT / "configs" / "WeiImageLevel" / name))
+        assert voc.MODEL.META_ARCHITECTURE == "BoxSupSegmentor" and voc.MODEL.BOXSUP.CRF.ENABLED
+    demo = str(REPO_ROOT / "configs" / "WeiImageLevel" / "demo" / "wei_demo_R18_FPN_GN.yaml")
+    opts = ["MODEL.DEVICE", "cpu", "MODEL.BOXSUP.CRF.ENABLED", "True"]
+    torch.manual_seed(0)
+    plain = build_model(load_config(demo, opts))
+    crf = build_model(load_config(demo, opts + ["MODEL.META_ARCHITECTURE", "BoxSupSegmentor"]))
+    crf.load_state_dict(plain.state_dict())
+    image = torch.randint(0, 255, (3, 64, 80), dtype=torch.uint8)
+    c = load_config(demo).MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    soft = torch.softmax(torch.randn(c, 64, 80), 0)
+    plain.train(), crf.train()
+    with EventStorage():
+        a = plain([{"image": image, "sem_seg": soft}])["loss_sem_seg"]
+        b = crf([{"image": image, "sem_seg": soft}])["loss_sem_seg"]
+    torch.testing.assert_close(a, b)
+    plain.eval(), crf.eval()
+    x = {"image": image, "height": 64, "width": 80}
+    with torch.no_grad():
+        probs = plain([x])[0]["sem_seg"].softmax(0)  # SemanticSegmentor returns logits
+        out = crf([x])[0]["sem_seg"]
+    k = load_config(demo).MODEL.BOXSUP.CRF
+    expected = dense_crf(
+        torch.log(probs.clamp_min(1e-8)),
+        image.float(),
+        k.ITERATIONS,
+        (k.BI_WEIGHT, k.BI_XY_STD, k.BI_RGB_STD),
+        (k.POS_WEIGHT, k.POS_XY_STD),
+        k.WINDOW_RADIUS,
+        k.WINDOW_DILATION,
+    )
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)

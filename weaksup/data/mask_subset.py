@@ -33,6 +33,7 @@ from PIL import Image
 from ..paths import cache_dir
 from .datasets.builtin import pennfudan_root
 from .datasets.coco import PSEUDO_MASK_KEYS
+from .datasets.image_sets import declare_image_sources
 
 __all__ = [
     "select_per_class",
@@ -170,6 +171,7 @@ def register_mask_subset(name: str, base_name: str, **kwargs) -> None:
         sem_meta = MetadataCatalog.get(kwargs["sem_seg_dataset"])
         meta.update(stuff_classes=sem_meta.stuff_classes, ignore_label=sem_meta.ignore_label)
     MetadataCatalog.get(name).set(mask_subset=dict(base=base_name, **kwargs), **meta)
+    declare_image_sources(name, [base_name])
 
 
 def instance_label_map(record: Dict, ignore_label: int = 255) -> np.ndarray:
@@ -220,6 +222,7 @@ def register_instance_sem_seg(name: str, base_name: str, label_dir: str) -> None
         sem_seg_root=label_dir,
     )
     MetadataCatalog.get(name).set(**meta)
+    declare_image_sources(name, [base_name])
 
 
 def register_all_mask_subsets(root: str) -> None:

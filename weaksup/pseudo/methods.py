@@ -186,7 +186,8 @@ def pseudo_masks_for_image(
     to the method. With ``cfg.merge_smaller`` the masks are made disjoint
     (:func:`merge_smaller_wins`) before agreement and validity are computed, so the drop rule
     (``valid_threshold``) judges the merged masks, as in BoxCaseg Sec. 3.4 ("after the merging
-    procedure, we further drop").
+    procedure, we further drop"). A mask the method replaced by a fallback is never valid: it is
+    no segmentation of the object (Hybrid Sec. 1 counts failed GrabCut masks as invalid).
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR (grayscale and BGRA are converted: :func:`as_bgr_uint8`).
@@ -224,7 +225,8 @@ def pseudo_masks_for_image(
     results = []
     for mask, box, fallback in zip(masks, boxes, fallbacks):
         agreement = box_agreement(mask, box)
-        results.append(
-            PseudoMask(mask, method, agreement, agreement >= cfg.valid_threshold, fallback)
-        )
+        # a fallback (ellipse / box for a failed, empty or invalid mask) is no segmentation of
+        # the object: invalid whatever its agreement (Hybrid Sec. 1; the ellipse agrees 1.0)
+        valid = fallback is None and agreement >= cfg.valid_threshold
+        results.append(PseudoMask(mask, method, agreement, valid, fallback))
     return results

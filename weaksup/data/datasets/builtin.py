@@ -7,14 +7,16 @@ PennFudan falls back to ``<repo>/../shared/data/PennFudanPed`` when the root has
 
 import os
 
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
-from .coco import register_coco_boxonly
+from .coco import COCO_TO_VOC, register_class_subset, register_coco_boxonly
+from .image_sets import declare_image_split, exclude_voc_photos
 from .image_labels import register_image_labels
 from .nuts_labelme import register_nuts_labelme
 from .pennfudan import register_pennfudan
 from .salient import register_salient
-from .voc import register_voc_instance, register_voc_sem_seg
+from .voc import VOC_CLASSES, register_voc_instance, register_voc_sem_seg
 
 _REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,6 +31,38 @@ def register_all_coco_boxonly(root: str) -> None:
         os.path.join(root, "coco/annotations/instances_train2017.json"),
         os.path.join(root, "coco/train2017"),
     )
+    declare_image_split("coco_2017_train_boxonly", "coco", ["train2017"])
+    for split in ("train", "val"):
+        declare_image_split(f"coco_2017_{split}", "coco", [f"{split}2017"])
+    # BoxSup Sec. 5.1: COCO on the 20 VOC classes (all 123,287 train + val images; the other
+    # classes' objects are background), with masks (Tab. 1 'mask') or boxes only ('semi').
+    for split in ("train", "val"):
+        for suffix, box_only in (("", False), ("_boxonly", True)):
+            register_class_subset(
+                f"coco_2017_{split}_voc20{suffix}",
+                f"coco_2017_{split}",
+                COCO_TO_VOC,
+                VOC_CLASSES,
+                box_only=box_only,
+            )
+
+
+def register_all_voc_detection(root: str) -> None:
+    """Declare the images of Detectron2's VOC detection splits and register them without the
+    VOC 2012 segmentation val images (the mIoU / mAP^r test set of every VOC config here):
+    ``voc_2012_trainval_minus_seg_val`` (VOC 2012 Main trainval: 11,540 - 1,449 images) and
+    ``voc_2007_{trainval,test}_minus_voc12_seg_val`` (the VOC 2007 photos that VOC 2012 holds as
+    ``2007_*`` segmentation val images removed, see :mod:`.image_sets`)."""
+    seg_val = os.path.join(root, "VOC2012/ImageSets/Segmentation/val.txt")
+    for year, split in (("2007", "trainval"), ("2007", "test"), ("2012", "trainval")):
+        base = f"voc_{year}_{split}"
+        declare_image_split(base, "voc", [f"{year}/Main/{split}"])
+        name = f"{base}_minus_{'' if year == '2012' else 'voc12_'}seg_val"
+        DatasetCatalog.register(name, lambda base=base: exclude_voc_photos([base], seg_val))
+        meta = MetadataCatalog.get(base).as_dict()
+        meta = {k: v for k, v in meta.items() if k not in ("name", "image_split")}
+        MetadataCatalog.get(name).set(**meta)
+        declare_image_split(name, "voc", [f"{year}/Main/{split}"], ["2012/Segmentation/val"])
 
 
 def register_all_voc_sbd(root: str) -> None:
@@ -45,6 +79,16 @@ def register_all_voc_sbd(root: str) -> None:
         register_voc_sem_seg(
             f"voc_2012_{split}_sem_seg", os.path.join(out, f"sem_seg_{split}.json"), image_root, out
         )
+    for kind in ("instance", "instance_boxonly", "sem_seg"):
+        # train_aug = (VOC train + SBD train + SBD val) - VOC val (datasets/prepare_voc_sbd.py)
+        declare_image_split(
+            f"voc_2012_train_aug_{kind}",
+            "voc",
+            ["2012/Segmentation/train", "sbd/train", "sbd/val"],
+            ["2012/Segmentation/val"],
+        )
+    for kind in ("instance", "sem_seg"):
+        declare_image_split(f"voc_2012_val_{kind}", "voc", ["2012/Segmentation/val"])
 
 
 def register_all_salient(root: str) -> None:
@@ -59,6 +103,8 @@ def register_all_salient(root: str) -> None:
     register_salient(
         "ecssd", os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask")
     )
+    declare_image_split("duts_single_train", "duts", ["DUTS-TR"])
+    declare_image_split("ecssd", "ecssd", ["all"])
 
 
 def shared_data_root(root: str, folder: str) -> str:
@@ -80,6 +126,8 @@ def register_all_pennfudan(root: str) -> None:
     register_pennfudan("pennfudan_train", path, "train")
     register_pennfudan("pennfudan_train_boxonly", path, "train", with_masks=False)
     register_pennfudan("pennfudan_val", path, "val")
+    for split in ("train", "train_boxonly", "val"):
+        declare_image_split(f"pennfudan_{split}", "pennfudan", [split.split("_")[0]])
 
 
 def register_all_nuts_labelme(root: str) -> None:
@@ -91,6 +139,9 @@ def register_all_nuts_labelme(root: str) -> None:
             "examples/instance_segmentation/data_dataset_coco",
         ),
     )
+    for split in ("train", "val"):
+        declare_image_split(f"nuts_coco_{split}", "nuts_coco", [split])
+    declare_image_split("labelme_voc3", "voc", ["labelme_voc3"])  # 3 VOC 2011 photos
 
 
 def register_all_image_labels() -> None:
@@ -102,6 +153,7 @@ def register_all_image_labels() -> None:
 
 _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
 register_all_coco_boxonly(_root)
+register_all_voc_detection(_root)
 register_all_voc_sbd(_root)
 register_all_salient(_root)
 register_all_pennfudan(_root)

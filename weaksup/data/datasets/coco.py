@@ -1,13 +1,13 @@
 """COCO-format json datasets (with masks, or box-only with every ``segmentation`` dropped)."""
 
 import json
-import os
 from typing import Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import load_coco_json as _d2_load_coco_json
 
 from ...utils.coco_json import check_coco_file
+from .image_sets import declare_image_sources
 from .sanitize import check_annotation_file, sanitize_dataset_dicts, unknown_class_error
 
 __all__ = [
@@ -15,6 +15,9 @@ __all__ = [
     "load_coco_json",
     "register_coco_instances",
     "register_coco_boxonly",
+    "COCO_TO_VOC",
+    "load_class_subset",
+    "register_class_subset",
 ]
 
 # Per-annotation keys that weaksup's pseudo-mask jsons may carry; kept when present.
@@ -97,3 +100,67 @@ def register_coco_boxonly(name: str, metadata: Dict, json_file: str, image_root:
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
     )
+
+
+# COCO thing classes that are the 20 PASCAL VOC classes (COCO name -> VOC name).
+COCO_TO_VOC = {
+    "airplane": "aeroplane",
+    "bicycle": "bicycle",
+    "bird": "bird",
+    "boat": "boat",
+    "bottle": "bottle",
+    "bus": "bus",
+    "car": "car",
+    "cat": "cat",
+    "chair": "chair",
+    "cow": "cow",
+    "dining table": "diningtable",
+    "dog": "dog",
+    "horse": "horse",
+    "motorcycle": "motorbike",
+    "person": "person",
+    "potted plant": "pottedplant",
+    "sheep": "sheep",
+    "couch": "sofa",
+    "train": "train",
+    "tv": "tvmonitor",
+}
+
+
+def load_class_subset(
+    base_name: str, class_map: Dict[str, str], classes: Sequence[str], box_only: bool = False
+) -> List[Dict]:
+    """Every image of ``base_name``; annotations of the classes in ``class_map`` (base name ->
+    name in ``classes``) renumbered onto ``classes``, the others dropped (their pixels become
+    background). ``box_only`` also drops every ``segmentation``."""
+    names = MetadataCatalog.get(base_name).thing_classes
+    index = {n: i for i, n in enumerate(classes)}
+    out = []
+    for record in DatasetCatalog.get(base_name):
+        annotations = []
+        for ann in record["annotations"]:
+            name = class_map.get(names[ann["category_id"]])
+            if name is None:
+                continue
+            ann = {**ann, "category_id": index[name]}
+            if box_only:
+                ann.pop("segmentation", None)
+            annotations.append(ann)
+        out.append({**record, "annotations": annotations})
+    return out
+
+
+def register_class_subset(
+    name: str,
+    base_name: str,
+    class_map: Dict[str, str],
+    classes: Sequence[str],
+    box_only: bool = False,
+) -> None:
+    """Register the :func:`load_class_subset` view ``name`` of ``base_name`` (e.g. COCO on the VOC
+    classes, BoxSup Sec. 5.1: "we only use the 20 categories that also present in PASCAL VOC")."""
+    DatasetCatalog.register(
+        name, lambda: load_class_subset(base_name, class_map, classes, box_only)
+    )
+    MetadataCatalog.get(name).set(thing_classes=list(classes))
+    declare_image_sources(name, [base_name])

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from .image_sets import declare_image_sources
+
 __all__ = [
     "IMAGE_LEVEL_KEYS",
     "image_level_record",
@@ -105,6 +107,7 @@ def register_image_labels(name: str, base_name: str) -> None:
         thing_classes=list(MetadataCatalog.get(base_name).thing_classes),
         image_level_base=[base_name],
     )
+    declare_image_sources(name, [base_name])
 
 
 def register_image_label_union(
@@ -115,3 +118,4 @@ def register_image_label_union(
     ``_background_``, need not)."""
     DatasetCatalog.register(name, lambda: load_image_labels(list(base_names), list(classes)))
     MetadataCatalog.get(name).set(thing_classes=list(classes), image_level_base=list(base_names))
+    declare_image_sources(name, base_names)

@@ -42,6 +42,9 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     # alpha of Eq. 3: weight of the transferred head against the salient head, in the pixel loss
     # and in the prediction (Tab. 6: 0.7).
     _C.MODEL.BOXCASEG.ALPHA = 0.7
+    # Heads that train and predict (Tab. 4): a subset of "weak", "salient", "transferred"; the
+    # prediction mixes salient and transferred (Eq. 3), else takes the one on, else the weak head.
+    _C.MODEL.BOXCASEG.HEADS = ["weak", "salient", "transferred"]
     # Probability above which a predicted pixel is foreground when pasting masks.
     _C.MODEL.BOXCASEG.MASK_THRESHOLD = 0.5
     # Patches per forward pass at inference (proxy masks, evaluation).
@@ -64,6 +67,9 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     # Box-supervised : salient patches in every batch of each process (Sec. 4.2.3, Tab. 5: 9:7);
     # SOLVER.IMS_PER_BATCH / world size must be a multiple of their sum.
     _C.DATALOADER.BOX_SALIENT_RATIO = (9, 7)
+    # "ratio": every batch holds the ratio above (Sec. 4.2.3); "random": Tab. 5's 'RS' baseline,
+    # batches of the same size drawn at random from all box instances and salient images.
+    _C.DATALOADER.BOX_SALIENT_SAMPLING = "ratio"
 
     # The BoxCaseg pipeline's stages (WEAKSUP.PIPELINE: "BoxCaseg"; Sec. 3.2-3.4).
     _C.WEAKSUP.BOXCASEG = CN()

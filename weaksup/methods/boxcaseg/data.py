@@ -44,21 +44,22 @@ def jitter_box(
     center_jitter: float = 0.25,
     scale_jitter: Tuple[float, float] = (0.5, 1.5),
 ) -> np.ndarray:
-    """The box-patch augmentation (Sec. 3.2.2, the authors' released ranges): the centre moves by
-    ``U(-center_jitter, center_jitter)`` of the half width / height, then each half side (left,
-    right, top, bottom, independently) is the original half size scaled by ``U(*scale_jitter)``;
-    the result is clipped to the image."""
+    """The box-patch augmentation (Sec. 3.2.2; the authors' ``bbox_broaden`` in their released
+    ``joint_training/tools/hybrid_data_loader.py``): the centre moves by
+    ``U(-center_jitter, center_jitter)`` of the half width / height, then the half width is
+    scaled by one ratio ``U(*scale_jitter)`` and the half height by another, so the new box is
+    centred on the moved centre; the result is clipped to the image."""
     x0, y0, x1, y1 = (float(v) for v in box)
     hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
     cx = (x0 + x1) / 2 + rng.uniform(-center_jitter, center_jitter) * hw
     cy = (y0 + y1) / 2 + rng.uniform(-center_jitter, center_jitter) * hh
-    left, right, top, bottom = rng.uniform(*scale_jitter, size=4)
+    ratio_x, ratio_y = rng.uniform(*scale_jitter, size=2)
     return np.array(
         [
-            np.clip(cx - left * hw, 0, width),
-            np.clip(cy - top * hh, 0, height),
-            np.clip(cx + right * hw, 0, width),
-            np.clip(cy + bottom * hh, 0, height),
+            np.clip(cx - ratio_x * hw, 0, width),
+            np.clip(cy - ratio_y * hh, 0, height),
+            np.clip(cx + ratio_x * hw, 0, width),
+            np.clip(cy + ratio_y * hh, 0, height),
         ]
     )
 
@@ -236,6 +237,10 @@ class MixedBatchSampler(torchdata.Sampler):
     box set lasts. Every process draws the same global order from the shared seed and takes its
     own slice of each global batch, so under DDP the processes see disjoint patches. Without
     salient images (``salient_per_batch == 0``) an epoch is one pass over the box instances.
+
+    ``random_mix`` is Tab. 5's 'RS' baseline: batches of the same size drawn from one shuffle of
+    all box and salient indices together (the ratio varies from batch to batch; an epoch is one
+    pass over both).
     """
 
     def __init__(
@@ -247,6 +252,7 @@ class MixedBatchSampler(torchdata.Sampler):
         seed: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
+        random_mix: bool = False,
     ):
         if box_per_batch + salient_per_batch <= 0:
             raise ValueError("empty batches: box_per_batch + salient_per_batch must be > 0")
@@ -261,6 +267,7 @@ class MixedBatchSampler(torchdata.Sampler):
         self.seed = int(comm.shared_random_seed() if seed is None else seed)
         self.rank = comm.get_rank() if rank is None else rank
         self.world_size = comm.get_world_size() if world_size is None else world_size
+        self.random_mix = random_mix
 
     @staticmethod
     def _stream(n: int, g: torch.Generator) -> Iterator[int]:
@@ -270,6 +277,12 @@ class MixedBatchSampler(torchdata.Sampler):
     def __iter__(self) -> Iterator[List[int]]:
         g = torch.Generator()
         g.manual_seed(self.seed)
+        if self.random_mix:
+            per_rank = self.box_per_batch + self.salient_per_batch
+            stream = self._stream(self.num_box + self.num_salient, g)
+            while True:
+                batch = list(itertools.islice(stream, per_rank * self.world_size))
+                yield batch[self.rank * per_rank : (self.rank + 1) * per_rank]
         boxes = self._stream(self.num_box, g) if self.box_per_batch else iter(())
         salient = self._stream(self.num_salient, g) if self.salient_per_batch else iter(())
         box_global = self.box_per_batch * self.world_size
@@ -321,7 +334,14 @@ def build_boxcaseg_train_loader(cfg: CfgNode, mapper: Optional[Any] = None):
         if salient_per_batch
         else []
     )
-    sampler = MixedBatchSampler(len(box), len(salient), box_per_batch, salient_per_batch)
+    sampling = cfg.DATALOADER.BOX_SALIENT_SAMPLING
+    if sampling not in ("ratio", "random"):
+        raise ValueError(
+            f"DATALOADER.BOX_SALIENT_SAMPLING must be 'ratio' or 'random': {sampling!r}"
+        )
+    sampler = MixedBatchSampler(
+        len(box), len(salient), box_per_batch, salient_per_batch, random_mix=sampling == "random"
+    )
     if mapper is None:
         mapper = BoxCasegPatchMapper(cfg, True)
     dataset = MapDataset(DatasetFromList(box + salient, copy=False), mapper)

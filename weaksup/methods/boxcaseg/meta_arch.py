@@ -110,6 +110,10 @@ def fuse_features(features: Dict[str, torch.Tensor], names: Sequence[str]) -> to
     )
 
 
+# The three heads of Sec. 3.3 (Tab. 4 ablates them).
+HEADS = ("weak", "salient", "transferred")
+
+
 @META_ARCH_REGISTRY.register()
 class BoxCaseg(nn.Module):
     """Backbone + fused features + weak, salient and transferred heads.
@@ -140,6 +144,7 @@ class BoxCaseg(nn.Module):
         test_batch_size: int,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
+        heads: Sequence[str] = HEADS,
     ):
         """
         Args:
@@ -152,8 +157,17 @@ class BoxCaseg(nn.Module):
             test_size: side of the patch cropped per box at inference (320).
             test_batch_size: patches per forward pass at inference.
             pixel_mean, pixel_std: input normalization (as GeneralizedRCNN).
+            heads: the heads that train and predict (Tab. 4's ablation), a non-empty subset of
+                ``("weak", "salient", "transferred")``. The others are built but get no loss.
+                Prediction: the alpha mix of salient and transferred (Eq. 3) when both are on,
+                the one of them that is, else the weak head. Eq. 3's pixel loss keeps its
+                weights ``1 - alpha`` / ``alpha`` with both, weight 1 for the only one.
         """
         super().__init__()
+        heads = tuple(heads)
+        if not heads or set(heads) - set(HEADS):
+            raise ValueError(f"MODEL.BOXCASEG.HEADS must be a non-empty subset of {HEADS}: {heads}")
+        self.heads = heads
         self.backbone = backbone
         self.in_features = list(in_features)
         shapes = backbone.output_shape()
@@ -186,6 +200,7 @@ class BoxCaseg(nn.Module):
             "test_batch_size": b.TEST_BATCH_SIZE,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
+            "heads": b.HEADS,
         }
 
     @property
@@ -214,38 +229,70 @@ class BoxCaseg(nn.Module):
         feats = self.features(images)
         weak = self._upsample(self.weak_head(feats), size)
         mil_boxes = torch.stack([x["mil_box"] for x in batched_inputs])
-        losses = {
-            "loss_mil": mil_unary_loss(weak, mil_boxes),
-            "loss_pairwise": self.pairwise_weight * pairwise_smoothness_loss(weak.sigmoid()),
-        }
+        losses = {}
+        if "weak" in self.heads:
+            losses["loss_mil"] = mil_unary_loss(weak, mil_boxes)
+            losses["loss_pairwise"] = self.pairwise_weight * pairwise_smoothness_loss(
+                weak.sigmoid()
+            )
         salient = [i for i, x in enumerate(batched_inputs) if "salient_mask" in x]
         params = self.transferred_params()
-        if not salient:  # zero losses connected to every parameter (DDP waits for all of them)
-            zero = sum(p.sum() for p in self.salient_head.parameters())
-            zero = zero + sum(w.sum() + b.sum() for w, b in params)
-            losses.update(loss_salient=zero * 0.0, loss_transferred=zero * 0.0)
-            return losses
+        pixel_heads = [
+            (name, head, weight)
+            for name, head, weight in (
+                ("salient", lambda f: self.salient_head(f), 1.0 - self.alpha),
+                ("transferred", lambda f: run_head(f, params), self.alpha),
+            )
+            if name in self.heads
+        ]
+        # parameters without a loss in this batch get a zero loss (DDP waits for all of them)
+        trained = set(self.heads) if salient else set(self.heads) & {"weak"}
+        unused = []
+        if "weak" not in trained:
+            unused.append(weak.sum())
+        if "salient" not in trained:
+            unused += [p.sum() for p in self.salient_head.parameters()]
+        if "transferred" not in trained:
+            unused += [w.sum() + b.sum() for w, b in params]
+        zero = sum(unused) * 0.0 if unused else None
+        if not salient or not pixel_heads:
+            losses.update({f"loss_{name}": zero for name, _, _ in pixel_heads})
+            return self._connect(losses, zero)
         sal_feats = feats[salient]
         target = torch.stack([batched_inputs[i]["salient_mask"] for i in salient])
         target = target.to(self.device, torch.float32)
         # Eq. 4 averaged over the batch: the pixel loss of each salient patch / all patches
         scale = len(salient) / len(batched_inputs)
-        for name, logits, weight in (
-            ("loss_salient", self.salient_head(sal_feats), 1.0 - self.alpha),
-            ("loss_transferred", run_head(sal_feats, params), self.alpha),
-        ):
-            bce = F.binary_cross_entropy_with_logits(self._upsample(logits, size), target)
-            losses[name] = weight * scale * bce
-        return losses
+        for name, head, weight in pixel_heads:
+            bce = F.binary_cross_entropy_with_logits(self._upsample(head(sal_feats), size), target)
+            losses[f"loss_{name}"] = (weight if len(pixel_heads) == 2 else 1.0) * scale * bce
+        return self._connect(losses, zero)
+
+    @staticmethod
+    def _connect(losses: Dict[str, torch.Tensor], zero: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Add ``zero`` (0 x the parameters no loss reaches) to the last loss, so DDP sees a
+        gradient for each parameter whatever the heads and the batch."""
+        if zero is None:
+            return losses
+        last = list(losses)[-1]
+        value = losses[last]
+        return {**losses, last: zero if value is zero else value + zero}
 
     def predict_patches(self, patches: torch.Tensor) -> torch.Tensor:
         """Foreground probability ``(N, S, S)`` of normalized patches: the alpha-weighted mix of
         the salient and transferred heads (Eq. 3, Sec. 3.4)."""
         feats = self.features(patches)
-        salient = self.salient_head(feats).sigmoid()
-        transferred = run_head(feats, self.transferred_params()).sigmoid()
-        mixed = (1.0 - self.alpha) * salient + self.alpha * transferred
-        return self._upsample(mixed, patches.shape[-2:])
+        if "salient" in self.heads and "transferred" in self.heads:
+            salient = self.salient_head(feats).sigmoid()
+            transferred = run_head(feats, self.transferred_params()).sigmoid()
+            probs = (1.0 - self.alpha) * salient + self.alpha * transferred
+        elif "salient" in self.heads:
+            probs = self.salient_head(feats).sigmoid()
+        elif "transferred" in self.heads:
+            probs = run_head(feats, self.transferred_params()).sigmoid()
+        else:
+            probs = self.weak_head(feats).sigmoid()
+        return self._upsample(probs, patches.shape[-2:])
 
     def crop_patches(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Normalized ``(N, 3, S, S)`` patches of ``image`` (3, H, W) at ``boxes`` (N, 4),

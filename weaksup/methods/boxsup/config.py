@@ -63,6 +63,10 @@ def add_boxsup_config(cfg: CN) -> CN:
     _C.WEAKSUP.BOXSUP.TOP_K = 5
     # lambda of Eq. 4, the weight of the network's loss E_r against the overlap term E_o (3).
     _C.WEAKSUP.BOXSUP.REGRESSION_WEIGHT = 3.0
+    # Form of E_r: "labelling" (Eq. 3: the network's loss over the whole labelling, pixels
+    # outside the segment background, per image pixel) or "segment_mean" (the mean loss over the
+    # segment's own pixels, weaksup's earlier choice; docs/boxsup.md).
+    _C.WEAKSUP.BOXSUP.REGRESSION_COST = "labelling"
     # Treat every training image as box-only: its GT masks are never read (so a dataset with masks
     # trains box-supervised and can be its own GT_DATASET); False: images with GT masks train on
     # them, never re-labelled (semi-supervised, Tab. 1 'semi').

@@ -96,6 +96,7 @@ class LabelSpec:
     source: str = "candidates"
     top_k: int = 5
     regression_weight: float = 3.0
+    regression_cost: str = "labelling"
     clip_to_box: bool = True
     num_candidates: int = 1000
     candidate_max_side: int = 256
@@ -116,6 +117,7 @@ class LabelSpec:
             source=b.LABEL_SOURCE,
             top_k=b.TOP_K,
             regression_weight=b.REGRESSION_WEIGHT,
+            regression_cost=b.REGRESSION_COST,
             clip_to_box=b.CLIP_TO_BOX,
             num_candidates=b.NUM_CANDIDATES,
             candidate_max_side=b.CANDIDATE_MAX_SIDE,
@@ -249,6 +251,7 @@ def _select(item: Dict[str, Any], spec: LabelSpec, epoch: int, log_probs: Option
         log_probs,
         spec.regression_weight,
         spec.clip_to_box,
+        spec.regression_cost,
     )
     item["label"], item["masks"] = paint_label_map(
         [s.mask for s in sel], item["classes"], (record["height"], record["width"])

@@ -59,10 +59,17 @@ def add_hybrid_config(cfg: CN) -> CN:
     # masks, valid or not (Tab. 2 "baseline").
     _C.WEAKSUP.HYBRID.BASELINE_CONFIG = ""
     _C.WEAKSUP.HYBRID.BASELINE_OPTS = []
-    # Instances the small branch trains on (pipeline): "all" (default: boxes are never noisy, and
-    # Tab. 2's small branch reaches AP_L 22.2, so it detects large objects too) or "invalid"
-    # (only those whose GrabCut mask is invalid, Sec. 2's wording; the others become background).
+    # Instances the small branch trains on (pipeline): "invalid" (only those whose GrabCut mask
+    # is invalid, Sec. 2: the paper config; the others become background) or "all" (boxes are
+    # never noisy, and Tab. 2's small branch reaches AP_L 22.2; docs/hybrid.md).
     _C.WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES = "all"
+    # Instances the large branch trains on (pipeline): "valid" (Sec. 2.1 "using only the samples
+    # with valid masks": the paper config; the invalid ones become background) or "all" (every box
+    # trains RPN and box head, only valid masks the mask head).
+    _C.WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES = "all"
+    # Also train and fuse the branches on the other split (the paper's, or all / all when the
+    # config's is the paper's), with their rows in the ablation table.
+    _C.WEAKSUP.HYBRID.SPLIT_ABLATION = False
     # Pseudo masks of the pipeline's first stage (a weaksup.pseudo engine job).
     _C.WEAKSUP.HYBRID.PSEUDO = CN()
     # Engine method (weaksup.pseudo.METHODS): "grabcut" (Sec. 1; empty or failed -> ellipse).

@@ -9,14 +9,18 @@ The config holding ``WEAKSUP.PIPELINE: "Hybrid"`` is the fused model's (``Hybrid
    ``<OUTPUT_DIR>/pseudo_masks/<dataset>.json``; the validity statistics of Sec. 1 are logged;
 2. **baseline**: ``WEAKSUP.HYBRID.BASELINE_CONFIG``, Mask R-CNN on all GrabCut masks
    (``<OUTPUT_DIR>/baseline``);
-3. **large branch**: ``WEAKSUP.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN, every box trains
-   detection, only valid masks train the mask head (``<OUTPUT_DIR>/large``);
-4. **small branch**: ``WEAKSUP.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of all instances or
-   of the invalid ones only (``WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES``) (``<OUTPUT_DIR>/small``, or
-   ``small_invalid``);
+3. **large branch**: ``WEAKSUP.HYBRID.LARGE_CONFIG``, Mask R-CNN + Enhanced-FPN on the instances
+   with valid masks only (``WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES "valid"``, Sec. 2.1, the paper
+   config; ``<OUTPUT_DIR>/large_valid``) or on every box, valid masks alone training the mask
+   head (``"all"``; ``<OUTPUT_DIR>/large``);
+4. **small branch**: ``WEAKSUP.HYBRID.SMALL_CONFIG``, Faster R-CNN on the boxes of the invalid
+   instances only (``WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES "invalid"``, Sec. 2, the paper config;
+   ``<OUTPUT_DIR>/small_invalid``) or of all (``"all"``; ``<OUTPUT_DIR>/small``);
 5. **fused**: this config's ``HybridNetwork`` with the two trained branches, evaluated; then the
    ablation table (Tab. 1-2 metrics for baseline / small / large / fused) is printed and written
-   to ``<OUTPUT_DIR>/ablation.md``.
+   to ``<OUTPUT_DIR>/ablation.md``. With ``WEAKSUP.HYBRID.SPLIT_ABLATION`` the branches are also
+   trained and fused on the other split (the paper's if the config's is not, else all / all),
+   rows marked with their split.
 
 Each branch config gets, after its own ``*_OPTS``, this config's datasets, evaluators and the
 stage-1 json (``WEAKSUP.PSEUDO_MASKS``). Stages are skipped when their result exists (a pseudo
@@ -78,27 +82,32 @@ ABLATION_ROWS = (
     ("fused", "fused (ours)"),
 )
 INVALID_SUFFIX = "_hybrid_invalid"
+# (large branch, small branch) training instances of Sec. 2: valid masks / invalid masks.
+PAPER_SPLIT = ("valid", "invalid")
 
 
 def format_ablation_table(results: Mapping[str, Mapping[str, Any]], dataset: str = "") -> str:
     """Tab. 1-2's metrics (percent) of each model's evaluation results, as a markdown table.
 
     Args:
-        results: stage name (``baseline``, ``small``, ``large``, ``fused``; absent rows are left
-            out) -> that model's results on one dataset (``{"segm": {...}, "voc_instance": ...}``).
-            A metric the results lack, or NaN / negative (COCO's -1: no object of that size), is
-            shown as ``-``.
+        results: stage name (``baseline``, ``small``, ``large``, ``fused``, each optionally
+            followed by `` [<split>]``, e.g. ``small [all]``; absent rows are left out) -> that
+            model's results on one dataset (``{"segm": {...}, "voc_instance": ...}``). A metric
+            the results lack, or NaN / negative (COCO's -1: no object of that size), is shown as
+            ``-``.
     """
     rows = []
     for key, name in ABLATION_ROWS:
-        if key not in results:
-            continue
-        row = [name]
-        for _, task, metric in ABLATION_COLUMNS:
-            value = results[key].get(task, {}).get(metric)
-            ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
-            row.append(f"{value:.2f}" if ok else "-")
-        rows.append(row)
+        variants = [key] + sorted(k for k in results if k.startswith(key + " ["))
+        for k in variants:
+            if k not in results:
+                continue
+            row = [name + k[len(key) :]]
+            for _, task, metric in ABLATION_COLUMNS:
+                value = results[k].get(task, {}).get(metric)
+                ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+                row.append(f"{value:.2f}" if ok else "-")
+            rows.append(row)
     title = f"Hybrid ablation on {dataset}\n" if dataset else ""
     headers = ["model"] + [c[0] for c in ABLATION_COLUMNS]
     return title + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
@@ -166,11 +175,12 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         raise ValueError(
             f"the Hybrid pipeline trains on one dataset, got DATASETS.TRAIN {cfg.DATASETS.TRAIN}"
         )
-    if stages.SMALL_TRAIN_INSTANCES not in ("all", "invalid"):
-        raise ValueError(
-            f"WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES must be 'all' or 'invalid', got "
-            f"{stages.SMALL_TRAIN_INSTANCES!r}"
-        )
+    for key, allowed in (("LARGE", ("all", "valid")), ("SMALL", ("all", "invalid"))):
+        value = stages.get(f"{key}_TRAIN_INSTANCES")
+        if value not in allowed:
+            raise ValueError(
+                f"WEAKSUP.HYBRID.{key}_TRAIN_INSTANCES must be one of {allowed}, got {value!r}"
+            )
     train = cfg.DATASETS.TRAIN[0]
     pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
     pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
@@ -197,37 +207,55 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
         )
 
-    # the small branch's folder names its training instances, so switching retrains it
-    small_train, small_dir = train, "small"
-    if stages.SMALL_TRAIN_INSTANCES == "invalid":
-        small_train = register_validity_view(train, pseudo_json, keep_valid=False)
-        small_dir = "small_invalid"
-    results, dirs = {}, {"baseline": "baseline", "large": "large", "small": small_dir}
-    for which, data, title in (
-        ("baseline", train, "baseline Mask R-CNN on all GrabCut masks"),
-        ("large", train, "large branch (Mask R-CNN, valid masks only)"),
-        ("small", small_train, f"small branch (Faster R-CNN on {small_train})"),
-    ):
-        sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
-        trained = run_training_stage(
-            WeaksupTrainer,
-            sub,
-            which,
-            f"training the {title}",
-            evaluate_when_done=True,
-            inputs=[pseudo],
+    # each branch's folder names its training instances, so switching retrains it
+    views = {
+        "all": (train, ""),
+        "valid": (register_validity_view(train, pseudo_json, keep_valid=True), "_valid"),
+        "invalid": (register_validity_view(train, pseudo_json, keep_valid=False), "_invalid"),
+    }
+    split = (stages.LARGE_TRAIN_INSTANCES, stages.SMALL_TRAIN_INSTANCES)
+    splits = [split]
+    if stages.SPLIT_ABLATION:
+        splits.append(("all", "all") if split == PAPER_SPLIT else PAPER_SPLIT)
+    results = {}
+    sub = _branch_config(cfg, "baseline", train, pseudo_json, "baseline")
+    trained = run_training_stage(
+        WeaksupTrainer, sub, "baseline", "training the baseline Mask R-CNN on all GrabCut masks",
+        evaluate_when_done=True, inputs=[pseudo],
+    )  # fmt: skip
+    results["baseline"] = _per_dataset(cfg, trained)
+    comm.synchronize()
+    for large, small in splits:
+        tag = "" if (large, small) == split else f" [large: {large}, small: {small}]"
+        dirs = {}
+        for which, instances, title in (
+            ("large", large, "large branch (Mask R-CNN on {}, valid masks only)"),
+            ("small", small, "small branch (Faster R-CNN on {})"),
+        ):
+            data, suffix = views[instances]
+            dirs[which] = which + suffix
+            sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
+            trained = run_training_stage(
+                WeaksupTrainer, sub, which, "training the " + title.format(data),
+                evaluate_when_done=True, inputs=[pseudo],
+            )  # fmt: skip
+            results[which + tag] = _per_dataset(cfg, trained)
+            comm.synchronize()
+        fused = cfg.clone()
+        fused.defrost()
+        fused.MODEL.HYBRID.LARGE_WEIGHTS = os.path.join(
+            cfg.OUTPUT_DIR, dirs["large"], "model_final.pth"
         )
-        results[which] = _per_dataset(cfg, trained)
-        comm.synchronize()
-
-    fused = cfg.clone()
-    fused.defrost()
-    fused.MODEL.HYBRID.LARGE_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "large", "model_final.pth")
-    fused.MODEL.HYBRID.SMALL_WEIGHTS = os.path.join(cfg.OUTPUT_DIR, small_dir, "model_final.pth")
-    fused.freeze()
-    logger.info("fused: evaluating the two trained branches together (HybridNetwork)")
-    model = WeaksupTrainer.build_model(fused)
-    results["fused"] = _per_dataset(cfg, WeaksupTrainer.test(fused, model))
+        fused.MODEL.HYBRID.SMALL_WEIGHTS = os.path.join(
+            cfg.OUTPUT_DIR, dirs["small"], "model_final.pth"
+        )
+        fused.freeze()
+        logger.info(f"fused{tag}: evaluating the two trained branches together (HybridNetwork)")
+        model = WeaksupTrainer.build_model(fused)
+        results["fused" + tag] = _per_dataset(cfg, WeaksupTrainer.test(fused, model))
+        if not tag:
+            primary = (fused, model)
+    fused, model = primary
     if comm.is_main_process():
         write_prediction_overlays(fused, model, os.path.join(cfg.OUTPUT_DIR, "overlays"))
         tables = [
