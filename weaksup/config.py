@@ -78,6 +78,12 @@ def add_shared_config(cfg: CN) -> CN:
     # Name (in weaksup.engine.PIPELINE_REGISTRY) of a multi-stage pipeline that train_net.py runs
     # instead of one training (e.g. "BoxCaseg"); "" trains the configured model once.
     _C.WEAKSUP.PIPELINE = ""
+    # imported here, not at the top: this module imports no layer of weaksup (no import circle)
+    from .engine.pseudo_mask_training import add_pseudo_mask_training_config
+    from .modeling.backbone.efficientnet import add_efficientnet_config
+
+    add_pseudo_mask_training_config(_C)  # WEAKSUP.PSEUDO_STAGE
+    add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones
 
     # HRNetV2 backbone (MODEL.BACKBONE.NAME: "build_hrnet_backbone"), BoxCaseg Sec. 3.2.
     _C.MODEL.HRNET = CN()
