@@ -1,7 +1,8 @@
 """Wei et al. end to end on real data (PennFudan + nuts_coco image labels): proposals, HCP image
 and hypothesis fine-tuning, scores, refinement, maps and rough masks, the six segmentation
-networks, evaluation and the printed tables; a rerun reuses every stage; and no box, mask or
-label map of the training data is read anywhere (their annotations raise on access)."""
+networks, evaluation, the scores and the printed tables; a rerun reuses every stage; and no box,
+mask or label map of the training data is read by any stage (their annotations raise on access;
+only the scores read a separate ground-truth dataset of the same images)."""
 
 import json
 import logging
