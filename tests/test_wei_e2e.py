@@ -1,7 +1,8 @@
 """Wei et al. end to end on real data (PennFudan + nuts_coco image labels): proposals, HCP image
 and hypothesis fine-tuning, scores, refinement, maps and rough masks, the six segmentation
-networks, evaluation and the printed tables; a rerun reuses every stage; and no box, mask or
-label map of the training data is read anywhere (their annotations raise on access)."""
+networks, evaluation, the scores and the printed tables; a rerun reuses every stage; and no box,
+mask or label map of the training data is read by any stage (their annotations raise on access;
+only the scores read a separate ground-truth dataset of the same images)."""
 
 import json
 import logging
@@ -98,7 +99,7 @@ def _write_yaml(path, base, lines):
     return str(path)
 
 
-def _config(tmp_path, train, test):
+def _config(tmp_path, train, test, scoring=()):
     hcp_img = _write_yaml(
         tmp_path / "hcp_image.yaml",
         DEMO / "hcp_image_R18_GN.yaml",
@@ -139,6 +140,7 @@ def _config(tmp_path, train, test):
             "SOLVER.WARMUP_ITERS", "0",
             "SOLVER.CHECKPOINT_PERIOD", "1",
             "OUTPUT_DIR", str(tmp_path / "out"),
+            *scoring,
         ]
     )  # fmt: skip
     cfg.freeze()
@@ -164,7 +166,13 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     val = DatasetCatalog.get("wei_demo_val")
     _register("wei_t_val", [val[0], val[-1]], thing_classes=list(WEI_DEMO_CLASSES))
     register_instance_sem_seg("wei_t_val_sem_seg", "wei_t_val", str(tmp_path / "val_labels"))
-    cfg = _config(tmp_path, "wei_t_train", "wei_t_val_sem_seg")
+    # scoring only: image labels of the val images, label maps of the (unpoisoned) training images
+    register_image_label_union("wei_t_val_labels", ["wei_t_val"], WEI_DEMO_CLASSES)
+    _register("wei_t_gt", pf[:3] + nuts[:3], thing_classes=list(WEI_DEMO_CLASSES))
+    register_instance_sem_seg("wei_t_gt_sem_seg", "wei_t_gt", str(tmp_path / "gt_labels"))
+    scoring = ["WEAKSUP.WEI.HCP_TEST_DATASET", "wei_t_val_labels"]
+    scoring += ["WEAKSUP.WEI.LABEL_GT_DATASET", "wei_t_gt_sem_seg"]
+    cfg = _config(tmp_path, "wei_t_train", "wei_t_val_sem_seg", scoring)
     out = tmp_path / "out"
 
     caplog.set_level(logging.INFO, logger="weaksup")
@@ -176,8 +184,21 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
         assert (out / s / "model_final.pth").is_file()
     printed = capsys.readouterr().out
     assert "Table 1" in printed and "Table 3" in printed
+    assert "HCP image-level classification on 2 validation images" in printed
+    assert "Training labels against ground truth (6 training images" in printed
     mious = [line for line in printed.splitlines() if line.startswith("| mIoU |")]
-    assert len(mious) == 2 and all("-" not in line.split("|", 2)[2] for line in mious)
+    assert len(mious) == 3 and all("-" not in line.split("|", 2)[2] for line in mious)
+    scores = json.loads((out / "wei_scores.json").read_text())
+    assert len(scores["hcp"]["AP"]) == len(WEI_DEMO_CLASSES) and 0 <= scores["hcp"]["mAP"] <= 100
+    labels = scores["labels"]
+    assert sorted(labels) == sorted(
+        ["maps", "maps w/o refinement", "rough masks", "background-only"]
+    )
+    # the floor: background IoU = its share of the pixels, over the classes present
+    floor = labels["background-only"]
+    assert floor["mIoU"] == pytest.approx(floor["IoU"][0] / np.isfinite(floor["IoU"]).sum())
+    assert scores["background-only"]["sem_seg"]["mIoU"] > 0
+    assert [line for line in printed.splitlines() if line.startswith("| x background-only |")]
 
     # stage 2 outputs: one map file and one rough mask per training image, on its classes
     keys = sorted(p.stem for p in (out / "maps").glob("*.npz"))

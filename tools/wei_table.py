@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Print Wei et al.'s Tab. 1 (AN_A, SN_A, AN_B, SN_B) and Tab. 3 (with / without cross-image
-refinement) from a pipeline's output folder (the ``wei_results.json`` of each scheme).
+refinement) from a pipeline's output folder (the ``wei_results.json`` of each scheme), with HCP's
+AP, the training labels' mIoU and the background-only floor when ``wei_scores.json`` has them.
 
     python tools/wei_table.py output/wei_demo
 
@@ -11,7 +12,12 @@ the same tables when it ends.
 import argparse
 import sys
 
-from weaksup.methods.wei.pipeline import format_wei_tables, load_wei_results, result_classes
+from weaksup.methods.wei.pipeline import (
+    format_wei_tables,
+    load_wei_results,
+    load_wei_scores,
+    result_classes,
+)
 
 
 def main(argv=None) -> int:
@@ -22,7 +28,7 @@ def main(argv=None) -> int:
     if not results:
         print(f"{args.output_dir}: no scheme results (*/wei_results.json)", file=sys.stderr)
         return 1
-    print(format_wei_tables(results, result_classes(results)))
+    print(format_wei_tables(results, result_classes(results), load_wei_scores(args.output_dir)))
     return 0
 
 

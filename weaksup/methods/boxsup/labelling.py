@@ -42,6 +42,7 @@ import numpy as np
 
 from weaksup.pseudo.candidates import CandidateSet
 from weaksup.pseudo.geometry import box_mask
+from weaksup.pseudo.label_metrics import label_confusion, miou_from_confusion
 from weaksup.pseudo.merge import merge_smaller_wins
 
 __all__ = [
@@ -249,31 +250,6 @@ def paint_label_map(
     for mask, c in zip(merged, categories):
         label[mask] = c + 1
     return label, merged
-
-
-def label_confusion(
-    pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_label: int = 255
-) -> np.ndarray:
-    """``(num_classes, num_classes)`` int64 confusion matrix, rows ground truth, columns
-    prediction; ground-truth pixels equal to ``ignore_label`` are left out."""
-    if pred.shape != gt.shape:
-        raise ValueError(f"label maps differ in size: {pred.shape} vs {gt.shape}")
-    keep = gt != ignore_label
-    g, p = gt[keep].astype(np.int64), pred[keep].astype(np.int64)
-    if (g >= num_classes).any() or (p >= num_classes).any():
-        raise ValueError(f"label values >= {num_classes} (other than {ignore_label})")
-    return np.bincount(g * num_classes + p, minlength=num_classes**2).reshape(
-        num_classes, num_classes
-    )
-
-
-def miou_from_confusion(conf: np.ndarray) -> float:
-    """Mean IoU in percent over the classes present in the ground truth or the prediction, as
-    Detectron2's ``SemSegEvaluator`` computes it."""
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - tp
-    valid = union > 0
-    return float(100.0 * (tp[valid] / union[valid]).mean()) if valid.any() else float("nan")
 
 
 def resize_log_probs(log_probs: np.ndarray, size: Tuple[int, int]) -> np.ndarray:

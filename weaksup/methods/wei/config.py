@@ -101,6 +101,12 @@ def add_wei_config(cfg: CN) -> CN:
     # Learning rate of the segmentation predictor (final layer) relative to SOLVER.BASE_LR
     # (Sec. 4.2: 0.01 vs 0.001).
     _C.WEAKSUP.WEI.PREDICTOR_LR_FACTOR = 10.0
+    # Scores printed with the tables, from ground truth no stage trains on (empty: not scored).
+    # Image-level dataset of validation images: HCP's per-class AP of its whole-image scores.
+    _C.WEAKSUP.WEI.HCP_TEST_DATASET = ""
+    # Semantic dataset (sem_seg_file_name) of the training images, matched by file_name: the
+    # mIoU of the localization maps' argmax (with / without refinement) and of the rough masks.
+    _C.WEAKSUP.WEI.LABEL_GT_DATASET = ""
     # Worker processes of the per-image stage-2 jobs (proposals, maps and masks); 0: in-process.
     _C.WEAKSUP.WEI.NUM_WORKERS = 2
     return cfg

@@ -6,10 +6,14 @@ labelme_voc3 on one class list, and a semantic validation set with derived label
   and the 3 labelme_voc3 images (VOC classes; :mod:`weaksup.data.datasets.nuts_labelme`);
 * ``wei_demo_val_sem_seg``: PennFudan val (42) + nuts_coco val (6, every third image by id),
   label maps derived once from their instance masks (``$WEAKSUP_CACHE/sem_seg/wei_demo_val``,
-  :func:`~weaksup.data.mask_subset.register_instance_sem_seg`), for the ``sem_seg`` evaluator.
+  :func:`~weaksup.data.mask_subset.register_instance_sem_seg`), for the ``sem_seg`` evaluator;
+* scoring only (``WEAKSUP.WEI.HCP_TEST_DATASET`` / ``LABEL_GT_DATASET``, read by no training):
+  ``wei_demo_val_image_labels``, the image-level labels of the same 48 validation images, and
+  ``wei_demo_train_sem_seg``, label maps of the 143 training images from their instance masks.
 """
 
 import os
+from functools import partial
 from typing import Dict, List, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -45,11 +49,16 @@ def register_wei_demo() -> None:
         WEI_DEMO_CLASSES,
     )
     val_bases = ["pennfudan_val", "nuts_coco_val"]
-    DatasetCatalog.register("wei_demo_val", lambda: _union_instances(val_bases, WEI_DEMO_CLASSES))
-    MetadataCatalog.get("wei_demo_val").set(thing_classes=list(WEI_DEMO_CLASSES))
-    register_instance_sem_seg(
-        "wei_demo_val_sem_seg", "wei_demo_val", os.path.join(cache_dir(), "sem_seg", "wei_demo_val")
-    )
+    train_bases = ["pennfudan_train", "nuts_coco_train", "labelme_voc3"]
+    register_image_label_union("wei_demo_val_image_labels", val_bases, WEI_DEMO_CLASSES)
+    for name, bases in (("wei_demo_val", val_bases), ("wei_demo_train_instances", train_bases)):
+        DatasetCatalog.register(name, partial(_union_instances, bases, WEI_DEMO_CLASSES))
+        MetadataCatalog.get(name).set(thing_classes=list(WEI_DEMO_CLASSES))
+    for name in ("wei_demo_val", "wei_demo_train"):
+        base = name if name == "wei_demo_val" else "wei_demo_train_instances"
+        register_instance_sem_seg(
+            f"{name}_sem_seg", base, os.path.join(cache_dir(), "sem_seg", name)
+        )
 
 
 register_wei_demo()

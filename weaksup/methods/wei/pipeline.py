@@ -25,9 +25,11 @@ import os
 import shutil
 from argparse import Namespace
 from functools import partial
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
+from PIL import Image
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
@@ -51,13 +53,22 @@ from weaksup.engine.stages import Stage, run_stage
 from weaksup.engine.trainer import WeaksupTrainer
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
-from .stage2 import refine, score_proposals, write_maps_and_masks
+from .data import load_localization_maps
+from .scoring import (
+    format_hcp_table,
+    format_label_quality_table,
+    localization_label_map,
+    multilabel_average_precision,
+    score_label_maps,
+)
+from .stage2 import hcp_image_scores, refine, score_proposals, write_maps_and_masks
 
 __all__ = [
     "WEI_SCHEMES",
     "WeiTrainer",
     "format_wei_tables",
     "load_wei_results",
+    "load_wei_scores",
     "result_classes",
     "run_wei_pipeline",
 ]
@@ -75,6 +86,10 @@ WEI_SCHEMES = {
     "SN_A_norefine": ("maps_norefine", "single"),
 }
 RESULTS_FILE = "wei_results.json"
+# Scores of the intermediate stages against ground truth (HCP AP, training-label mIoU) and the
+# test set's background-only floor, written by the pipeline, read by tools/wei_table.py.
+SCORES_FILE = "wei_scores.json"
+BASELINE = "background-only"
 
 
 class WeiTrainer(WeaksupTrainer):
@@ -285,6 +300,75 @@ def run_localization(
     return out_dirs, maps
 
 
+def _label_map(path: str) -> np.ndarray:
+    try:
+        return np.asarray(Image.open(path))
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable label map ({e})") from e
+
+
+def score_hcp(cfg_hcp: CfgNode, dataset: str, classes: Sequence[str]) -> Dict[str, Any]:
+    """HCP's per-class AP on the image-level dataset ``dataset`` (whole-image scores of the
+    final HCP weights); main process."""
+    records = DatasetCatalog.get(dataset)
+    test_classes = list(MetadataCatalog.get(dataset).thing_classes)
+    if test_classes != list(classes):
+        raise ValueError(
+            f"WEAKSUP.WEI.HCP_TEST_DATASET {dataset}: classes {test_classes} != {classes}"
+        )
+    model = WeiTrainer.build_model(cfg_hcp)
+    SafeDetectionCheckpointer(model).load(os.path.join(cfg_hcp.OUTPUT_DIR, "model_final.pth"))
+    scores = hcp_image_scores(cfg_hcp, model, records)
+    labels = np.zeros(scores.shape, dtype=bool)
+    for i, r in enumerate(records):
+        labels[i, list(r["image_labels"])] = True
+    ap = multilabel_average_precision(scores, labels)
+    m = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
+    return {"dataset": dataset, "images": len(records), "AP": ap.tolist(), "mAP": m}
+
+
+def score_training_labels(
+    records: List[Dict], out_dirs: Dict[str, str], gt_dataset: str, num_classes: int
+) -> Dict[str, Dict]:
+    """mIoU of the stage-2 labels of the training images (argmax of the maps of Eq. 2 with and
+    without refinement, rough masks) against the label maps of ``gt_dataset`` (matched by
+    ``file_name``; images it lacks are left out); main process."""
+    gt = {r["file_name"]: r["sem_seg_file_name"] for r in DatasetCatalog.get(gt_dataset)}
+    scored = [r for r in records if r["file_name"] in gt]
+    if not scored:
+        raise ValueError(f"WEAKSUP.WEI.LABEL_GT_DATASET {gt_dataset}: no training image in it")
+    ignore = MetadataCatalog.get(gt_dataset).get("ignore_label", 255)
+
+    def maps(folder):
+        def read(r):
+            z = load_localization_maps(os.path.join(folder, file_key(r["image_id"]) + ".npz"))
+            return localization_label_map(z["maps"], z["labels"])
+
+        return read
+
+    sources = {"maps": maps(out_dirs["maps"])}
+    if "maps_norefine" in out_dirs:
+        sources = {"maps w/o refinement": maps(out_dirs["maps_norefine"]), **sources}
+    sources["rough masks"] = lambda r: _label_map(
+        os.path.join(out_dirs["rough_masks"], file_key(r["image_id"]) + ".png")
+    )
+    return score_label_maps(
+        scored, lambda r: _label_map(gt[r["file_name"]]), sources, num_classes, ignore
+    )
+
+
+def background_only_results(dataset: str, stuff: Sequence[str]) -> Dict[str, Any]:
+    """The ``sem_seg`` metrics of predicting background everywhere on ``dataset`` (the floor
+    the segmentation networks must clear), in the evaluator's format."""
+    records = DatasetCatalog.get(dataset)
+    ignore = MetadataCatalog.get(dataset).get("ignore_label", 255)
+    q = score_label_maps(
+        records, lambda r: _label_map(r["sem_seg_file_name"]), {}, len(stuff), ignore
+    )[BASELINE]
+    metrics = {f"IoU-{c}": v for c, v in zip(stuff, q["IoU"])}
+    return {"sem_seg": {"mIoU": q["mIoU"], **metrics}}
+
+
 def scheme_records(records: List[Dict], scheme: str, out_dirs: Dict[str, str]) -> List[Dict]:
     """Training records of ``scheme`` (:data:`WEI_SCHEMES`)."""
     source, subset = WEI_SCHEMES[scheme]
@@ -338,7 +422,15 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     )
     hcp_train = _register(train_name + "_wei_proposals", records, thing_classes=classes)
     cfg_hcp, hcp = run_hcp(cfg, hcp_train, len(classes), proposals)
+    w = cfg.WEAKSUP.WEI
+    scores: Dict[str, Any] = {}
+    if w.HCP_TEST_DATASET and comm.is_main_process():
+        scores["hcp"] = score_hcp(cfg_hcp, w.HCP_TEST_DATASET, classes)
+        logger.info("stage 1 scores:\n" + _hcp_table(scores["hcp"], classes))
     out_dirs, maps = run_localization(cfg, cfg_hcp, records, hcp)
+    if w.LABEL_GT_DATASET and comm.is_main_process():
+        scores["labels"] = score_training_labels(records, out_dirs, w.LABEL_GT_DATASET, len(stuff))
+        logger.info("stage 2 scores:\n" + format_label_quality_table(scores["labels"], stuff))
     results = {}
     for scheme in schemes:
         cfg_s = cfg.clone()
@@ -375,7 +467,10 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         )
     comm.synchronize()
     if comm.is_main_process():
-        tables = format_wei_tables(results, stuff)
+        if cfg.DATASETS.TEST:
+            scores[BASELINE] = background_only_results(cfg.DATASETS.TEST[0], stuff)
+        write_json_atomic({"classes": classes, **scores}, os.path.join(cfg.OUTPUT_DIR, SCORES_FILE))
+        tables = format_wei_tables(results, stuff, scores)
         logger.info("Wei et al. results:\n" + tables)
         print(tables, flush=True)
     return results
@@ -390,6 +485,19 @@ def load_wei_results(output_dir: str) -> Dict[str, Any]:
             with open(path) as f:
                 out[scheme] = json.load(f)
     return out
+
+
+def load_wei_scores(output_dir: str) -> Dict[str, Any]:
+    """The pipeline's ``wei_scores.json`` under ``output_dir`` (``{}`` if there is none)."""
+    path = os.path.join(output_dir, SCORES_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _hcp_table(hcp: Dict[str, Any], classes: Sequence[str]) -> str:
+    return format_hcp_table(hcp["AP"], classes, hcp["images"])
 
 
 def result_classes(results: Dict[str, Any]) -> List[str]:
@@ -424,14 +532,37 @@ def _table(title: str, columns: List[str], results: Dict[str, Any], stuff: Seque
     for name in list(stuff) + ["mIoU"]:
         key = "mIoU" if name == "mIoU" else f"IoU-{name}"
         rows.append(f"| {name} | " + " | ".join(cell(metrics[c].get(key)) for c in columns) + " |")
+    floor = metrics.get(BASELINE, {}).get("mIoU")
+    if floor:  # each network's mIoU as a multiple of predicting background everywhere
+        ratios = [metrics[c].get("mIoU") for c in columns]
+        rows.append(
+            f"| x {BASELINE} | "
+            + " | ".join("-" if r is None else f"{r / floor:.2f}" for r in ratios)
+            + " |"
+        )
     return "\n".join(rows)
 
 
-def format_wei_tables(results: Dict[str, Any], stuff: Sequence[str]) -> str:
+def format_wei_tables(
+    results: Dict[str, Any], stuff: Sequence[str], scores: Optional[Dict[str, Any]] = None
+) -> str:
     """Tab. 1 (IoU per class and mIoU of AN_A, SN_A, AN_B, SN_B) and Tab. 3 (the *_A schemes
-    without / with the cross-image refinement) as markdown; missing schemes are left out."""
+    without / with the cross-image refinement) as markdown, missing schemes left out; with the
+    pipeline's ``scores`` (:data:`SCORES_FILE`) also HCP's AP, the training labels' mIoU and a
+    background-only column (and each mIoU as a multiple of it)."""
+    scores = scores or {}
+    out = []
+    if "hcp" in scores:
+        out.append(_hcp_table(scores["hcp"], stuff[1:]))
+    if "labels" in scores:
+        out.append(format_label_quality_table(scores["labels"], stuff))
+    results = dict(results)
+    extra = []
+    if BASELINE in scores:
+        results[BASELINE] = scores[BASELINE]
+        extra = [BASELINE]
     t1 = [s for s in ("AN_A", "SN_A", "AN_B", "SN_B") if s in results]
-    out = [_table("Table 1: IoU (%) per training scheme", t1, results, stuff)]
+    out.append(_table("Table 1: IoU (%) per training scheme", t1 + extra, results, stuff))
     t3 = []
     for s in ("AN_A", "SN_A"):
         if s in results and s + "_norefine" in results:
@@ -439,7 +570,10 @@ def format_wei_tables(results: Dict[str, Any], stuff: Sequence[str]) -> str:
     if t3:
         out.append(
             _table(
-                "Table 3: without (*_norefine) / with cross-image refinement", t3, results, stuff
+                "Table 3: without (*_norefine) / with cross-image refinement",
+                t3 + extra,
+                results,
+                stuff,
             )
         )
     return "\n\n".join(out)

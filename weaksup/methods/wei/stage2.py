@@ -46,7 +46,12 @@ from .localization import (
     top_regions,
 )
 
-__all__ = ["refine", "score_proposals", "write_maps_and_masks"]
+__all__ = [
+    "hcp_image_scores",
+    "refine",
+    "score_proposals",
+    "write_maps_and_masks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,31 @@ def _candidates(scores: np.ndarray, labels: Sequence[int], thresh: float, min_ca
         if len(cands[k]) < min_candidates:
             cands[k] = np.argsort(-scores[:, k], kind="stable")[:min_candidates]
     return cands
+
+
+def _score_boxes(cfg_hcp: CfgNode, model, aug, record: Dict, boxes: np.ndarray):
+    """HCP softmax scores ``(n, C)`` and features of ``boxes`` (``(n, 4)``, original image
+    coordinates) of the record's image, resized by ``aug`` as HCP's test input."""
+    image = utils.read_image(record["file_name"], format=cfg_hcp.INPUT.FORMAT)
+    utils.check_image_size(record, image)
+    aug_input = T.AugInput(image, boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+    aug(aug_input)
+    tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+    scores, feats = model.score_hypotheses(tensor, torch.as_tensor(aug_input.boxes))
+    return scores.cpu().numpy(), feats.cpu().numpy()
+
+
+@torch.no_grad()
+def hcp_image_scores(cfg_hcp: CfgNode, model, records: List[Dict]) -> np.ndarray:
+    """``(N, C)`` HCP softmax scores of each record's whole image (the image as its only
+    hypothesis), for the image-level AP (:mod:`.scoring`); main process."""
+    model.eval()
+    aug = T.ResizeShortestEdge(cfg_hcp.INPUT.MIN_SIZE_TEST, cfg_hcp.INPUT.MAX_SIZE_TEST)
+    out = [
+        _score_boxes(cfg_hcp, model, aug, r, [[0, 0, r["width"], r["height"]]])[0][0]
+        for r in tqdm(records, desc="HCP on test images", unit="img")
+    ]
+    return np.stack(out) if out else np.zeros((0, model.classifier.out_features), np.float32)
 
 
 @torch.no_grad()
@@ -74,13 +104,7 @@ def score_proposals(
     logger.info(f"Scoring proposals: {len(mine) - len(todo)} of {len(mine)} images already done")
     for r in tqdm(todo, desc=f"HCP scores [{comm.get_rank()}]", unit="img"):
         boxes = load_candidates(r["proposal_file"]).boxes()
-        image = utils.read_image(r["file_name"], format=cfg_hcp.INPUT.FORMAT)
-        utils.check_image_size(r, image)
-        aug_input = T.AugInput(image, boxes=boxes)
-        aug(aug_input)
-        tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
-        scores, feats = model.score_hypotheses(tensor, torch.as_tensor(aug_input.boxes))
-        scores, feats = scores.cpu().numpy(), feats.cpu().numpy()
+        scores, feats = _score_boxes(cfg_hcp, model, aug, r, boxes)
         cands = _candidates(scores, r["image_labels"], thresh, min_cands)
         index = np.unique(np.concatenate([c for c in cands.values()] + [np.zeros(0, np.int64)]))
         buf = io.BytesIO()
