@@ -446,7 +446,9 @@ def test_pseudo_tool_bad_jpeg_images(tmp_path, kind):
     else:
         _truncate(path, 0.95)
     error = FileNotFoundError if kind == "missing" else ValueError
-    problem = {"missing": "file not found", "empty": "empty file", "truncated_jpeg": "truncated"}[kind]
+    problem = {"missing": "file not found", "empty": "empty file", "truncated_jpeg": "truncated"}[
+        kind
+    ]
     with pytest.raises(error, match=rf"1\.jpg' \(image_id=1\): {problem}"):
         _pseudo(tmp_path, root)
     assert not (tmp_path / "out.json").exists()
