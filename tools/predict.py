@@ -194,12 +194,13 @@ class GroundTruth:
         self.category_ids = [ids[n] for n in thing_classes]
 
     def image_id(self, file_name: str) -> int:
-        norm = os.path.normpath(file_name)
-        for path, image_id in self._by_path.items():
-            if norm.endswith(os.sep + path) or norm == path:
+        parts = os.path.normpath(file_name).split(os.sep)
+        for k in range(len(parts)):  # the longest trailing path that the json names
+            image_id = self._by_path.get(os.path.join(*parts[k:]))
+            if image_id is not None:
                 return image_id
-        if os.path.basename(file_name) in self._by_base:
-            return self._by_base[os.path.basename(file_name)]
+        if parts[-1] in self._by_base:
+            return self._by_base[parts[-1]]
         raise ValueError(f"{self.json_file}: no image record for input {file_name}")
 
 
