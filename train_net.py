@@ -11,6 +11,7 @@ Examples:
     python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
 """
 
+import logging
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -28,6 +29,8 @@ from weaksup.engine import (
     resolve_device,
     write_prediction_overlays,
 )
+from weaksup.engine.pipeline import training_stage
+from weaksup.engine.stages import run_stage, stage_changes
 
 
 def setup(args):
@@ -58,9 +61,24 @@ def main(args):
 
     if cfg.WEAKSUP.PIPELINE:  # a multi-stage method (e.g. BoxCaseg) runs its own stages
         return PIPELINE_REGISTRY.get(cfg.WEAKSUP.PIPELINE)(cfg, args)
-    trainer = WeaksupTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    # one training, recorded as a stage (its config and initial weights, e.g. DASNet's stage 1
+    # checkpoint for stage 2): an explicit --resume is obeyed, with a warning when they changed
+    weights = [cfg.MODEL.WEIGHTS] if os.path.isfile(cfg.MODEL.WEIGHTS) else []
+    stage = training_stage(cfg, "training", weights)
+    changed = stage_changes(stage) if args.resume and comm.is_main_process() else None
+    if changed:
+        logging.getLogger("weaksup").warning(
+            f"--resume: the checkpoints in {cfg.OUTPUT_DIR} were made with other settings or "
+            f"inputs ({changed}); resuming as asked"
+        )
+
+    def train():
+        trainer = WeaksupTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+
+    how = "resuming (--resume)" if args.resume else "training from MODEL.WEIGHTS (no --resume)"
+    return run_stage(stage, train, force=how)
 
 
 if __name__ == "__main__":

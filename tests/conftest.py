@@ -42,13 +42,9 @@ def pennfudan_records(n: int):
 
 def register_dataset(name: str, records, thing_classes):
     """(Re-)register ``records`` as dataset ``name`` with the given ``thing_classes``."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from weaksup.data.datasets import register_or_replace
 
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: records)
-    MetadataCatalog.get(name).set(thing_classes=thing_classes)
+    register_or_replace(name, lambda: records, thing_classes=thing_classes)
 
 
 def free_port() -> int:

@@ -97,7 +97,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
 
     log = _run(config, opts, log_file)
     assert "stage 1: BoxCaseg network" in log and "training from the start" in log
-    assert "stage 2 (bc_e2e_train_boxonly): generating proxy masks" in log
+    assert "stage 2 (bc_e2e_train_boxonly): running from scratch" in log
     assert "Proxy-mask quality" in log and "stage 3: Proxy Mask R-CNN" in log
     assert "box_mask_quality" in log  # stage-1 evaluation, one mask per GT box
     assert _tasks(log) == ["box_mask_quality", "bbox", "segm", "voc_instance"]
@@ -110,7 +110,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     assert len(anns) == sum(len(r["annotations"]) for r in boxonly)
     assert {a["pseudo_method"] for a in anns} == {"boxcaseg"}
     used = yaml.safe_load((out / "config.yaml").read_text())  # the stage-3 (pipeline) config
-    drop = used["MODEL"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
+    drop = used["WEAKSUP"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
     assert all(a["mask_valid"] == (a["box_agreement"] >= drop) for a in anns)
     read = DatasetCatalog.get("bc_e2e_train_boxonly_boxcaseg_proxy")
     assert [a["mask_valid"] for d in read for a in d["annotations"]] == [
@@ -129,7 +129,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     with open(out / "stage1" / "metrics.json") as f:
         iterations = [r["iteration"] for r in map(json.loads, f) if "total_loss" in r]
     assert iterations[-1] == 3
-    assert "generating proxy masks" in log
+    assert "stage 2 (bc_e2e_train_boxonly): resuming" in log
 
     # everything cached: stages 1-2 skipped, stage 3 only evaluates
     trained = (out / "metrics.json").read_text().count("total_loss")
@@ -185,7 +185,7 @@ def test_coco_config_one_iteration_of_each_stage_on_nuts(tmp_path):
     config1 = (tmp_path / "coco" / "stage1" / "config.yaml").read_text()
     assert "WIDTH: 48" in config1 and "NAME: build_hrnet_backbone" in config1
     assert "DEPTH: 101" in (tmp_path / "coco" / "config.yaml").read_text()
-    assert "stage 2 (bc_nuts_boxonly): generating proxy masks" in log
+    assert "stage 2 (bc_nuts_boxonly): running from scratch" in log
     anns = json.loads((tmp_path / "coco" / "proxy_masks" / "bc_nuts_boxonly.json").read_text())
     assert len(anns["annotations"]) == sum(len(r["annotations"]) for r in records)
     assert _tasks(log) == ["bbox", "segm"]

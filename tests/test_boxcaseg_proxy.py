@@ -14,7 +14,7 @@ from conftest import pennfudan_records, register_dataset, small_boxcaseg_cfg
 from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 from weaksup.data.datasets import load_coco_json
-from weaksup.methods.boxcaseg import proxy_masks as proxy_module
+from weaksup.pseudo import job as job_module
 from weaksup.methods.boxcaseg.proxy_masks import (
     generate_proxy_masks,
     merge_and_drop,
@@ -77,7 +77,7 @@ def test_generate_resume_and_read_back(tmp_path, monkeypatch):
     out = str(tmp_path / "proxy.json")
 
     # interrupted after the first of three shards
-    real_write, calls = proxy_module.write_json_atomic, []
+    real_write, calls = job_module.write_json_atomic, []
 
     def failing_write(obj, path):
         calls.append(path)
@@ -85,10 +85,10 @@ def test_generate_resume_and_read_back(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         real_write(obj, path)
 
-    monkeypatch.setattr(proxy_module, "write_json_atomic", failing_write)
+    monkeypatch.setattr(job_module, "write_json_atomic", failing_write)
     with pytest.raises(KeyboardInterrupt):
         generate_proxy_masks(cfg, model, "boxcaseg_test_boxonly", out, shard_size=2, progress=False)
-    monkeypatch.setattr(proxy_module, "write_json_atomic", real_write)
+    monkeypatch.setattr(job_module, "write_json_atomic", real_write)
     assert sorted(p.name for p in (tmp_path / "proxy.json.work").iterdir()) == [
         "job.json",
         "shard_000000.json",

@@ -207,7 +207,7 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     caplog.clear()
     again = run_wei_pipeline(cfg, None)
     assert "stage 1a: skipped" in caplog.text and "stage 1b: skipped" in caplog.text
-    assert "6 of 6 images already done" in caplog.text
+    assert "stage 2a (proposal scores): skipped" in caplog.text
     assert "1 images computed, 5 reused" in caplog.text
     assert all(f"stage 3 ({s}): skipped" in caplog.text for s in schemes if s != "AN_B")
     assert "stage 3 (AN_B): resuming from" in caplog.text and "model_0000000.pth" in caplog.text

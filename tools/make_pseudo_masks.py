@@ -40,13 +40,7 @@ from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import METHODS
 from weaksup.pseudo.config_args import add_config_arguments, config_from_args
-from weaksup.pseudo.job import (
-    PseudoMaskJob,
-    pseudo_mask_json,
-    read_image_bgr,
-    write_atomic,
-    write_json_atomic,
-)
+from weaksup.pseudo.job import PseudoMaskJob, read_image_bgr, write_atomic
 from weaksup.pseudo.visualize import draw_pseudo_masks
 
 logger = logging.getLogger("weaksup.make_pseudo_masks")
@@ -154,7 +148,7 @@ def run(args: argparse.Namespace) -> None:
         dist.gather_object(done, shards, dst=0)
     if rank == 0:
         results = [r for part in shards for k in sorted(part) for r in part[k]]
-        write_json_atomic(pseudo_mask_json(coco, results, args.method), args.output)
+        job.write_output(coco, results, args.method, args.output)
         logger.info(f"Wrote {args.output}")
         if args.visualize:
             write_overlays(coco, job, results, args.visualize, args.num_visualize)

@@ -52,7 +52,8 @@ def add_shared_config(cfg: CN) -> CN:
     #   "none": boxes and classes only (detection); "box": the filled box ("rectangles",
     #   BoxSup Tab. 2); "annotation": each annotation's own `segmentation` (pseudo-mask json or
     #   ground truth) with its `mask_valid` flag; annotations without one get the filled box,
-    #   flagged unusable for the mask loss.
+    #   flagged unusable for the mask loss; "pseudo_json": the mask and flag of the same
+    #   annotation id in WEAKSUP.PSEUDO_MASKS (a ground-truth mask is never read).
     _C.WEAKSUP.MASK_SOURCE = "box"
     # Pseudo-mask json (tools/make_pseudo_masks.py output) read by MASK_SOURCE "pseudo_json":
     #   each training annotation takes the mask and mask_valid flag of the same annotation id.
@@ -61,7 +62,8 @@ def add_shared_config(cfg: CN) -> CN:
     # "coco", "voc_instance", "box_mask_quality", "sem_seg".
     _C.WEAKSUP.EVALUATORS = ["coco"]
     # Extra training hooks (names in weaksup.engine.HOOK_REGISTRY), e.g. "PredictionOverlays",
-    # "LossCurve"; appended after Detectron2's default hooks.
+    # "LossCurve"; run after Detectron2's default hooks but before its final PeriodicWriter, so
+    # the writers log what they record.
     _C.WEAKSUP.HOOKS = []
 
     # Prediction overlays written after each evaluation (and by --eval-only).

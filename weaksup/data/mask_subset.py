@@ -30,6 +30,7 @@ import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
+from ..paths import cache_dir
 from .datasets.builtin import pennfudan_root
 from .datasets.coco import PSEUDO_MASK_KEYS
 from .datasets.image_sets import declare_image_sources
@@ -42,7 +43,6 @@ __all__ = [
     "register_mask_subset",
     "instance_label_map",
     "register_instance_sem_seg",
-    "cache_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -223,11 +223,6 @@ def register_instance_sem_seg(name: str, base_name: str, label_dir: str) -> None
     )
     MetadataCatalog.get(name).set(**meta)
     declare_image_sources(name, [base_name])
-
-
-def cache_dir() -> str:
-    """Where derived files (label maps) go: ``$WEAKSUP_CACHE``, default ``~/.cache/weaksup``."""
-    return os.path.expanduser(os.getenv("WEAKSUP_CACHE", "~/.cache/weaksup"))
 
 
 def register_all_mask_subsets(root: str) -> None:

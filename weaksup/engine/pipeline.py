@@ -1,17 +1,43 @@
 """Multi-stage pipelines chosen by config (``cfg.WEAKSUP.PIPELINE``), run by ``train_net.py``,
-and the stage helpers they share: a stage's config, whether a training stage is done, and
-training a stage with resume (used by the BoxCaseg and Hybrid pipelines)."""
+and the training-stage helpers they share: a stage's config, whether a training stage is done,
+its :class:`~weaksup.engine.stages.Stage` (fingerprint: the stage's config and inputs) and
+training it with resume."""
 
+import glob
 import logging
 import os
+from typing import Any, Dict, Sequence, Union
 
+import yaml
 from detectron2.config import CfgNode
 from detectron2.utils import comm
 
 from ..registry import Registry
 from .device import resolve_device
+from .stages import Stage, run_stage
 
-__all__ = ["PIPELINE_REGISTRY", "stage_config", "stage_done", "train_stage"]
+__all__ = [
+    "PIPELINE_REGISTRY",
+    "config_settings",
+    "run_training_stage",
+    "stage_config",
+    "stage_done",
+    "train_stage",
+    "training_stage",
+]
+
+# Config keys that do not change what a stage makes (where it is written, how fast, how often it
+# is checkpointed, evaluated or drawn): left out of a training stage's fingerprint.
+VOLATILE_KEYS = (
+    "OUTPUT_DIR",
+    "MODEL.DEVICE",
+    "DATALOADER.NUM_WORKERS",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "TEST.EVAL_PERIOD",
+    "VIS_PERIOD",
+    "CUDNN_BENCHMARK",
+    "WEAKSUP.VIS",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +71,62 @@ def stage_done(output_dir: str) -> bool:
     return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
 
 
+def config_settings(cfg: CfgNode) -> Dict[str, Any]:
+    """A config as the settings of a stage: its values without :data:`VOLATILE_KEYS`."""
+    settings = yaml.safe_load(cfg.dump())
+    for key in VOLATILE_KEYS:
+        *parents, leaf = key.split(".")
+        node = settings
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    return settings
+
+
+def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] = ()) -> Stage:
+    """The :class:`Stage` that trains ``cfg`` in ``cfg.OUTPUT_DIR``: its settings are the config
+    (:func:`config_settings`), its inputs the earlier stages it reads (e.g. the stage whose
+    checkpoint is ``MODEL.WEIGHTS``, or the one that made its training masks). A stale stage is
+    restarted by removing its checkpoints (nothing else in the folder)."""
+
+    def clear() -> None:
+        for path in glob.glob(os.path.join(cfg.OUTPUT_DIR, "model_*.pth")) + [
+            os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+        ]:
+            if os.path.isfile(path):
+                os.remove(path)
+
+    return Stage(name, cfg.OUTPUT_DIR, config_settings(cfg), inputs, is_dir=True, clear=clear)
+
+
 def run_training_stage(
-    trainer_cls, cfg: CfgNode, stage: str, title: str, *, evaluate_when_done: bool = False
+    trainer_cls,
+    cfg: CfgNode,
+    stage: Union[str, Stage],
+    title: str,
+    *,
+    evaluate_when_done: bool = False,
+    inputs: Sequence[Union[Stage, str]] = (),
 ):
-    """Run one cached training stage, logging which case applies: done -> skipped (or, with
-    ``evaluate_when_done``, only evaluated); else ``title`` and :func:`train_stage` (which resumes
-    from the last checkpoint). Returns the final evaluation results (``{}`` when skipped)."""
-    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    if stage_done(cfg.OUTPUT_DIR):
+    """Run one cached training stage (:func:`~weaksup.engine.stages.run_stage`): skipped when
+    trained with the same config and inputs (with ``evaluate_when_done``: only evaluated), resumed
+    from its last checkpoint after an interruption, retrained from scratch when they changed.
+    ``stage``: a name (then ``inputs`` are its inputs) or a :func:`training_stage`. Returns the
+    final evaluation results (``{}`` when skipped)."""
+    if isinstance(stage, str):
+        stage = training_stage(cfg, stage, inputs)
+
+    def body():
+        logger.info(f"{stage.name}: {title}")
+        return train_stage(trainer_cls, cfg, stage.name)
+
+    def skipped():
         if not evaluate_when_done:
-            logger.info(f"{stage}: skipped, found {final}")
             return {}
-        logger.info(f"{stage}: already trained ({final}), evaluating")
-    else:
-        logger.info(f"{stage}: {title}")
-    return train_stage(trainer_cls, cfg, stage)
+        logger.info(f"{stage.name}: already trained, evaluating")
+        return train_stage(trainer_cls, cfg, stage.name)
+
+    return run_stage(stage, body, output_done=lambda: stage_done(cfg.OUTPUT_DIR), skipped=skipped)
 
 
 def train_stage(trainer_cls, cfg: CfgNode, stage: str):

@@ -1,17 +1,21 @@
 """Pseudo masks of a registered dataset: the dataset as pseudo-mask tasks (shared with
-``tools/make_pseudo_masks.py``) and a job run inside a training job (Hybrid pipeline, stage 1).
+``tools/make_pseudo_masks.py``) and a job run inside a training job (a pipeline's pseudo-mask
+stage).
 
 The work is :class:`weaksup.pseudo.job.PseudoMaskJob`'s (per-annotation seeds, shards written
-atomically, resume): here every process of a ``train_net.py`` job (``--num-gpus`` / machines)
-computes shards ``rank, rank + world, ...`` and the main process assembles the json. The output is
-the pseudo-mask tool's json; ``info.pseudo_fingerprint`` records the job (method, parameters,
-seed, boxes), so a finished file is reused only for the same job.
+atomically, resume); :func:`run_sharded_job` runs any :class:`~weaksup.pseudo.job.ShardedJob`
+(these pseudo masks, or a method's own such as proxy masks) inside a ``train_net.py`` job: every
+process (``--num-gpus`` / machines) computes shards ``rank, rank + world, ...`` and the main
+process assembles the json. The output is the pseudo-mask tool's json; ``info.job_fingerprint``
+records the job (method, parameters, seed, boxes), so a finished file is reused only for the
+same job.
 """
 
 import json
 import logging
 import os
-from typing import Any, Dict, List
+from dataclasses import asdict
+from typing import Any, Callable, Dict, List, Sequence, Union
 
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
@@ -20,15 +24,17 @@ from detectron2.utils import comm
 
 from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
-from ..pseudo.job import ImageTask, PseudoMaskJob, pseudo_mask_json, write_json_atomic
+from ..pseudo.job import ImageTask, PseudoMaskJob, ShardedJob, job_output_complete
 from ..pseudo.validity import validity_statistics
+from .stages import Stage
 
 __all__ = [
     "build_tasks",
     "dataset_coco",
     "generate_pseudo_masks",
+    "pseudo_mask_stage",
     "pseudo_mask_validity",
-    "pseudo_masks_complete",
+    "run_sharded_job",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,16 +100,32 @@ def build_tasks(coco: Dict[str, Any], image_root: str, source: str) -> List[Imag
     return tasks
 
 
-def pseudo_masks_complete(path: str, fingerprint: str) -> bool:
-    """Whether ``path`` is the finished output of the job with ``fingerprint`` (the json is
-    written atomically, so a readable file is complete)."""
-    if not os.path.isfile(path):
+def run_sharded_job(
+    job: ShardedJob,
+    compute: Callable[[List[int]], Any],
+    coco: Dict[str, Any],
+    method: str,
+    output_json: str,
+    **info: Any,
+) -> bool:
+    """Run a :class:`~weaksup.pseudo.job.ShardedJob` in every process of a training job: skipped
+    when ``output_json`` is this job's finished output (:func:`job_output_complete`); otherwise
+    another job's shards are cleared, each process ``compute`` s its shards (``rank, rank +
+    world, ...``; it writes the missing ones, so an interrupted run resumes) and the main process
+    writes the output json and removes the work dir. Returns whether the job ran."""
+    if job_output_complete(output_json, job.fingerprint):
         return False
-    try:
-        with open(path) as f:
-            return json.load(f).get("info", {}).get("pseudo_fingerprint") == fingerprint
-    except (OSError, ValueError):
-        return False
+    if comm.is_main_process():
+        job.reset_if_foreign()
+    comm.synchronize()
+    compute(job.shards_of(comm.get_rank(), comm.get_world_size()))
+    comm.synchronize()
+    if comm.is_main_process():
+        job.write_output(coco, job.collect(), method, output_json, **info)
+        job.cleanup(range(len(job.shards)))
+        logger.info(f"Wrote {output_json}")
+    comm.synchronize()
+    return True
 
 
 def generate_pseudo_masks(
@@ -135,34 +157,31 @@ def generate_pseudo_masks(
         work_dir=output_json + ".work",
         shard_size=shard_size,
     )
-    if pseudo_masks_complete(output_json, job.fingerprint):
-        return False
-    meta = os.path.join(job.work_dir, "job.json")
-    if comm.is_main_process() and os.path.isfile(meta):
-        with open(meta) as f:
-            if json.load(f).get("fingerprint") != job.fingerprint:
-                logger.info(f"{job.work_dir} holds another job's shards: removed")
-                job.cleanup(range(len(job.shards)))
-    comm.synchronize()
-    mine = list(range(comm.get_rank(), len(job.shards), comm.get_world_size()))
-    logger.info(
-        f"Pseudo masks ({method}) of {dataset_name}: {len(job.tasks)} images, {len(job.shards)} "
-        f"shards, {len(mine)} in this process"
-    )
-    job.run(mine, resume=True, num_workers=num_workers, progress=progress)
-    comm.synchronize()
-    if comm.is_main_process():
-        results = []
-        for k in range(len(job.shards)):
-            with open(job.shard_path(k)) as f:
-                results += json.load(f)
-        out = pseudo_mask_json(coco, results, method)
-        out["info"] = {**out.get("info", {}), "pseudo_fingerprint": job.fingerprint}
-        write_json_atomic(out, output_json)
-        job.cleanup(range(len(job.shards)))
-        logger.info(f"Wrote {output_json}")
-    comm.synchronize()
-    return True
+
+    def compute(mine: List[int]) -> None:
+        logger.info(
+            f"Pseudo masks ({method}) of {dataset_name}: {len(job.tasks)} images, "
+            f"{len(job.shards)} shards, {len(mine)} in this process"
+        )
+        job.run(mine, resume=True, num_workers=num_workers, progress=progress)
+
+    return run_sharded_job(job, compute, coco, method, output_json)
+
+
+def pseudo_mask_stage(
+    name: str,
+    dataset_name: str,
+    output_json: str,
+    method: str,
+    cfg: PseudoMaskConfig,
+    seed: int,
+    inputs: Sequence[Union[Stage, str]] = (),
+) -> Stage:
+    """The :class:`~weaksup.engine.stages.Stage` of :func:`generate_pseudo_masks`: its settings
+    are the dataset, the method, its parameters and the seed (the shard size and the worker count
+    change nothing in the output)."""
+    settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
+    return Stage(name, output_json, settings, inputs)
 
 
 def pseudo_mask_validity(path: str) -> Dict[str, float]:

@@ -2,7 +2,7 @@
 
 from . import candidates, combined, grabcut, watershed  # noqa: F401  (register their methods)
 from .candidates import CandidateSet, best_candidate_for_box, candidate_segments, load_mcg_mat
-from .engine import (
+from .methods import (
     METHODS,
     PseudoMask,
     PseudoMaskConfig,

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import felzenszwalb
 
-from .engine import PseudoMaskConfig, register_method
+from .methods import PseudoMaskConfig, register_method
 from .fallback import with_fallback
 from .geometry import box_mask
 

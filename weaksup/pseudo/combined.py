@@ -12,7 +12,7 @@ from typing import List
 
 import numpy as np
 
-from .engine import register_method
+from .methods import register_method
 from .fallback import with_fallback
 from .geometry import ellipse_mask
 from .grabcut import grabcut_crop, grabcut_prior

@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Any, Dict
 
-from .engine import PseudoMaskConfig
+from .methods import PseudoMaskConfig
 
 __all__ = ["add_config_arguments", "config_from_args", "config_overrides"]
 

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .engine import PseudoMaskConfig, per_box_method, register_method
+from .methods import PseudoMaskConfig, per_box_method, register_method
 from .geometry import box_mask, ellipse_mask
 
 __all__ = ["BoxCrop", "box_crop", "crop_geometry", "grabcut_crop", "grabcut_full", "grabcut_prior"]

@@ -1,4 +1,5 @@
-"""A pseudo-mask job over a whole dataset: per-image work, shards, resume, output json.
+"""A sharded, resumable job over a whole dataset (:class:`ShardedJob`) and the pseudo-mask job on it
+(:class:`PseudoMaskJob`): per-image work, shards, resume, output json.
 
 Plain numpy + OpenCV + pycocotools (no torch, no Detectron2), so worker processes stay light.
 ``tools/make_pseudo_masks.py`` builds the :class:`ImageTask` list (boxes sanitized, ground-truth
@@ -9,6 +10,8 @@ masks dropped) and handles several machines; this module does the rest:
   depend only on the job (method, config, seed, inputs), not on the worker count or the machine
   that computed them, so ``resume`` reuses every shard file already there and computes the rest;
 * ``<work_dir>/job.json`` holds the job's fingerprint; resuming another job's work dir is an error;
+* the output json carries the fingerprint (``info.job_fingerprint``): a finished job is
+  recognised by it (:func:`job_output_complete`), never by the file's mere existence;
 * each instance is seeded from its annotation id and the job seed (:func:`instance_seed`), so
   the output does not depend on order, worker count or sharding.
 """
@@ -29,11 +32,13 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
-from .engine import PseudoMaskConfig, pseudo_masks_for_image
+from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
     "ImageTask",
     "PseudoMaskJob",
+    "ShardedJob",
+    "job_output_complete",
     "instance_seed",
     "pseudo_mask_json",
     "process_image",
@@ -164,7 +169,142 @@ def _process_indexed(args) -> Tuple[int, int, List[Dict[str, Any]]]:
     return shard, index, process_image(task, method, cfg, seed)
 
 
-class PseudoMaskJob:
+class ShardedJob:
+    """A resumable job over a list of items (a dataset's images) cut into shards: the one
+    implementation behind the pseudo masks (:class:`PseudoMaskJob`) and BoxCaseg's proxy masks.
+
+    * shard ``k``'s results are a json list written atomically to ``<work_dir>/shard_<k>.json``
+      once all its items are done; a shard file is reused only by a job of the same fingerprint
+      (``<work_dir>/job.json``);
+    * the job is *done* when its output json carries its fingerprint (``info.job_fingerprint``,
+      :func:`job_output_complete`), which :meth:`write_output` writes, atomically.
+
+    Args:
+        items: the job's items in shard order.
+        key: everything (json-able) the results depend on; hashed into :attr:`fingerprint` (the
+            output's), and with ``shard_size`` into :attr:`work_fingerprint` (the shard files').
+        work_dir: folder of the shard files and ``job.json``.
+        shard_size: items per shard.
+    """
+
+    def __init__(self, items: Sequence[Any], key: Dict[str, Any], work_dir: str, shard_size: int):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        self.items = list(items)
+        self.work_dir = work_dir
+        self.shards = [
+            self.items[i : i + shard_size] for i in range(0, len(self.items), shard_size)
+        ]
+        # the results depend on the key alone; the shard files also on how items are cut
+        self.fingerprint = _digest(key)
+        self.work_fingerprint = _digest({**key, "shard_size": shard_size})
+
+    def shard_path(self, k: int) -> str:
+        return os.path.join(self.work_dir, f"shard_{k:06d}.json")
+
+    def shards_of(self, rank: int, world: int) -> List[int]:
+        """The shards process ``rank`` of ``world`` computes: ``rank, rank + world, ...``."""
+        return list(range(rank, len(self.shards), world))
+
+    def _found_fingerprint(self) -> Optional[str]:
+        meta_path = os.path.join(self.work_dir, "job.json")
+        if not os.path.isfile(meta_path):
+            return None
+        with open(meta_path) as f:
+            return json.load(f).get("fingerprint")  # the work fingerprint
+
+    def prepare(self, shard_indices: Iterable[int], resume: bool) -> None:
+        """Check (``resume``) or (re)start the work dir for ``shard_indices``.
+
+        Resuming a work dir of another job raises; a fresh start removes the given shards' files.
+        """
+        found = self._found_fingerprint()
+        if resume and found is not None and found != self.work_fingerprint:
+            raise ValueError(
+                f"--resume: {self.work_dir} holds the work of another job (method, "
+                "parameters, seed, shard size or input differ); rerun without --resume"
+            )
+        if not resume:
+            for k in shard_indices:
+                if os.path.exists(self.shard_path(k)):
+                    os.remove(self.shard_path(k))
+        self._write_meta()
+
+    def reset_if_foreign(self) -> None:
+        """Main process of an in-training job: clear a work dir holding another job's shards,
+        then claim it (resuming our own shards is always safe)."""
+        found = self._found_fingerprint()
+        if found is not None and found != self.work_fingerprint:
+            logger.info(f"{self.work_dir} holds another job's shards: removed")
+            self.cleanup(range(len(self.shards)))
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        write_json_atomic(
+            {"fingerprint": self.work_fingerprint}, os.path.join(self.work_dir, "job.json")
+        )
+
+    def pending(self, shard_indices: Iterable[int]) -> List[int]:
+        """The given shards whose file is not written yet."""
+        return [k for k in shard_indices if not os.path.isfile(self.shard_path(k))]
+
+    def load_shard(self, k: int) -> List[Dict[str, Any]]:
+        with open(self.shard_path(k)) as f:
+            return json.load(f)
+
+    def write_shard(self, k: int, results: List[Dict[str, Any]]) -> None:
+        write_json_atomic(results, self.shard_path(k))
+
+    def collect(self) -> List[Dict[str, Any]]:
+        """The results of every shard, in shard order (all shard files must be written)."""
+        return [r for k in range(len(self.shards)) for r in self.load_shard(k)]
+
+    def write_output(
+        self,
+        coco: Dict[str, Any],
+        results: Iterable[Dict[str, Any]],
+        method: str,
+        output_json: str,
+        **info: Any,
+    ) -> None:
+        """The output json (:func:`pseudo_mask_json`) marked with this job's fingerprint."""
+        out = pseudo_mask_json(coco, results, method)
+        out["info"] = {**out.get("info", {}), **info, "job_fingerprint": self.fingerprint}
+        write_json_atomic(out, output_json)
+
+    def cleanup(self, shard_indices: Iterable[int]) -> None:
+        """Remove the given shards' files, ``job.json`` and the work dir once it is empty.
+
+        Several machines may share the work dir and clean up at the same moment, so a file or
+        folder another one removed first is not an error.
+        """
+        for path in [self.shard_path(k) for k in shard_indices] + [
+            os.path.join(self.work_dir, "job.json")
+        ]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        with contextlib.suppress(OSError):  # removed by another machine, or not empty yet
+            os.rmdir(self.work_dir)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def job_output_complete(path: str, fingerprint: str) -> bool:
+    """Whether ``path`` is the finished output of the job with ``fingerprint`` (written
+    atomically, so a readable file is complete): the one notion of "done" of every
+    :class:`ShardedJob`."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path) as f:
+            return json.load(f).get("info", {}).get("job_fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+class PseudoMaskJob(ShardedJob):
     """Pseudo masks of ``tasks`` with ``method``, sharded and resumable (module docstring).
 
     Args:
@@ -183,53 +323,18 @@ class PseudoMaskJob:
         work_dir: str,
         shard_size: int = 32,
     ):
-        if shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         ids = [t.image_id for t in tasks]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate image ids in the tasks")
         self.tasks = sorted(tasks, key=lambda t: t.image_id)
         self.method, self.cfg, self.seed = method, cfg, seed
-        self.work_dir = work_dir
-        self.shards = [
-            self.tasks[i : i + shard_size] for i in range(0, len(self.tasks), shard_size)
-        ]
-        self.fingerprint = hashlib.sha256(
-            json.dumps(
-                {
-                    "method": method,
-                    "cfg": asdict(cfg),
-                    "seed": seed,
-                    "shard_size": shard_size,
-                    "tasks": [asdict(t) for t in self.tasks],
-                },
-                sort_keys=True,
-                default=str,
-            ).encode()
-        ).hexdigest()
-
-    def shard_path(self, k: int) -> str:
-        return os.path.join(self.work_dir, f"shard_{k:06d}.json")
-
-    def prepare(self, shard_indices: Iterable[int], resume: bool) -> None:
-        """Check (``resume``) or (re)start the work dir for ``shard_indices``.
-
-        Resuming a work dir of another job raises; a fresh start removes the given shards' files.
-        """
-        meta_path = os.path.join(self.work_dir, "job.json")
-        if resume and os.path.isfile(meta_path):
-            with open(meta_path) as f:
-                found = json.load(f).get("fingerprint")
-            if found != self.fingerprint:
-                raise ValueError(
-                    f"--resume: {self.work_dir} holds the work of another job (method, "
-                    "parameters, seed, shard size or input differ); rerun without --resume"
-                )
-        elif not resume:
-            for k in shard_indices:
-                if os.path.exists(self.shard_path(k)):
-                    os.remove(self.shard_path(k))
-        write_json_atomic({"fingerprint": self.fingerprint, "method": self.method}, meta_path)
+        key = {
+            "method": method,
+            "cfg": asdict(cfg),
+            "seed": seed,
+            "tasks": [asdict(t) for t in self.tasks],
+        }
+        super().__init__(self.tasks, key, work_dir, shard_size)
 
     def run(
         self,
@@ -255,8 +360,7 @@ class PseudoMaskJob:
         if resume:
             for k in shard_indices:
                 if os.path.isfile(self.shard_path(k)):
-                    with open(self.shard_path(k)) as f:
-                        done[k] = json.load(f)
+                    done[k] = self.load_shard(k)
             logger.info(f"Resuming: {len(done)} of {len(shard_indices)} shards already done")
         todo = [k for k in shard_indices if k not in done]
         total = sum(t.num_instances for k in shard_indices for t in self.shards[k])
@@ -287,27 +391,13 @@ class PseudoMaskJob:
                 bar.update(len(results))
                 if remaining[k] == 0:
                     done[k] = [r for image_results in pending.pop(k) for r in image_results]
-                    write_json_atomic(done[k], self.shard_path(k))
+                    self.write_shard(k, done[k])
         finally:
             bar.close()
             if pool:
                 pool.terminate()
                 pool.join()
         return done
-
-    def cleanup(self, shard_indices: Iterable[int]) -> None:
-        """Remove the given shards' files, ``job.json`` and the work dir once it is empty.
-
-        Several machines may share the work dir and clean up at the same moment, so a file or
-        folder another one removed first is not an error.
-        """
-        for path in [self.shard_path(k) for k in shard_indices] + [
-            os.path.join(self.work_dir, "job.json")
-        ]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        with contextlib.suppress(OSError):  # removed by another machine, or not empty yet
-            os.rmdir(self.work_dir)
 
 
 def pseudo_mask_json(

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import watershed
 
-from .engine import PseudoMaskConfig
+from .methods import PseudoMaskConfig
 from .geometry import box_mask
 from .grabcut import box_crop
 from .watershed import lab_gradient

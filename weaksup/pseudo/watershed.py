@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import watershed
 
-from .engine import PseudoMaskConfig, per_box_method, register_method
+from .methods import PseudoMaskConfig, per_box_method, register_method
 from .geometry import box_mask, ellipse_mask
 from .grabcut import _scaled_box, box_crop
 

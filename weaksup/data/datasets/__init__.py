@@ -1,6 +1,7 @@
 """Dataset registration (roots from ``$DETECTRON2_DATASETS``, default ``datasets/``)."""
 
 from . import builtin  # noqa: F401  (registers the builtin datasets)
+from .catalog import register_or_replace, remove_dataset
 from .image_labels import (
     image_level_record,
     load_image_labels,
@@ -26,6 +27,8 @@ from .voc import (
 )
 
 __all__ = [
+    "register_or_replace",
+    "remove_dataset",
     "image_level_record",
     "load_image_labels",
     "register_image_label_union",

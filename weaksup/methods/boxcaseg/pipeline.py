@@ -8,36 +8,43 @@
 3. Proxy Mask R-CNN on the GT boxes + proxy masks (dropped masks flagged, mask loss skips them),
    written to ``<OUTPUT_DIR>`` and evaluated with ``WEAKSUP.EVALUATORS``.
 
-Each stage is skipped when its result exists and is complete (``model_final.pth`` named by
-``last_checkpoint``; a proxy json marked complete), resumes from its last checkpoint / finished
-shards otherwise, and logs which stage runs and why.
+Each stage is a :class:`~weaksup.engine.stages.Stage`: skipped only when its output was made
+with the same settings and inputs (its fingerprint: the stage's config, the proxy settings, the
+earlier stages'), resumed from its last checkpoint / finished shards after an interruption,
+redone from scratch when a setting it depends on changed (e.g. ``PROXY.DROP_THRESHOLD`` redoes
+stage 2 and then stage 3); the log says which and why.
 """
 
 import logging
 import os
 from argparse import Namespace
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import CfgNode, get_cfg
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.config import CfgNode
 from detectron2.utils import comm
 
-from weaksup.config import add_weaksup_config
+from weaksup.config import load_config
 from weaksup.data import build_mapper
-from weaksup.data.datasets import register_coco_instances
-from weaksup.engine.device import resolve_device
-from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage
+from weaksup.data.datasets import register_coco_instances, remove_dataset
+from weaksup.engine.pipeline import (
+    PIPELINE_REGISTRY,
+    run_training_stage,
+    stage_config,
+    training_stage,
+)
+from weaksup.engine.stages import Stage, run_stage
 from weaksup.engine.trainer import WeaksupTrainer
 
 from .data import build_boxcaseg_train_loader
-from .proxy_masks import generate_proxy_masks, proxy_mask_quality, proxy_masks_complete
+from .proxy_masks import generate_proxy_masks, proxy_mask_quality
 
 __all__ = [
     "BoxCasegTrainer",
+    "make_proxy_masks",
+    "proxy_stage",
     "run_boxcaseg_network",
     "run_boxcaseg_pipeline",
-    "run_stage2",
     "stage1_config",
 ]
 
@@ -71,13 +78,18 @@ def stage1_config(cfg: CfgNode) -> CfgNode:
     path = cfg.WEAKSUP.BOXCASEG.STAGE1_CONFIG
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f"WEAKSUP.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
-    cfg1 = add_weaksup_config(get_cfg())
-    cfg1.merge_from_file(path)
-    cfg1.merge_from_list(list(cfg.WEAKSUP.BOXCASEG.STAGE1_OPTS))
-    cfg1.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, "stage1")
-    resolve_device(cfg1)
-    cfg1.freeze()
-    return cfg1
+    opts = list(cfg.WEAKSUP.BOXCASEG.STAGE1_OPTS)
+    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, "stage1"))
+
+
+def proxy_stage(cfg: CfgNode, dataset_name: str, stage1: Stage) -> Stage:
+    """Stage 2 of one training dataset: its proxy-mask json, made by the stage-1 model with the
+    merge and drop settings (``WEAKSUP.BOXCASEG.PROXY``)."""
+    p = cfg.WEAKSUP.BOXCASEG.PROXY
+    settings = {"dataset": dataset_name, "merge": p.MERGE, "drop_threshold": p.DROP_THRESHOLD}
+    return Stage(
+        f"stage 2 ({dataset_name})", proxy_json_path(cfg, dataset_name), settings, [stage1]
+    )
 
 
 def proxy_json_path(cfg: CfgNode, dataset_name: str) -> str:
@@ -87,16 +99,17 @@ def proxy_json_path(cfg: CfgNode, dataset_name: str) -> str:
 def register_proxy_dataset(dataset_name: str, json_file: str) -> str:
     """Register ``json_file`` (absolute image paths) as ``<dataset_name>_boxcaseg_proxy``."""
     name = dataset_name + PROXY_SUFFIX
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
+    remove_dataset(name)
     register_coco_instances(name, {}, json_file, "")  # classes: the json's (= the dataset's)
     return name
 
 
-def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
-    """Stage 2: proxy masks of each of ``cfg.DATASETS.TRAIN`` with the stage-1 model (skipped
-    when complete, resumed otherwise), quality reports, and the registered proxy datasets."""
+def make_proxy_masks(
+    cfg: CfgNode, cfg1: CfgNode, stage1: Optional[Stage] = None
+) -> Tuple[List[str], List[Stage]]:
+    """Stage 2: proxy masks of each of ``cfg.DATASETS.TRAIN`` with the stage-1 model (each a
+    cached :func:`proxy_stage`), quality reports; returns the registered proxy datasets and
+    their stages."""
     p = cfg.WEAKSUP.BOXCASEG.PROXY
     gt_datasets = list(p.GT_DATASETS) or [""] * len(cfg.DATASETS.TRAIN)
     if len(gt_datasets) != len(cfg.DATASETS.TRAIN):
@@ -104,14 +117,14 @@ def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
             f"WEAKSUP.BOXCASEG.PROXY.GT_DATASETS {gt_datasets} must match DATASETS.TRAIN "
             f"{list(cfg.DATASETS.TRAIN)} one to one ('' for none)"
         )
+    stage1 = stage1 or training_stage(cfg1, "stage 1")
     weights = os.path.join(cfg1.OUTPUT_DIR, "model_final.pth")
-    model, names = None, []
+    model, names, stages = None, [], []
     for dataset_name, gt_name in zip(cfg.DATASETS.TRAIN, gt_datasets):
-        path = proxy_json_path(cfg, dataset_name)
-        if proxy_masks_complete(path):
-            logger.info(f"stage 2 ({dataset_name}): skipped, found complete proxy masks {path}")
-        else:
-            logger.info(f"stage 2 ({dataset_name}): generating proxy masks: {path} is missing")
+        stage = proxy_stage(cfg, dataset_name, stage1)
+
+        def body(dataset_name=dataset_name, gt_name=gt_name, path=stage.output):
+            nonlocal model
             if model is None:
                 model = BoxCasegTrainer.build_model(cfg1)
                 DetectionCheckpointer(model).load(weights)
@@ -127,9 +140,11 @@ def run_stage2(cfg: CfgNode, cfg1: CfgNode) -> List[str]:
             )
             if gt_name and comm.is_main_process():
                 proxy_mask_quality(path, gt_name)
-        comm.synchronize()
-        names.append(register_proxy_dataset(dataset_name, path))
-    return names
+
+        run_stage(stage, body)
+        names.append(register_proxy_dataset(dataset_name, stage.output))
+        stages.append(stage)
+    return names, stages
 
 
 @PIPELINE_REGISTRY.register("BoxCaseg")
@@ -141,16 +156,12 @@ def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             f"WEAKSUP.MASK_SOURCE 'annotation' (got {cfg.WEAKSUP.MASK_SOURCE!r})"
         )
     cfg1 = stage1_config(cfg)
-    run_training_stage(
-        BoxCasegTrainer,
-        cfg1,
-        "stage 1",
-        f"BoxCaseg network, {cfg1.OUTPUT_DIR}/model_final.pth is missing",
-    )
-    comm.synchronize()
+    stage1 = training_stage(cfg1, "stage 1")
+    run_training_stage(BoxCasegTrainer, cfg1, stage1, "BoxCaseg network")
+    names, proxy_stages = make_proxy_masks(cfg, cfg1, stage1)
     cfg3 = cfg.clone()
     cfg3.defrost()
-    cfg3.DATASETS.TRAIN = tuple(run_stage2(cfg, cfg1))
+    cfg3.DATASETS.TRAIN = tuple(names)
     cfg3.freeze()
     return run_training_stage(
         WeaksupTrainer,
@@ -158,4 +169,5 @@ def run_boxcaseg_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         "stage 3",
         f"Proxy Mask R-CNN on {list(cfg3.DATASETS.TRAIN)}",
         evaluate_when_done=True,
+        inputs=proxy_stages,
     )

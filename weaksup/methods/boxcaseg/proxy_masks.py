@@ -9,11 +9,13 @@ a pixel claimed by several masks goes to the smallest object) and **drop** (prox
 The output is the pseudo-mask tool's json (:func:`weaksup.pseudo.job.pseudo_mask_json`): the
 dataset as COCO json, each annotation with an RLE ``segmentation``, ``pseudo_method="boxcaseg"``,
 ``box_agreement``, ``mask_valid`` and ``fallback``. Generation is sharded over the processes of
-the job (``--num-gpus`` / machines), batched on the device, resumable (each finished shard of
-images is written atomically to ``<output>.work/``) and shows a progress bar.
+the job (``--num-gpus`` / machines), batched on the device, resumable and shows a progress bar: it
+is a :class:`~weaksup.pseudo.job.ShardedJob` run by
+:func:`~weaksup.engine.pseudo_masks.run_sharded_job`, as the pseudo masks are (shards written
+atomically to ``<output>.work/``, reused only by the same job; the output json marked with the
+job's fingerprint, which also keys the model and the Sec. 3.4 settings).
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +34,8 @@ from tqdm import tqdm
 from weaksup.evaluation import box_mask_quality
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import box_agreement, merge_smaller_wins
-from weaksup.pseudo.job import pseudo_mask_json, write_json_atomic
+from weaksup.engine.pseudo_masks import run_sharded_job
+from weaksup.pseudo.job import ShardedJob
 
 from .data import BoxCasegTestMapper
 
@@ -41,7 +44,6 @@ __all__ = [
     "generate_proxy_masks",
     "merge_and_drop",
     "proxy_mask_quality",
-    "proxy_masks_complete",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,30 +75,20 @@ def _encode(mask: np.ndarray) -> Dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def _fingerprint(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: float) -> str:
+def _job_key(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: float) -> Dict:
+    """What the proxy masks depend on: the dataset, the model (its checkpoint file), the
+    inference settings and Sec. 3.4's merge and drop."""
     stat = os.stat(weights) if os.path.isfile(weights) else None
-    key = {
+    return {
         "dataset": dataset_name,
         "weights": os.path.abspath(weights),
         "weights_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
         "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
         "alpha": cfg.MODEL.BOXCASEG.ALPHA,
+        "mask_threshold": cfg.MODEL.BOXCASEG.MASK_THRESHOLD,
         "merge": merge,
         "drop_threshold": thr,
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def proxy_masks_complete(path: str) -> bool:
-    """Whether ``path`` is a finished proxy-mask json (written atomically, so a readable file with
-    ``info.boxcaseg_complete`` is complete)."""
-    if not os.path.isfile(path):
-        return False
-    try:
-        with open(path) as f:
-            return bool(json.load(f).get("info", {}).get("boxcaseg_complete"))
-    except (OSError, ValueError):
-        return False
 
 
 @torch.no_grad()
@@ -116,14 +108,15 @@ def generate_proxy_masks(
     """Proxy masks of every non-crowd GT box of ``dataset_name`` into ``output_json``.
 
     Call in every process of the job: process ``r`` of ``w`` computes shards ``r, r + w, ...``
-    (shards already written by an interrupted run are reused), then the main process assembles
-    the json. Crowd annotations get an empty mask flagged unusable (``fallback="crowd"``).
+    (shards already written by an interrupted run of the same job are reused), then the main
+    process assembles the json; a finished output of the same job is kept. Crowd annotations get
+    an empty mask flagged unusable (``fallback="crowd"``).
 
     Args:
         cfg: the BoxCaseg (stage-1) config (test size, loader workers, input format).
         model: the trained BoxCaseg model (eval mode is set here).
-        weights: the checkpoint the model was loaded from; it keys the resumable work so that
-            shards of another model are never reused.
+        weights: the checkpoint the model was loaded from; it keys the job so that shards or an
+            output of another model are never reused.
         merge, drop_threshold: Sec. 3.4 (``cfg.WEAKSUP.BOXCASEG.PROXY``).
         shard_size: images per resumable shard file.
         images_per_batch: images per loader batch (their patches are batched together).
@@ -138,71 +131,49 @@ def generate_proxy_masks(
         n = len(d.get("annotations", []))
         ann_ids.append([a["id"] for a in coco["annotations"][start : start + n]])
         start += n
-    work_dir = output_json + ".work"
-    fingerprint = _fingerprint(dataset_name, weights, cfg, merge, drop_threshold)
-    if comm.is_main_process():
-        os.makedirs(work_dir, exist_ok=True)
-        meta = os.path.join(work_dir, "job.json")
-        if os.path.isfile(meta):
-            with open(meta) as f:
-                if json.load(f).get("fingerprint") != fingerprint:
-                    logger.info(f"{work_dir} holds another model's or setting's shards: removed")
-                    for name in os.listdir(work_dir):
-                        os.remove(os.path.join(work_dir, name))
-        write_json_atomic({"fingerprint": fingerprint}, meta)
-    comm.synchronize()
-
-    shards = [
-        list(range(i, min(i + shard_size, len(dicts)))) for i in range(0, len(dicts), shard_size)
-    ]
-    mine = list(range(comm.get_rank(), len(shards), comm.get_world_size()))
-    path = lambda k: os.path.join(work_dir, f"shard_{k:06d}.json")  # noqa: E731
-    todo = [k for k in mine if not os.path.isfile(path(k))]
-    logger.info(
-        f"Proxy masks of {dataset_name}: {len(dicts)} images, {len(shards)} shards; this process: "
-        f"{len(mine)} shards, {len(mine) - len(todo)} already done"
+    job = ShardedJob(
+        range(len(dicts)),
+        _job_key(dataset_name, weights, cfg, merge, drop_threshold),
+        output_json + ".work",
+        shard_size,
     )
     model.eval()
     mapper = BoxCasegTestMapper(cfg, False)
-    bar = tqdm(
-        total=sum(len(dicts[i].get("annotations", [])) for k in todo for i in shards[k]),
-        unit="inst",
-        desc=f"proxy masks [{comm.get_rank()}]",
-        disable=not progress,
-    )
-    for k in todo:
-        loader = build_detection_test_loader(
-            [dicts[i] for i in shards[k]],
-            mapper=mapper,
-            sampler=torch.utils.data.SequentialSampler(shards[k]),
-            batch_size=images_per_batch,
-            num_workers=cfg.DATALOADER.NUM_WORKERS,
+
+    def compute(mine: List[int]) -> None:
+        todo = job.pending(mine)
+        logger.info(
+            f"Proxy masks of {dataset_name}: {len(dicts)} images, {len(job.shards)} shards; this "
+            f"process: {len(mine)} shards, {len(mine) - len(todo)} already done"
         )
-        results, position = [], iter(shards[k])
-        for inputs in loader:
-            for x, out in zip(inputs, model(inputs)):
-                i = next(position)
-                results += _image_results(
-                    dicts[i], ann_ids[i], x, out["instances"], merge, drop_threshold
-                )
-                bar.update(len(ann_ids[i]))
-        write_json_atomic(results, path(k))
-    bar.close()
-    comm.synchronize()
-    if not comm.is_main_process():
-        return None
-    results = []
-    for k in range(len(shards)):
-        with open(path(k)) as f:
-            results += json.load(f)
-    out = pseudo_mask_json(coco, results, PROXY_METHOD)
-    out["info"] = {**out.get("info", {}), "boxcaseg_complete": True, "dataset": dataset_name}
-    write_json_atomic(out, output_json)
-    for name in os.listdir(work_dir):
-        os.remove(os.path.join(work_dir, name))
-    os.rmdir(work_dir)
-    logger.info(f"Wrote {output_json}")
-    return output_json
+        bar = tqdm(
+            total=sum(len(ann_ids[i]) for k in todo for i in job.shards[k]),
+            unit="inst",
+            desc=f"proxy masks [{comm.get_rank()}]",
+            disable=not progress,
+        )
+        for k in todo:
+            shard = job.shards[k]
+            loader = build_detection_test_loader(
+                [dicts[i] for i in shard],
+                mapper=mapper,
+                sampler=torch.utils.data.SequentialSampler(shard),
+                batch_size=images_per_batch,
+                num_workers=cfg.DATALOADER.NUM_WORKERS,
+            )
+            results, position = [], iter(shard)
+            for inputs in loader:
+                for x, out in zip(inputs, model(inputs)):
+                    i = next(position)
+                    results += _image_results(
+                        dicts[i], ann_ids[i], x, out["instances"], merge, drop_threshold
+                    )
+                    bar.update(len(ann_ids[i]))
+            job.write_shard(k, results)
+        bar.close()
+
+    run_sharded_job(job, compute, coco, PROXY_METHOD, output_json, dataset=dataset_name)
+    return output_json if comm.is_main_process() else None
 
 
 def _image_results(

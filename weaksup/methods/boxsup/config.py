@@ -80,7 +80,8 @@ def add_boxsup_config(cfg: CN) -> CN:
     # Folder of official MCG .mat files named <image file stem>.mat; "" uses the generator.
     _C.WEAKSUP.BOXSUP.MCG_DIR = ""
     # Cache folder of the generated candidates (one .npz per image); "" is
-    # $WEAKSUP_CACHE/boxsup_candidates/<training datasets>_n<NUM>_s<SIDE>.
+    # $WEAKSUP_CACHE/boxsup_candidates/n<NUM_CANDIDATES>_s<CANDIDATE_MAX_SIDE> (shared by all
+    # datasets: files are named by image).
     _C.WEAKSUP.BOXSUP.CANDIDATE_CACHE = ""
     # Iterations per epoch (a label update after each); 0: ceil(training images / IMS_PER_BATCH).
     _C.WEAKSUP.BOXSUP.EPOCH_ITERS = 0

@@ -7,7 +7,8 @@
 
 import os
 
-from weaksup.data.mask_subset import cache_dir, register_instance_sem_seg
+from weaksup.data.mask_subset import register_instance_sem_seg
+from weaksup.paths import cache_dir
 
 register_instance_sem_seg(
     "nuts_coco_val_sem_seg", "nuts_coco_val", os.path.join(cache_dir(), "sem_seg", "nuts_coco_val")

@@ -11,7 +11,9 @@ The hook ``BoxSupLabelUpdate`` (``cfg.WEAKSUP.HOOKS``) owns the training labels:
   each epoch is one fresh permutation and no batch prepared before the update carries old labels.
 
 Label maps are PNG files ``OUTPUT_DIR/boxsup/labels/epoch_<e>/<index>_<stem>.png`` (0 background,
-class ``c`` as ``c + 1``), each written atomically; ``DONE.json`` marks a complete labelling. The
+class ``c`` as ``c + 1``), each written atomically; ``DONE.json`` marks a complete labelling, and
+each labelling is a :class:`~weaksup.engine.stages.Stage` (``stage.json``: the label settings and
+the training config that made it), reused only when they match. The
 hook's state in the checkpoint is the current labelling's epoch, and a checkpoint is saved right
 after each update (``WEAKSUP.BOXSUP.CHECKPOINT_AFTER_UPDATE``; ``model_after_label_update.pth``,
 replaced each time, so 45 epochs do not leave 45 checkpoints), so a job killed after an update
@@ -37,7 +39,7 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import cv2
@@ -56,8 +58,15 @@ from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
 from weaksup.data.build import build_mapper
-from weaksup.data.mask_subset import cache_dir, instance_label_map
+from weaksup.data.mask_subset import instance_label_map
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
+from weaksup.pseudo.candidate_cache import load_or_make_candidates
+from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
+from weaksup.pseudo.visualize import draw_pseudo_masks
+from weaksup.engine.hook_registry import HOOK_REGISTRY
+from weaksup.engine.stages import Stage, run_stage
+from weaksup.paths import cache_dir
+
 from .labelling import (
     label_confusion,
     miou_from_confusion,
@@ -65,10 +74,6 @@ from .labelling import (
     resize_log_probs,
     select_segments,
 )
-from weaksup.pseudo.candidate_cache import load_or_make_candidates
-from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
-from weaksup.pseudo.visualize import draw_pseudo_masks
-from weaksup.engine.hook_registry import HOOK_REGISTRY
 
 __all__ = [
     "BoxSupLabelUpdate",
@@ -86,7 +91,7 @@ IGNORE_LABEL = 255
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """How labels are made (the ``MODEL.BOXSUP`` keys; :func:`LabelSpec.from_config`)."""
+    """How labels are made (the ``WEAKSUP.BOXSUP`` keys; :func:`LabelSpec.from_config`)."""
 
     source: str = "candidates"
     top_k: int = 5
@@ -431,7 +436,31 @@ class BoxSupLabelUpdate(HookBase):
         return path
 
     # -- labelling ----------------------------------------------------------------------------
+    def labelling_stage(self, epoch: int) -> Stage:
+        """Labelling ``epoch`` as a cached :class:`~weaksup.engine.stages.Stage`, keyed by the
+        label settings and the training images. After epoch 0 it is also made by the network at
+        the end of epoch ``epoch - 1``: that is the checkpoint the job resumes from (saved right
+        after the update), so the training config is not part of the key (a resumed job may
+        change its schedule or test settings; train_net.py warns when --resume resumes
+        checkpoints made with other settings)."""
+        settings = {
+            "epoch": epoch,
+            "spec": asdict(self.spec),
+            "datasets": list(self.cfg.DATASETS.TRAIN),
+            "ignore_gt_masks": self.cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS,
+        }
+        return Stage(f"BoxSup labelling {epoch}", self.label_dir(epoch), settings, is_dir=True)
+
     def _make(self, epoch: int, model: Optional[torch.nn.Module]) -> None:
+        """Labelling ``epoch`` (with ``model``, or by E_o alone when None), unless the one on
+        disk was made with the same settings (:meth:`labelling_stage`)."""
+        run_stage(
+            self.labelling_stage(epoch),
+            lambda: self._label(epoch, model),
+            output_done=lambda: self._done(epoch) is not None,
+        )
+
+    def _label(self, epoch: int, model: Optional[torch.nn.Module]) -> None:
         cfg = self.cfg
         vis = min(cfg.WEAKSUP.BOXSUP.VIS_NUM_IMAGES, len(self.records))
         t0 = time.perf_counter()
@@ -532,15 +561,12 @@ class BoxSupLabelUpdate(HookBase):
             f"{self.trainer.max_iter} = {self.trainer.max_iter / self.epoch_iters:.2f} epochs"
         )
         if self.labelling is not None:  # resumed: train on the checkpoint's labelling
-            if self._done(self.labelling) is None:
-                raise FileNotFoundError(
-                    f"the checkpoint trains on labelling {self.labelling}, but "
-                    f"{self.label_dir(self.labelling)} is incomplete (no DONE.json)"
-                )
             logger.info(
                 f"BoxSup: resuming at iteration {self.trainer.start_iter} on labelling "
                 f"{self.labelling} ({self.label_dir(self.labelling)})"
             )
+            # up to date: skipped; made with other settings or incomplete: made again
+            self._make(self.labelling, self.trainer.model if self.labelling else None)
         else:
             self._make(0, None)
             self.labelling = 0

@@ -45,9 +45,15 @@ from tabulate import tabulate
 from weaksup.pseudo import PseudoMaskConfig
 from weaksup.pseudo.job import write_atomic
 from weaksup.config import load_config
+from weaksup.data.datasets import register_or_replace
 from weaksup.engine.overlays import write_prediction_overlays
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
-from weaksup.engine.pseudo_masks import generate_pseudo_masks, pseudo_mask_validity
+from weaksup.engine.pseudo_masks import (
+    generate_pseudo_masks,
+    pseudo_mask_stage,
+    pseudo_mask_validity,
+)
+from weaksup.engine.stages import run_stage
 from weaksup.engine.trainer import WeaksupTrainer
 
 __all__ = [
@@ -132,13 +138,8 @@ def register_validity_view(dataset_name: str, pseudo_json: str, keep_valid: bool
         )
         return records
 
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, load)
     meta = MetadataCatalog.get(dataset_name).as_dict()
-    MetadataCatalog.get(name).set(**{k: v for k, v in meta.items() if k != "name"})
-    return name
+    return register_or_replace(name, load, **{k: v for k, v in meta.items() if k != "name"})
 
 
 def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: str) -> CfgNode:
@@ -183,18 +184,22 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     train = cfg.DATASETS.TRAIN[0]
     pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
     pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
-    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
-    made = generate_pseudo_masks(
-        train,
-        pseudo_json,
-        stages.PSEUDO.METHOD,
-        pcfg,
-        seed=stages.PSEUDO.SEED,
-        shard_size=stages.PSEUDO.SHARD_SIZE,
-        num_workers=stages.PSEUDO.NUM_WORKERS,
+    pseudo = pseudo_mask_stage(
+        "stage 1", train, pseudo_json, stages.PSEUDO.METHOD, pcfg, stages.PSEUDO.SEED
     )
-    if not made:
-        logger.info(f"stage 1: skipped, found the pseudo masks of this job in {pseudo_json}")
+    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
+    run_stage(
+        pseudo,
+        lambda: generate_pseudo_masks(
+            train,
+            pseudo_json,
+            stages.PSEUDO.METHOD,
+            pcfg,
+            seed=stages.PSEUDO.SEED,
+            shard_size=stages.PSEUDO.SHARD_SIZE,
+            num_workers=stages.PSEUDO.NUM_WORKERS,
+        ),
+    )
     if comm.is_main_process():
         stats = pseudo_mask_validity(pseudo_json)
         logger.info(
@@ -216,7 +221,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     sub = _branch_config(cfg, "baseline", train, pseudo_json, "baseline")
     trained = run_training_stage(
         WeaksupTrainer, sub, "baseline", "training the baseline Mask R-CNN on all GrabCut masks",
-        evaluate_when_done=True,
+        evaluate_when_done=True, inputs=[pseudo],
     )  # fmt: skip
     results["baseline"] = _per_dataset(cfg, trained)
     comm.synchronize()
@@ -232,7 +237,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
             trained = run_training_stage(
                 WeaksupTrainer, sub, which, "training the " + title.format(data),
-                evaluate_when_done=True,
+                evaluate_when_done=True, inputs=[pseudo],
             )  # fmt: skip
             results[which + tag] = _per_dataset(cfg, trained)
             comm.synchronize()

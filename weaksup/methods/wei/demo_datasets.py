@@ -15,7 +15,8 @@ from typing import Dict, List, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from weaksup.data.datasets.image_labels import register_image_label_union
-from weaksup.data.mask_subset import cache_dir, register_instance_sem_seg
+from weaksup.data.mask_subset import register_instance_sem_seg
+from weaksup.paths import cache_dir
 
 __all__ = ["WEI_DEMO_CLASSES", "register_wei_demo"]
 

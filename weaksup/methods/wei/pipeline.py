@@ -3,13 +3,15 @@
 ``WEAKSUP.PIPELINE: "WeiImageLevel"``; the config is the segmentation network's
 (``SemanticSegmentor`` + ``SoftLabelSemSegFPNHead``), ``DATASETS.TRAIN`` one image-level dataset
 (:mod:`weaksup.data.datasets.image_labels`: no box or mask is ever read), ``DATASETS.TEST``
-semantic datasets. Stages, each cached under ``OUTPUT_DIR`` and resumed when interrupted:
+semantic datasets. Stages, each cached under ``OUTPUT_DIR`` (a :class:`~weaksup.engine.stages.Stage`:
+skipped only when made with the same settings and inputs, redone when one changed, resumed when
+interrupted):
 
 0. proposals of every training image (``proposals/``, :mod:`weaksup.pseudo.proposals`);
 1. HCP image fine-tuning (``hcp_image/``), then hypothesis fine-tuning (``hcp_hypotheses/``)
    (:class:`~weaksup.methods.wei.hcp.HCP`, Sec. 3.1);
 2. proposal scores, cross-image refinement, localization maps and rough masks
-   (:mod:`.wei_stage2`, Sec. 3.1-3.3);
+   (:mod:`.stage2`, Sec. 3.1-3.3);
 3. one segmentation network per scheme of ``WEAKSUP.WEI.SCHEMES`` (Tab. 1: ``AN_A``, ``SN_A``,
    ``AN_B``, ``SN_B``; ``*_norefine`` for Tab. 3), each trained in ``<scheme>/``, evaluated on
    ``DATASETS.TEST`` (``wei_results.json``); then the tables are printed
@@ -20,9 +22,10 @@ import json
 import logging
 import math
 import os
+import shutil
 from argparse import Namespace
 from functools import partial
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -32,6 +35,7 @@ from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
+from weaksup.data.datasets import register_or_replace
 from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
 from weaksup.pseudo.job import ImageTask, read_image_bgr, write_json_atomic
 from weaksup.pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
@@ -42,10 +46,12 @@ from weaksup.engine.pipeline import (
     stage_config,
     stage_done,
     train_stage,
+    training_stage,
 )
+from weaksup.engine.stages import Stage, run_stage
 from weaksup.engine.trainer import WeaksupTrainer
 
-from .stage2 import prepare_dir, refine, score_proposals, write_maps_and_masks
+from .stage2 import refine, score_proposals, write_maps_and_masks
 
 __all__ = [
     "WEI_SCHEMES",
@@ -111,12 +117,7 @@ class WeiTrainer(WeaksupTrainer):
 
 
 def _register(name: str, records: List[Dict], **metadata) -> str:
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: records)
-    MetadataCatalog.get(name).set(**metadata)
-    return name
+    return register_or_replace(name, lambda: records, **metadata)
 
 
 def _image_level_records(name: str) -> List[Dict]:
@@ -146,83 +147,114 @@ def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
     )
 
 
-def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> List[Dict]:
+def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> Tuple[List[Dict], Stage]:
     """Stage 0: a proposal file per training image (main process; resumable, parallel)."""
     w = cfg.WEAKSUP.WEI
-    settings = dict(num=w.NUM_CANDIDATES, side=w.CANDIDATE_MAX_SIDE, mcg=w.MCG_DIR)
     out = [
         {**r, "proposal_file": os.path.join(folder, file_key(r["image_id"]) + ".npz")}
         for r in records
     ]
-    if comm.is_main_process():
-        prepare_dir(folder, settings)
+    settings = dict(
+        num=w.NUM_CANDIDATES,
+        side=w.CANDIDATE_MAX_SIDE,
+        mcg=w.MCG_DIR,
+        images=sorted(file_key(r["image_id"]) for r in records),
+    )
+    stage = Stage("stage 0 (proposals)", folder, settings, is_dir=True)
+
+    def body() -> None:
+        if not comm.is_main_process():
+            return
         # ImageTask: the image to read, size-checked against the record
         items = [
             (ImageTask(r["image_id"], r["file_name"], r["height"], r["width"], (), ()), path)
             for r, path in ((r, r["proposal_file"]) for r in out)
         ]
         fn = partial(
-            _proposal_item, num=w.NUM_CANDIDATES, max_side=w.CANDIDATE_MAX_SIDE, mcg_dir=w.MCG_DIR
+            _proposal_item,
+            num=w.NUM_CANDIDATES,
+            max_side=w.CANDIDATE_MAX_SIDE,
+            mcg_dir=w.MCG_DIR,
         )
         job = PerImageFileJob(fn, lambda item: item[1], "proposals")
         n = job.run(items, num_workers=w.NUM_WORKERS)
         logger.info(
             f"stage 0: proposals of {len(items)} images, {n} computed, {len(items) - n} reused"
         )
-    comm.synchronize()
-    return out
+
+    run_stage(stage, body, output_done=lambda: all(os.path.isfile(r["proposal_file"]) for r in out))
+    return out, stage
 
 
-def run_hcp(cfg: CfgNode, train_name: str, num_classes: int) -> CfgNode:
+def run_hcp(
+    cfg: CfgNode, train_name: str, num_classes: int, proposals: Stage
+) -> Tuple[CfgNode, Stage]:
     """Stage 1: HCP image fine-tuning, then hypothesis fine-tuning from its final weights;
-    returns the latter's config."""
+    returns the latter's config and stage."""
     opts = ["DATASETS.TRAIN", f"('{train_name}',)", "MODEL.HCP.NUM_CLASSES", str(num_classes)]
     cfg_img = hcp_config(
         cfg, cfg.WEAKSUP.WEI.HCP_IMAGE_CONFIG, "hcp_image", opts + ["MODEL.HCP.MODE", "image"]
     )
-    run_training_stage(WeiTrainer, cfg_img, "stage 1a", "HCP image fine-tuning")
-    comm.synchronize()
+    img = training_stage(cfg_img, "stage 1a", [proposals])
+    run_training_stage(WeiTrainer, cfg_img, img, "HCP image fine-tuning")
     weights = os.path.join(cfg_img.OUTPUT_DIR, "model_final.pth")
     opts += ["MODEL.HCP.MODE", "hypotheses", "MODEL.WEIGHTS", weights]
     cfg_hyp = hcp_config(cfg, cfg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG, "hcp_hypotheses", opts)
-    run_training_stage(WeiTrainer, cfg_hyp, "stage 1b", "HCP hypothesis fine-tuning")
-    comm.synchronize()
-    return cfg_hyp
+    hyp = training_stage(cfg_hyp, "stage 1b", [img, proposals])
+    run_training_stage(WeiTrainer, cfg_hyp, hyp, "HCP hypothesis fine-tuning")
+    return cfg_hyp, hyp
 
 
-def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str, str]:
-    """Stage 2 (:mod:`.wei_stage2`); returns the folders of maps / rough masks."""
+def _all_files(folder: str, keys: Sequence[str], ext: str) -> bool:
+    return all(os.path.isfile(os.path.join(folder, k + ext)) for k in keys)
+
+
+def run_localization(
+    cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict], hcp: Stage
+) -> Tuple[Dict[str, str], Stage]:
+    """Stage 2 (:mod:`.stage2`): proposal scores, then refinement, localization maps and rough
+    masks, two cached stages; returns the folders of maps / rough masks and the last stage."""
     w = cfg.WEAKSUP.WEI
     weights = os.path.join(cfg_hcp.OUTPUT_DIR, "model_final.pth")
-    stat = os.stat(weights)
     score_settings = {
-        "weights": os.path.abspath(weights),
-        "weights_stat": [stat.st_size, stat.st_mtime_ns],
         "thresh": w.SCORE_THRESH,
         "min_candidates": w.MIN_CANDIDATES,
         "test_size": [cfg_hcp.INPUT.MIN_SIZE_TEST, cfg_hcp.INPUT.MAX_SIZE_TEST],
+        "images": sorted(file_key(r["image_id"]) for r in records),
     }
     score_dir = os.path.join(cfg.OUTPUT_DIR, "scores")
-    if comm.is_main_process():
-        prepare_dir(score_dir, score_settings)
-    comm.synchronize()
-    model = WeiTrainer.build_model(cfg_hcp)
-    DetectionCheckpointer(model).load(weights)
-    score_proposals(cfg_hcp, model, records, score_dir, w.SCORE_THRESH, w.MIN_CANDIDATES)
-    del model
+    scores = Stage("stage 2a (proposal scores)", score_dir, score_settings, [hcp], is_dir=True)
+
+    def score() -> None:
+        model = WeiTrainer.build_model(cfg_hcp)
+        DetectionCheckpointer(model).load(weights)
+        score_proposals(cfg_hcp, model, records, score_dir, w.SCORE_THRESH, w.MIN_CANDIDATES)
+
+    keys = [file_key(r["image_id"]) for r in records]
+    run_stage(scores, score, output_done=lambda: _all_files(score_dir, keys, ".npz"))
     names = ["maps", "rough_masks"] + (["maps_norefine"] if w.ABLATION else [])
     out_dirs = {n: os.path.join(cfg.OUTPUT_DIR, n) for n in names}
-    if comm.is_main_process():
-        settings = dict(
-            score_settings,
-            energy=w.PCA_ENERGY,
-            keep=w.REFINE_KEEP,
-            order=w.REFINE_ORDER,
-            top_k=w.ROUGH_TOP_K,
-            images=sorted(file_key(r["image_id"]) for r in records),
-        )
+    settings = dict(
+        energy=w.PCA_ENERGY,
+        keep=w.REFINE_KEEP,
+        order=w.REFINE_ORDER,
+        top_k=w.ROUGH_TOP_K,
+        folders=names,
+    )
+
+    def clear() -> None:
         for folder in out_dirs.values():
-            prepare_dir(folder, settings)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    maps = Stage(
+        "stage 2b (maps and masks)", out_dirs["maps"], settings, [scores], is_dir=True, clear=clear
+    )
+
+    def make_maps() -> None:
+        if not comm.is_main_process():
+            return
+        for folder in out_dirs.values():
+            os.makedirs(folder, exist_ok=True)
         refinement = refine(
             records,
             score_dir,
@@ -242,8 +274,15 @@ def run_stage2(cfg: CfgNode, cfg_hcp: CfgNode, records: List[Dict]) -> Dict[str,
             w.NUM_WORKERS,
             num_vis=cfg.WEAKSUP.VIS.NUM_IMAGES,
         )
-    comm.synchronize()
-    return out_dirs
+
+    def maps_done() -> bool:
+        return all(
+            _all_files(folder, keys, ".png" if name == "rough_masks" else ".npz")
+            for name, folder in out_dirs.items()
+        )
+
+    run_stage(maps, make_maps, output_done=maps_done)
+    return out_dirs, maps
 
 
 def scheme_records(records: List[Dict], scheme: str, out_dirs: Dict[str, str]) -> List[Dict]:
@@ -294,12 +333,12 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     stuff = ["background"] + classes
     _check_test_classes(cfg, stuff)
     schemes = _schemes(cfg)
-    records = run_proposals(
+    records, proposals = run_proposals(
         cfg, _image_level_records(train_name), os.path.join(cfg.OUTPUT_DIR, "proposals")
     )
     hcp_train = _register(train_name + "_wei_proposals", records, thing_classes=classes)
-    cfg_hcp = run_hcp(cfg, hcp_train, len(classes))
-    out_dirs = run_stage2(cfg, cfg_hcp, records)
+    cfg_hcp, hcp = run_hcp(cfg, hcp_train, len(classes), proposals)
+    out_dirs, maps = run_localization(cfg, cfg_hcp, records, hcp)
     results = {}
     for scheme in schemes:
         cfg_s = cfg.clone()
@@ -315,16 +354,25 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         cfg_s.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, scheme)
         cfg_s.freeze()
         path = os.path.join(cfg_s.OUTPUT_DIR, RESULTS_FILE)
-        if stage_done(cfg_s.OUTPUT_DIR) and os.path.isfile(path):
-            logger.info(f"stage 3 ({scheme}): skipped, found {path}")
+
+        def train(cfg_s=cfg_s, name=name, scheme=scheme, path=path):
+            logger.info(f"stage 3 ({scheme}): {len(DatasetCatalog.get(name))} training images")
+            res = train_stage(WeiTrainer, cfg_s, f"stage 3 ({scheme})")
+            if comm.is_main_process():
+                write_json_atomic(res, path)
+            return res
+
+        def load(path=path):
             with open(path) as f:
-                results[scheme] = json.load(f)
-            continue
-        logger.info(f"stage 3 ({scheme}): {len(DatasetCatalog.get(name))} training images")
-        res = train_stage(WeiTrainer, cfg_s, f"stage 3 ({scheme})")
-        if comm.is_main_process():
-            write_json_atomic(res, path)
-        results[scheme] = res
+                return json.load(f)
+
+        results[scheme] = run_stage(
+            training_stage(cfg_s, f"stage 3 ({scheme})", [maps]),
+            train,
+            output_done=lambda cfg_s=cfg_s, path=path: stage_done(cfg_s.OUTPUT_DIR)
+            and os.path.isfile(path),
+            skipped=load,
+        )
     comm.synchronize()
     if comm.is_main_process():
         tables = format_wei_tables(results, stuff)

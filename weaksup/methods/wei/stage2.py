@@ -17,12 +17,9 @@ other ones is emptied first, so stale files are never reused.
 """
 
 import functools
-import hashlib
 import io
-import json
 import logging
 import os
-import shutil
 from typing import Any, Dict, List, Sequence
 
 import cv2
@@ -34,7 +31,7 @@ from detectron2.data import transforms as T
 from detectron2.utils import comm
 from tqdm import tqdm
 
-from weaksup.pseudo.job import write_atomic, write_json_atomic
+from weaksup.pseudo.job import write_atomic
 from weaksup.pseudo.candidate_cache import load_candidates
 from weaksup.pseudo.proposals import PerImageFileJob, file_key
 
@@ -49,29 +46,9 @@ from .localization import (
     top_regions,
 )
 
-__all__ = ["prepare_dir", "refine", "score_proposals", "write_maps_and_masks"]
+__all__ = ["refine", "score_proposals", "write_maps_and_masks"]
 
 logger = logging.getLogger(__name__)
-
-
-def prepare_dir(folder: str, settings: Dict[str, Any]) -> None:
-    """Create ``folder`` for a step with ``settings``; empty it if it holds another step's files
-    (``job.json`` fingerprint). Main process only."""
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    meta = os.path.join(folder, "job.json")
-    if os.path.isfile(meta):
-        with open(meta) as f:
-            if json.load(f).get("fingerprint") == fingerprint:
-                return
-        logger.info(f"{folder} holds files made with other inputs or settings: removed")
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-    os.makedirs(folder, exist_ok=True)
-    write_json_atomic({"fingerprint": fingerprint, "settings": settings}, meta)
 
 
 def _candidates(scores: np.ndarray, labels: Sequence[int], thresh: float, min_candidates: int):

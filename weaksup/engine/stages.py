@@ -1,0 +1,244 @@
+"""Cached stages of multi-stage pipelines: a stage is redone exactly when what made it changed.
+
+A :class:`Stage` has a name, the output it makes (a file or a folder), the settings that
+determine that output (json-able: config values, dataset names, ...) and its inputs: earlier
+stages (their fingerprints) or files (size and modification time). Its *fingerprint* is a hash of
+all of them (an earlier stage counts with the run that made its output, so redoing it from
+scratch redoes the stages after it). :func:`run_stage` keeps a record next to the output
+(``<file>.stage.json``, or ``<folder>/stage.json``) holding the fingerprint, the settings, the
+run and whether the stage finished, and decides, logging which case applies and why:
+
+* record complete, same fingerprint, output there: **skipped** ("up to date");
+* record incomplete, same fingerprint: **resumed** (the stage's body reuses its finished work:
+  checkpoints, shards, per-image files);
+* no record, or another fingerprint: **rerun from scratch** after the stage's ``clear`` removed
+  the stale output; the log names the settings or inputs that changed.
+
+Every process of a job calls :func:`run_stage`; only the main process reads and writes the
+record and clears, and all processes take the same decision.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from detectron2.utils import comm
+
+__all__ = [
+    "Stage",
+    "file_fingerprint",
+    "run_stage",
+    "stage_changes",
+    "stage_fingerprint",
+    "stage_record_path",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def file_fingerprint(path: str) -> Optional[List[int]]:
+    """``[size, mtime_ns]`` of a file (None when missing): an input that is not a stage."""
+    if not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Stage:
+    """One cached stage of a pipeline.
+
+    Args:
+        name: shown in the log, e.g. ``"stage 2 (pennfudan_train)"``.
+        output: the file or folder the stage makes.
+        settings: everything (json-able) that determines the output besides ``inputs``.
+        inputs: earlier :class:`Stage` s (by fingerprint) or file paths (by size and mtime).
+        is_dir: ``output`` is a folder (record inside it) rather than a file (record beside it).
+        clear: removes a stale output before a rerun; default: the file (and ``<file>.work``) or
+            the folder's contents.
+    """
+
+    name: str
+    output: str
+    settings: Dict[str, Any]
+    inputs: Sequence[Union["Stage", str]] = ()
+    is_dir: bool = False
+    clear: Optional[Callable[[], None]] = field(default=None, repr=False)
+
+    def input_fingerprints(self) -> Dict[str, Any]:
+        out = {}
+        for x in self.inputs:
+            if isinstance(x, Stage):  # its settings and the run that made its output
+                run = (_read_record(stage_record_path(x)) or {}).get("run")
+                out[f"stage:{x.name}"] = [x.fingerprint, run]
+            else:
+                out[os.path.abspath(x)] = file_fingerprint(x)
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        return stage_fingerprint(self.settings, self.input_fingerprints())
+
+
+def stage_fingerprint(settings: Dict[str, Any], inputs: Dict[str, Any]) -> str:
+    """The hash of a stage's settings and input fingerprints."""
+    return _digest({"settings": settings, "inputs": inputs})
+
+
+def stage_record_path(stage: Stage) -> str:
+    if stage.is_dir:
+        return os.path.join(stage.output, "stage.json")
+    return stage.output + ".stage.json"
+
+
+def _read_record(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(stage: Stage, complete: bool, run: str) -> None:
+    # local import: the pseudo layer is torch-free and below the engine
+    from ..pseudo.job import write_json_atomic
+
+    record = {
+        "name": stage.name,
+        "fingerprint": stage.fingerprint,
+        "settings": stage.settings,
+        "inputs": stage.input_fingerprints(),
+        "complete": complete,
+        "run": run,
+    }
+    write_json_atomic(record, stage_record_path(stage))
+
+
+def _changes(old: Dict[str, Any], new: Dict[str, Any], prefix: str = "") -> List[str]:
+    """``key: old -> new`` for every leaf that differs between two json-like dicts."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changes(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, default=str)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _default_clear(stage: Stage) -> None:
+    if stage.is_dir:
+        if os.path.isdir(stage.output):
+            for name in os.listdir(stage.output):
+                path = os.path.join(stage.output, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        return
+    for path in (stage.output, stage.output + ".work"):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
+    """Main process: ``{"action": "skip" | "resume" | "rerun", "reason": str}``."""
+    record = _read_record(stage_record_path(stage))
+    fingerprint = stage.fingerprint
+    if record is None:
+        if output_done():
+            return {"action": "rerun", "reason": f"no record of what made {stage.output}"}
+        fresh = not os.path.exists(stage.output)
+        return {"action": "rerun", "reason": f"{stage.output} not made yet", "fresh": fresh}
+    if record.get("fingerprint") != fingerprint:
+        return {"action": "rerun", "reason": "changed " + stage_changes(stage)}
+    if record.get("complete") and output_done():
+        return {"action": "skip", "reason": f"{stage.output} is up to date"}
+    if record.get("complete"):
+        return {"action": "resume", "reason": f"{stage.output} is incomplete or missing"}
+    return {"action": "resume", "reason": "an interrupted run of the same settings"}
+
+
+def run_stage(
+    stage: Stage,
+    body: Callable[[], Any],
+    output_done: Optional[Callable[[], bool]] = None,
+    skipped: Optional[Callable[[], Any]] = None,
+    force: str = "",
+) -> Any:
+    """Run or skip ``stage`` (module docstring); call in every process of the job.
+
+    Args:
+        body: makes the output (resuming its own finished work where it can); its return value
+            is returned.
+        output_done: whether the output is there and whole (default: it exists).
+        skipped: called instead of ``body`` when the stage is skipped (default: returns None).
+        force: a reason to run ``body`` whatever the record says (it is then written anew).
+    """
+    output_done = output_done or (lambda: os.path.exists(stage.output))
+    decision = [None]
+    if comm.is_main_process():
+        decision[0] = (
+            {"action": "rerun", "reason": force, "fresh": True}
+            if force
+            else _decide(stage, output_done)
+        )
+    decision = _broadcast(decision[0])
+    action, reason = decision["action"], decision["reason"]
+    if action == "skip":
+        logger.info(f"{stage.name}: skipped, {reason} (fingerprint {stage.fingerprint[:12]})")
+        return skipped() if skipped else None
+    if force:
+        logger.info(f"{stage.name}: {reason}")
+    elif action == "rerun":
+        logger.info(f"{stage.name}: running from scratch: {reason}")
+    else:
+        logger.info(f"{stage.name}: resuming: {reason}")
+    if comm.is_main_process():
+        if action == "rerun":
+            run = uuid.uuid4().hex  # a new run: the stages that read this one are redone too
+            if not decision.get("fresh"):
+                (stage.clear or (lambda: _default_clear(stage)))()
+        else:  # resumed: the same run, completed
+            run = (_read_record(stage_record_path(stage)) or {}).get("run") or uuid.uuid4().hex
+        if stage.is_dir:
+            os.makedirs(stage.output, exist_ok=True)
+        _write_record(stage, complete=False, run=run)
+    comm.synchronize()
+    result = body()
+    comm.synchronize()
+    if comm.is_main_process():
+        _write_record(stage, complete=True, run=run)
+    comm.synchronize()
+    return result
+
+
+def stage_changes(stage: Stage) -> Optional[str]:
+    """What changed since ``stage``'s recorded run (settings and inputs; None when nothing did or
+    there is no record); read on the main process."""
+    record = _read_record(stage_record_path(stage))
+    if record is None or record.get("fingerprint") == stage.fingerprint:
+        return None
+    changes = _changes(record.get("settings", {}), stage.settings)
+    changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
+    return "; ".join(changes) or "fingerprint"
+
+
+def _broadcast(obj: Any) -> Any:
+    """The main process's ``obj`` in every process."""
+    if comm.get_world_size() == 1:
+        return obj
+    return comm.all_gather(obj)[0]
