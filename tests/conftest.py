@@ -142,3 +142,22 @@ def last_sem_seg_metrics(output_dir) -> dict:
 
     records = [json.loads(l) for l in open(os.path.join(output_dir, "metrics.json"))]
     return [r for r in records if "sem_seg/mIoU" in r][-1]
+
+
+def configured_crf(probs, image, crf_cfg):
+    """``dense_crf`` of probabilities ``(C, H, W)`` on ``image`` with a ``MODEL.BOXSUP.CRF`` node's
+    kernels, as ``BoxSupSegmentor`` applies it."""
+    import torch
+
+    from weaksup.modeling.dense_crf import dense_crf
+
+    c = crf_cfg
+    return dense_crf(
+        torch.log(probs.clamp_min(1e-8)),
+        image.float(),
+        c.ITERATIONS,
+        (c.BI_WEIGHT, c.BI_XY_STD, c.BI_RGB_STD),
+        (c.POS_WEIGHT, c.POS_XY_STD),
+        c.WINDOW_RADIUS,
+        c.WINDOW_DILATION,
+    )

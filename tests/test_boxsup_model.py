@@ -6,7 +6,7 @@ from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, configured_crf
 from weaksup import add_weaksup_config
 from weaksup.modeling.dense_crf import dense_crf
 
@@ -111,16 +111,7 @@ def test_dense_crf_is_off_by_default_and_refines_the_network_scores_when_on():
         model.crf_iterations = 0
         without = model([x])[0]["sem_seg"]
     # the model's CRF output is dense_crf of its own scores with the configured kernels
-    c = demo_cfg().MODEL.BOXSUP.CRF
-    expected = dense_crf(
-        torch.log(without.clamp_min(1e-8)),
-        x["image"].float(),
-        c.ITERATIONS,
-        (c.BI_WEIGHT, c.BI_XY_STD, c.BI_RGB_STD),
-        (c.POS_WEIGHT, c.POS_XY_STD),
-        c.WINDOW_RADIUS,
-        c.WINDOW_DILATION,
-    )
+    expected = configured_crf(without, x["image"], demo_cfg().MODEL.BOXSUP.CRF)
     torch.testing.assert_close(with_crf, expected, atol=1e-5, rtol=0)
     assert not torch.allclose(with_crf, without)
 

@@ -229,7 +229,14 @@ def test_hybrid_pseudo_masks_and_branches_redone_when_their_settings_change(
     monkeypatch.setattr(hybrid, "write_prediction_overlays", lambda *a: None)
 
     def run(*opts):
-        cfg = _cfg("configs/hybrid_demo_pennfudan.yaml", tmp_path, *opts)
+        split = ["WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES", "all"]
+        split += [
+            "WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES",
+            "all",
+            "WEAKSUP.HYBRID.SPLIT_ABLATION",
+            "False",
+        ]
+        cfg = _cfg("configs/hybrid_demo_pennfudan.yaml", tmp_path, *split, *opts)
         hybrid.run_hybrid_pipeline(cfg, None)
 
     run()

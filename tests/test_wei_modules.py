@@ -396,9 +396,7 @@ def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf(
     from detectron2.utils.events import EventStorage
 
     from weaksup import load_config
-    from weaksup.modeling.dense_crf import dense_crf
-
-    from conftest import REPO_ROOT
+    from conftest import REPO_ROOT, configured_crf
 
     for name in ("voc_deeplab_R101_OS8.yaml", "voc_R50_FPN.yaml"):
         voc = load_config(str(REPO_ROOT / "configs" / "WeiImageLevel" / name))
@@ -422,14 +420,5 @@ def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf(
     with torch.no_grad():
         probs = plain([x])[0]["sem_seg"].softmax(0)  # SemanticSegmentor returns logits
         out = crf([x])[0]["sem_seg"]
-    k = load_config(demo).MODEL.BOXSUP.CRF
-    expected = dense_crf(
-        torch.log(probs.clamp_min(1e-8)),
-        image.float(),
-        k.ITERATIONS,
-        (k.BI_WEIGHT, k.BI_XY_STD, k.BI_RGB_STD),
-        (k.POS_WEIGHT, k.POS_XY_STD),
-        k.WINDOW_RADIUS,
-        k.WINDOW_DILATION,
-    )
+    expected = configured_crf(probs, image, load_config(demo).MODEL.BOXSUP.CRF)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)

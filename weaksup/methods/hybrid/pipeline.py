@@ -207,12 +207,14 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
         )
 
-    # each branch's folder names its training instances, so switching retrains it
-    views = {
-        "all": (train, ""),
-        "valid": (register_validity_view(train, pseudo_json, keep_valid=True), "_valid"),
-        "invalid": (register_validity_view(train, pseudo_json, keep_valid=False), "_invalid"),
-    }
+    def view(instances: str):
+        """The training data of ``instances`` and the suffix of its folder (each branch's folder
+        names its training instances, so switching retrains it)."""
+        if instances == "all":
+            return train, ""
+        keep = instances == "valid"
+        return register_validity_view(train, pseudo_json, keep_valid=keep), "_" + instances
+
     split = (stages.LARGE_TRAIN_INSTANCES, stages.SMALL_TRAIN_INSTANCES)
     splits = [split]
     if stages.SPLIT_ABLATION:
@@ -232,7 +234,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             ("large", large, "large branch (Mask R-CNN on {}, valid masks only)"),
             ("small", small, "small branch (Faster R-CNN on {})"),
         ):
-            data, suffix = views[instances]
+            data, suffix = view(instances)
             dirs[which] = which + suffix
             sub = _branch_config(cfg, which, data, pseudo_json, dirs[which])
             trained = run_training_stage(
