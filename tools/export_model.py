@@ -37,7 +37,6 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 from detectron2.data import detection_utils as utils
@@ -48,6 +47,7 @@ from detectron2.utils.logger import setup_logger
 
 from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 logger = logging.getLogger("weaksup.export")
 
@@ -66,7 +66,7 @@ def exportable_model(cfg: CfgNode) -> GeneralizedRCNN:
     """The model to trace, weights loaded, in eval mode: a :class:`GeneralizedRCNN` whose
     inference is Detectron2's (a fused Hybrid config gives its large branch)."""
     model = build_model(cfg)
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    SafeDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     if cfg.MODEL.META_ARCHITECTURE == "HybridNetwork":
         logger.info("HybridNetwork: exporting its large branch (Mask R-CNN); fusion runs GrabCut")
         model = model.large

@@ -58,6 +58,7 @@ from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.engine.device import resolve_device
 from weaksup.engine.overlays import draw_prediction
 from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 logger = logging.getLogger("weaksup.predict")
 
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> Dict:
         reverse = {v: k for k, v in meta.get("thing_dataset_id_to_contiguous_id", {}).items()}
         category_ids = [reverse.get(i, i + 1) for i in range(len(thing_classes))]
     inputs = expand_inputs(args.input)
-    predictor = DefaultPredictor(cfg)
+    predictor = safe_predictor(cfg)
     overlay_dir = os.path.join(args.output, "overlays")
     mask_dir = os.path.join(args.output, "masks")
     os.makedirs(overlay_dir, exist_ok=True)
@@ -386,6 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_config_arguments(parser)
+
+
+def safe_predictor(cfg) -> DefaultPredictor:
+    """Detectron2's :class:`DefaultPredictor` whose weights are read by weaksup's safe loader
+    (its own checkpointer would unpickle a ``.pkl`` file with plain ``pickle.load``)."""
+    weights = cfg.MODEL.WEIGHTS
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = ""
+    predictor = DefaultPredictor(cfg)  # weights: none, MODEL.WEIGHTS emptied above
+    SafeDetectionCheckpointer(predictor.model).load(weights)
+    return predictor
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
