@@ -64,10 +64,14 @@ def _earlier_stages(path: str) -> List[str]:
     return stages
 
 
+# Keys that name datasets only evaluated on (never trained on), besides DATASETS.TEST.
+EVALUATION_KEYS = ("DATASETS.TEST", "WEAKSUP.WEI.HCP_TEST_DATASET")
+
+
 def _training_sets(path: str, seen: Tuple[str, ...] = ()) -> Set[str]:
     names = set(DatasetCatalog.list())
     cfg = _config(path)
-    out = {v for key, v in _leaves(cfg) if v in names and key != "DATASETS.TEST"}
+    out = {v for key, v in _leaves(cfg) if v in names and key not in EVALUATION_KEYS}
     for stage in _earlier_stages(path):
         if stage not in seen:
             out |= _training_sets(stage, seen + (path,))

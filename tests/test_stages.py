@@ -167,7 +167,7 @@ def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monke
     monkeypatch.setattr(boxcaseg, "generate_proxy_masks", fake_generate)
     monkeypatch.setattr(boxcaseg.BoxCasegTrainer, "build_model", classmethod(lambda cls, c: None))
     monkeypatch.setattr(
-        boxcaseg, "DetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
+        boxcaseg, "SafeDetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
     )
 
     def stage2(threshold):
@@ -263,7 +263,7 @@ def test_wei_localization_stages_redone_when_their_settings_change(
     done = []
     monkeypatch.setattr(wei.WeiTrainer, "build_model", classmethod(lambda cls, c: None))
     monkeypatch.setattr(
-        wei, "DetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
+        wei, "SafeDetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
     )
 
     def touch(folder, ext):
