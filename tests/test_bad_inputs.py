@@ -5,7 +5,6 @@ result. Inputs are small copies of real images (nuts_coco JPEGs, PennFudan PNGs)
 import copy
 import importlib.util
 import json
-import os
 import re
 import shutil
 

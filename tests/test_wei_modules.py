@@ -232,8 +232,6 @@ def test_image_label_mapper(real_record):
 
 
 def test_localization_map_mapper_soft_targets(tmp_path, real_record):
-    import io
-
     from weaksup.methods.wei.data import LocalizationMapDatasetMapper
     from weaksup.methods.wei.localization import localization_maps
 

@@ -31,7 +31,6 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from ..paths import cache_dir
-from .datasets.builtin import pennfudan_root
 from .datasets.coco import PSEUDO_MASK_KEYS
 from .datasets.image_sets import declare_image_sources
 

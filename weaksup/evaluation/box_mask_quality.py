@@ -6,7 +6,7 @@ pseudo mask, a proxy mask, or a model's mask for a given box) matches that insta
 import itertools
 import logging
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util

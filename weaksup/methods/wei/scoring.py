@@ -5,7 +5,7 @@ and rough masks (Sec. 3.3.2) of the training images as label maps (mIoU).
 The ground truth is read only here, to report how good each stage is; no training stage reads it.
 """
 
-from typing import Callable, Dict, List, Mapping, Sequence
+from typing import Callable, Dict, Mapping, Sequence
 
 import numpy as np
 
