@@ -5,6 +5,7 @@ tools/export_model.py exports it to TorchScript, which a fresh process without w
 Detectron2) loads and runs with the same detections as the PyTorch model."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -194,7 +195,10 @@ def test_predict_scores_with_pycocotools(trained, tmp_path):
     assert [im["id"] for im in index["images"]] == [ids["0.jpg"], ids["5.jpg"]]
     with open(out / "metrics.json") as f:
         metrics = json.load(f)
-    assert set(metrics) == {"bbox", "segm"} and all(0 <= v <= 100 for v in metrics["bbox"].values())
+    assert set(metrics) == {"bbox", "segm"}
+    # nuts has no small object: APs is NaN (as Detectron2 reports it), the rest are percentages
+    assert math.isnan(metrics["bbox"].pop("APs"))
+    assert all(0 <= v <= 100 for v in metrics["bbox"].values())
     gt = COCO(str(nuts / "trainval.json"))
     assert len(gt.loadRes(str(out / "results.json")).getAnnIds()) == len(results)
     out = tmp_path / "boxes_only"
@@ -275,7 +279,10 @@ session = onnxruntime.InferenceSession(sys.argv[1])
 names = [o.name for o in session.get_outputs()]
 assert not any(m.split(".")[0] in ("weaksup", "detectron2") for m in sys.modules), "imported"
 images = torch.load(sys.argv[2])
-outputs = [dict(zip(names, session.run(None, {"image": im.numpy()}))) for im in images]
+outputs = [  # tensors, so that the test reads them back with torch.load(weights_only=True)
+    dict(zip(names, map(torch.from_numpy, session.run(None, {"image": im.numpy()}))))
+    for im in images
+]
 torch.save(outputs, sys.argv[3])
 """
 

@@ -244,7 +244,11 @@ def coco_evaluate(gt_json: str, results: List[Dict], with_masks: bool) -> Dict[s
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-        metrics[task] = {n: float(100 * ev.stats[i]) for i, n in enumerate(names)}
+        # as Detectron2's COCOEvaluator: NaN where pycocotools says -1 (no ground truth there)
+        metrics[task] = {
+            n: float(100 * ev.stats[i]) if ev.stats[i] >= 0 else float("nan")
+            for i, n in enumerate(names)
+        }
     return metrics
 
 
