@@ -1,6 +1,6 @@
 """Configuration keys of BoxSup (Dai et al. 2015): ``add_boxsup_config``.
 
-Composed into every weaksup config by :func:`weaksup.defaults.add_weaksup_config`; each key with a
+Composed into every weaksup config by :func:`weaksup.config.add_weaksup_config`; each key with a
 comment, as Detectron2 does.
 """
 

@@ -1,6 +1,6 @@
 """Configuration keys of DASNet (Niu et al.): ``add_dasnet_config``.
 
-Composed into every weaksup config by :func:`weaksup.defaults.add_weaksup_config`; each key with a
+Composed into every weaksup config by :func:`weaksup.config.add_weaksup_config`; each key with a
 comment, as Detectron2 does.
 """
 
