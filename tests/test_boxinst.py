@@ -314,3 +314,74 @@ def test_paper_schedule_configs_build_boxinst_heads(dataset):
     model = build_model(cfg)
     assert isinstance(model.roi_heads, BoxInstROIHeads)
     assert isinstance(model.roi_heads.mask_head, BoxInstMaskRCNNConvUpsampleHead)
+
+
+def test_scale_boxes_keeps_the_centre_and_scales_the_sides():
+    from weaksup.modeling.roi_heads.boxinst import scale_boxes
+
+    boxes = Boxes(torch.tensor([[10.0, 20.0, 30.0, 60.0]]))
+    assert scale_boxes(boxes, 1.0) is boxes
+    torch.testing.assert_close(
+        scale_boxes(boxes, 1.5).tensor, torch.tensor([[5.0, 10.0, 35.0, 70.0]])
+    )
+
+
+def test_crop_roi_masks_inverts_the_enlargement():
+    """A mask drawn on the enlarged ROI grid comes back as the same shape on the box's grid."""
+    from weaksup.modeling.roi_heads.boxinst import crop_roi_masks
+
+    m, scale = 28, 1.75  # the box is bins 6..22 of the enlarged grid (6 bins of margin)
+    big = torch.zeros(1, 1, 2 * m, 2 * m)
+    big[..., 2 * 6 : 2 * 22, 2 * 6 : 2 * 14] = 1.0  # the box's left half, drawn at 2x
+    enlarged = torch.nn.functional.interpolate(big, size=(m, m), mode="area")
+    cropped = crop_roi_masks(enlarged, scale)
+    assert cropped.shape == (1, 1, m, m)
+    # Column u of the box grid centres at 6 + (u + 0.5) * 16 / 28: left of 14 for u <= 13.
+    expected = torch.zeros(m, m)
+    expected[:, :14] = 1.0
+    assert torch.equal((cropped[0, 0] > 0.5).float(), expected)
+    assert crop_roi_masks(enlarged, 1.0) is enlarged
+
+
+def test_enlarged_roi_puts_a_margin_of_zero_targets_around_the_box():
+    """With ROI_SCALE 1.5 the mask branch sees the proposal enlarged: the projection target of a
+    proposal equal to its GT box is 1 on the central 2/3 of the ROI only, and inference returns
+    masks on the detected boxes' grid."""
+    from detectron2.modeling import build_model
+
+    cfg = _demo_cfg(**{"MODEL.BOXINST.ROI_SCALE": "1.5"})
+    model = build_model(cfg)
+    seen = {}
+    loss_fn = model.roi_heads.mask_head.forward
+
+    def spy(x, instances):
+        seen["boxes"] = torch.cat([p.proposal_boxes.tensor for p in instances])
+        gt = torch.cat([p.gt_boxes.tensor for p in instances])
+        seen["box_masks"] = roi_box_masks(seen["boxes"], gt, 28)
+        return loss_fn(x, instances)
+
+    model.roi_heads.mask_head.forward = spy
+    model.train()
+    inst = Instances((96, 128))
+    inst.gt_boxes = Boxes(torch.tensor([[20.0, 10.0, 60.0, 90.0]]))
+    inst.gt_classes = torch.tensor([0])
+    torch.manual_seed(4)
+    batch = [{"image": torch.randint(0, 256, (3, 96, 128), dtype=torch.uint8), "instances": inst}]
+    with EventStorage(0):
+        losses = model(batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    # The GT box itself is among the proposals (PROPOSAL_APPEND_GT): its ROI is 60 x 120.
+    gt_roi = (seen["boxes"] == torch.tensor([10.0, -10.0, 70.0, 110.0])).all(dim=1)
+    assert gt_roi.any()
+    box_mask = seen["box_masks"][gt_roi][0]
+    # Bins whose centres lie in the central 2/3: 28 / 6 = 4.67 bins of margin, so 5..22.
+    assert torch.equal(box_mask.nonzero()[:, 0].unique(), torch.arange(5, 23))
+    assert torch.equal(box_mask.nonzero()[:, 1].unique(), torch.arange(5, 23))
+    model.roi_heads.mask_head.forward = loss_fn
+    model.eval()
+    with torch.no_grad():
+        out = model.roi_heads.forward_with_given_boxes(
+            model.backbone(model.preprocess_image(batch).tensor),
+            [Instances((96, 128), pred_boxes=inst.gt_boxes, pred_classes=inst.gt_classes)],
+        )
+    assert out[0].pred_masks.shape == (1, 1, 28, 28)

@@ -9,6 +9,13 @@ Two registered components and their config keys:
   trained with the projection and pairwise terms of :mod:`weaksup.modeling.losses.boxinst` instead
   of per-pixel cross-entropy, from the ground-truth boxes only (``gt_masks`` are never read).
   Inference is Mask R-CNN's.
+
+``MODEL.BOXINST.ROI_SCALE`` > 1 pools the mask branch on boxes enlarged about their centre, in
+training and at inference (where the mask is then cropped back to the detected box). BoxInst's
+full-image mask always sees pixels outside the box, whose projections are 0 and which the
+pairwise term links to similar-coloured pixels inside; on a Mask R-CNN ROI that equals its box,
+the projection target is 1 everywhere and a filled box satisfies both terms, which is what the
+demo's first run learned (docs/boxinst.md).
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -25,12 +32,19 @@ from detectron2.modeling.roi_heads.mask_head import (
     mask_rcnn_inference,
 )
 from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals
-from detectron2.structures import ImageList, Instances
+from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
+from torchvision.ops import roi_align
 
 from ..losses.boxinst import boxinst_mask_rcnn_loss, rgb_to_lab
 
-__all__ = ["BoxInstMaskRCNNConvUpsampleHead", "BoxInstROIHeads", "add_boxinst_config"]
+__all__ = [
+    "BoxInstMaskRCNNConvUpsampleHead",
+    "BoxInstROIHeads",
+    "add_boxinst_config",
+    "crop_roi_masks",
+    "scale_boxes",
+]
 
 
 def add_boxinst_config(cfg: CN) -> None:
@@ -52,6 +66,37 @@ def add_boxinst_config(cfg: CN) -> None:
     # The pairwise term is ramped up linearly over the first WARMUP_ITERS iterations (AdelaiDet's
     # BoxInst: 10k of the 90k 1x schedule); 0 disables the ramp.
     _C.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS = 10000
+    # Side of the mask branch's ROI as a multiple of the proposal (training) or detected box
+    # (inference), about its centre. 1.0 is Mask R-CNN's ROI. BoxInst's full-image mask has pixels
+    # outside every box (projection target 0); > 1 gives the ROI such a margin (weaksup's choice
+    # for Mask R-CNN, not in the paper; docs/boxinst.md).
+    _C.MODEL.BOXINST.ROI_SCALE = 1.0
+
+
+def scale_boxes(boxes: Boxes, scale: float) -> Boxes:
+    """``boxes`` with width and height times ``scale``, about their centres (not clipped)."""
+    if scale == 1.0:
+        return boxes
+    t = boxes.tensor
+    centre = (t[:, :2] + t[:, 2:]) / 2
+    half = (t[:, 2:] - t[:, :2]) * (scale / 2)
+    return Boxes(torch.cat([centre - half, centre + half], dim=1))
+
+
+def crop_roi_masks(masks: torch.Tensor, scale: float) -> torch.Tensor:
+    """Resample ``(N, C, M, M)`` masks predicted on boxes enlarged by ``scale`` onto the boxes.
+
+    The box is the central ``1 / scale`` of the enlarged ROI in each axis, ``[M (s - 1) / 2s,
+    M (s + 1) / 2s]`` in mask-pixel coordinates; it is ROIAligned (aligned, bilinear) back to
+    ``M x M``, so Detectron2's paste into the detected box is unchanged.
+    """
+    if scale == 1.0 or masks.shape[0] == 0:
+        return masks
+    n, c, m = masks.shape[:3]
+    lo, hi = m * (scale - 1) / (2 * scale), m * (scale + 1) / (2 * scale)
+    rois = masks.new_tensor([0.0, lo, lo, hi, hi]).repeat(n, 1)
+    rois[:, 0] = torch.arange(n, dtype=masks.dtype, device=masks.device)
+    return roi_align(masks, rois, output_size=m, spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
@@ -145,8 +190,11 @@ class BoxInstROIHeads(StandardROIHeads):
     ``INPUT.FORMAT``), converted to Lab (:func:`rgb_to_lab`) and pooled with ROIAlign (aligned,
     adaptive sampling, so each bin averages the pixels it covers) on the proposal's mask grid:
     ``2 x MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION`` bins a side, the size of the conv-upsample
-    head's output. The result is ``Instances.proposal_lab`` of shape ``(n, 3, M, M)``. Inference is
-    unchanged.
+    head's output. The result is ``Instances.proposal_lab`` of shape ``(n, 3, M, M)``. With
+    ``roi_scale`` > 1 the mask branch pools features and colours on the proposals enlarged by it
+    (the mask branch's copies of the proposals carry the enlarged ``proposal_boxes``, so the loss
+    rasterizes the GT box on that grid) and, at inference, on the enlarged detected boxes, cropping
+    the predicted masks back to the boxes (:func:`crop_roi_masks`).
     """
 
     @configurable
@@ -157,6 +205,7 @@ class BoxInstROIHeads(StandardROIHeads):
         pixel_std: Sequence[float],
         input_format: str,
         colour_resolution: int,
+        roi_scale: float = 1.0,
         **kwargs,
     ):
         """
@@ -164,9 +213,13 @@ class BoxInstROIHeads(StandardROIHeads):
             pixel_mean, pixel_std: the model's input normalization (``MODEL.PIXEL_MEAN/STD``).
             input_format: channel order of the image tensor, "RGB" or "BGR" (``INPUT.FORMAT``).
             colour_resolution: side of the ROI grid the colours are pooled on (the mask size).
+            roi_scale: the mask branch's ROI side over the box side (>= 1).
             kwargs: as :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
+        if roi_scale < 1.0:
+            raise ValueError(f"MODEL.BOXINST.ROI_SCALE must be >= 1, got {roi_scale}")
+        self.roi_scale = roi_scale
         if input_format not in ("RGB", "BGR"):
             raise ValueError(f"BoxInstROIHeads needs INPUT.FORMAT RGB or BGR, got {input_format}")
         order = [0, 1, 2] if input_format == "RGB" else [2, 1, 0]
@@ -188,6 +241,7 @@ class BoxInstROIHeads(StandardROIHeads):
             pixel_std=cfg.MODEL.PIXEL_STD,
             input_format=cfg.INPUT.FORMAT,
             colour_resolution=2 * cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION,
+            roi_scale=cfg.MODEL.BOXINST.ROI_SCALE,
         )
         return ret
 
@@ -218,12 +272,23 @@ class BoxInstROIHeads(StandardROIHeads):
         instances: List[Instances],
         images: Optional[ImageList] = None,
     ):
-        if self.training and self.mask_on:
+        if not self.mask_on:
+            return {} if self.training else instances
+        if self.training:
+            # Indexing makes new Instances: the enlarged boxes stay in the mask branch's copies.
             instances, _ = select_foreground_proposals(instances, self.num_classes)
+            for p in instances:
+                p.proposal_boxes = scale_boxes(p.proposal_boxes, self.roi_scale)
+            boxes = [p.proposal_boxes for p in instances]
             with torch.no_grad():
-                lab = self.colour_pooler(
-                    [self.image_lab(images)], [p.proposal_boxes for p in instances]
-                )
+                lab = self.colour_pooler([self.image_lab(images)], boxes)
             for p, lab_p in zip(instances, lab.split([len(p) for p in instances])):
                 p.proposal_lab = lab_p
-        return super()._forward_mask(features, instances)
+        else:
+            boxes = [scale_boxes(p.pred_boxes, self.roi_scale) for p in instances]
+        x = self.mask_pooler([features[f] for f in self.mask_in_features], boxes)
+        out = self.mask_head(x, instances)
+        if not self.training and self.roi_scale != 1.0:
+            for p in out:
+                p.pred_masks = crop_roi_masks(p.pred_masks, self.roi_scale)
+        return out
