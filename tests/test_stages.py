@@ -223,7 +223,7 @@ def test_hybrid_pseudo_masks_and_branches_redone_when_their_settings_change(
         Path(path).write_text("{}")
 
     monkeypatch.setattr(hybrid, "generate_pseudo_masks", fake_pseudo)
-    monkeypatch.setattr(hybrid, "pseudo_mask_validity", lambda path: {"valid": 100.0})
+    monkeypatch.setattr(hybrid, "log_pseudo_mask_validity", lambda path, title: None)
     monkeypatch.setattr(hybrid.WeaksupTrainer, "build_model", classmethod(lambda cls, c: None))
     monkeypatch.setattr(hybrid.WeaksupTrainer, "test", classmethod(lambda cls, c, m: {}))
     monkeypatch.setattr(hybrid, "write_prediction_overlays", lambda *a: None)

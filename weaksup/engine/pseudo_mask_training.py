@@ -22,12 +22,10 @@ from typing import Any, Dict
 
 from detectron2.config import CfgNode
 from detectron2.config import CfgNode as CN
-from detectron2.utils import comm
-from tabulate import tabulate
 
 from ..pseudo import PseudoMaskConfig
 from .pipeline import PIPELINE_REGISTRY, run_training_stage, training_stage
-from .pseudo_masks import generate_pseudo_masks, pseudo_mask_stage, pseudo_mask_validity
+from .pseudo_masks import generate_pseudo_masks, log_pseudo_mask_validity, pseudo_mask_stage
 from .stages import run_stage
 from .trainer import WeaksupTrainer
 
@@ -85,12 +83,7 @@ def run_pseudo_mask_training(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             num_workers=p.NUM_WORKERS,
         ),
     )
-    if comm.is_main_process():
-        stats = pseudo_mask_validity(path)
-        logger.info(
-            f"Validity of the {p.METHOD} pseudo masks of {train}:\n"
-            + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
-        )
+    log_pseudo_mask_validity(path, f"Validity of the {p.METHOD} pseudo masks of {train}")
     stage = cfg.clone()
     stage.defrost()
     stage.WEAKSUP.MASK_SOURCE = "pseudo_json"

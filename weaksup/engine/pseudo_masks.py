@@ -21,6 +21,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
+from tabulate import tabulate
 
 from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
@@ -30,6 +31,7 @@ from .stages import Stage
 from ..utils.coco_json import check_coco_dict
 
 __all__ = [
+    "log_pseudo_mask_validity",
     "build_tasks",
     "dataset_coco",
     "generate_pseudo_masks",
@@ -190,3 +192,12 @@ def pseudo_mask_validity(path: str) -> Dict[str, float]:
     return validity_statistics(
         [a["mask_valid"] for a in anns], [a["bbox"][2] * a["bbox"][3] for a in anns]
     )
+
+
+def log_pseudo_mask_validity(path: str, title: str) -> None:
+    """Log :func:`pseudo_mask_validity` of ``path`` as a table headed ``title`` (main process)."""
+    if comm.is_main_process():
+        stats = pseudo_mask_validity(path)
+        logger.info(
+            f"{title}:\n" + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
+        )

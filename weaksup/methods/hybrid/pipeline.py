@@ -50,8 +50,8 @@ from weaksup.engine.overlays import write_prediction_overlays
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
 from weaksup.engine.pseudo_masks import (
     generate_pseudo_masks,
+    log_pseudo_mask_validity,
     pseudo_mask_stage,
-    pseudo_mask_validity,
 )
 from weaksup.engine.stages import run_stage
 from weaksup.engine.trainer import WeaksupTrainer
@@ -200,12 +200,9 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             num_workers=stages.PSEUDO.NUM_WORKERS,
         ),
     )
-    if comm.is_main_process():
-        stats = pseudo_mask_validity(pseudo_json)
-        logger.info(
-            f"Validity of the pseudo masks of {train} (Hybrid Sec. 1):\n"
-            + tabulate(list(stats.items()), headers=["", "%"], floatfmt=".1f")
-        )
+    log_pseudo_mask_validity(
+        pseudo_json, f"Validity of the pseudo masks of {train} (Hybrid Sec. 1)"
+    )
 
     def view(instances: str):
         """The training data of ``instances`` and the suffix of its folder (each branch's folder
