@@ -1,8 +1,8 @@
 """BoxCaseg end to end through ``train_net.main``: all three stages on real data (PennFudan boxes +
 ECSSD salient images), a resume in the middle of stage 1, cached stages on a rerun, proxy masks
 read back, for the from-scratch demo and the ImageNet Lite0-FPN one (whose checkpoints must hold
-the ImageNet trunk); and ``configs/boxcaseg_coco.yaml`` (HRNetV2-W48 + R-101-FPN) for one iteration of each
-stage on a tiny COCO-format set (nuts_coco)."""
+the ImageNet trunk); and ``configs/boxcaseg_coco.yaml`` (HRNetV2-W48 + R-101-FPN) for one
+iteration of each stage on a tiny COCO-format set (nuts_coco)."""
 
 import json
 import os

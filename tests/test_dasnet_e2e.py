@@ -146,9 +146,7 @@ def test_lite0_stages_from_imagenet_trunk(tmp_path):
     }
     final = torch.load(stage2 / "model_final.pth", weights_only=True)["model"]
     assert all(torch.equal(final[k], v) for k, v in detector.items())  # frozen in stage 2
-    log = run_train_net(
-        config2, "--resume", *common, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()"
-    )
+    log = run_train_net(config2, "--resume", *common, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()")
     assert re.search(r"Starting training from iteration 2\b", log), log[-3000:]
     assert _last_iterations(stage2)[-1] == 2
 
