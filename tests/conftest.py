@@ -165,10 +165,11 @@ def configured_crf(probs, image, crf_cfg):
 
 def check_imagenet_trunk(checkpoint, prefix: str, fine_tuned: bool = True) -> None:
     """Value checks of a checkpoint trained from the ImageNet weights
-    ``weaksup://ImageNetPretrained/efficientnet_lite0.pth`` with ``FREEZE_AT 2`` and frozen BN: it holds every tensor of the package's
-    file (converted) under ``prefix`` (e.g. ``backbone.bottom_up.``); the frozen stem and res2
-    and every FrozenBN statistic still equal the package's; with ``fine_tuned``, some conv of
-    res3..res5 was changed by training (the trunk trained, it was not just copied)."""
+    ``weaksup://ImageNetPretrained/efficientnet_lite0.pth`` with ``FREEZE_AT 2`` and frozen BN:
+    it holds every tensor of the package's file (converted) under ``prefix`` (e.g.
+    ``backbone.bottom_up.``); the frozen stem and res2 and every FrozenBN statistic still equal
+    the package's; with ``fine_tuned``, some conv of res3..res5 was changed by training (the
+    trunk trained, it was not just copied)."""
     import torch
 
     from weaksup.modeling.backbone.efficientnet import convert_efficientnet_pytorch_weights
