@@ -161,3 +161,31 @@ def configured_crf(probs, image, crf_cfg):
         c.WINDOW_RADIUS,
         c.WINDOW_DILATION,
     )
+
+
+def check_imagenet_trunk(checkpoint, prefix: str, fine_tuned: bool = True) -> None:
+    """Value checks of a checkpoint trained from the ImageNet weights
+    ``weaksup://ImageNetPretrained/efficientnet_lite0.pth`` with ``FREEZE_AT 2`` and frozen BN:
+    it holds every tensor of the package's file (converted) under ``prefix`` (e.g.
+    ``backbone.bottom_up.``); the frozen stem and res2 and every FrozenBN statistic still equal
+    the package's; with ``fine_tuned``, some conv of res3..res5 was changed by training (the
+    trunk trained, it was not just copied)."""
+    import torch
+
+    from weaksup.modeling.backbone.efficientnet import convert_efficientnet_pytorch_weights
+    from weaksup.modeling.backbone.pretrained import package_weights_path
+
+    package = convert_efficientnet_pytorch_weights(
+        torch.load(package_weights_path("lite0"), map_location="cpu", weights_only=True), "lite0"
+    )
+    model = torch.load(str(checkpoint), map_location="cpu", weights_only=True)["model"]
+    missing = [k for k in package if prefix + k not in model]
+    assert not missing, f"{checkpoint}: backbone tensors missing: {missing[:5]}"
+    changed = set()
+    for key, ref in package.items():
+        same = torch.equal(model[prefix + key], ref)
+        if key.startswith(("stem", "res2")) or ".norm." in key:
+            assert same, f"{checkpoint}: frozen {prefix + key} differs from the ImageNet weights"
+        elif not same:
+            changed.add(key)
+    assert bool(changed) == fine_tuned, (checkpoint, sorted(changed)[:5])

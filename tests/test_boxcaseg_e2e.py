@@ -1,7 +1,8 @@
 """BoxCaseg end to end through ``train_net.main``: all three stages on real data (PennFudan boxes +
 ECSSD salient images), a resume in the middle of stage 1, cached stages on a rerun, proxy masks
-read back; and ``configs/boxcaseg_coco.yaml`` (HRNetV2-W48 + R-101-FPN) for one iteration of each
-stage on a tiny COCO-format set (nuts_coco)."""
+read back, for the from-scratch demo and the ImageNet Lite0-FPN one (whose checkpoints must hold
+the ImageNet trunk); and ``configs/boxcaseg_coco.yaml`` (HRNetV2-W48 + R-101-FPN) for one
+iteration of each stage on a tiny COCO-format set (nuts_coco)."""
 
 import json
 import os
@@ -11,7 +12,13 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, pennfudan_records, register_dataset, shared_path
+from conftest import (
+    REPO_ROOT,
+    check_imagenet_trunk,
+    pennfudan_records,
+    register_dataset,
+    shared_path,
+)
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -65,8 +72,14 @@ def _tasks(log):
     return re.findall(r"copypaste: Task: (\w+)", log)
 
 
+IMAGENET_LITE0 = "Loading from weaksup://ImageNetPretrained/efficientnet_lite0.pth"
+
+
 @pytest.mark.slow
-def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
+@pytest.mark.parametrize(
+    "config_name", ["boxcaseg_demo_pennfudan.yaml", "boxcaseg_demo_pennfudan_Lite0_FPN.yaml"]
+)
+def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path, config_name):
     records, _ = pennfudan_records(8)
     boxonly = [
         {**r, "annotations": [{k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]]}
@@ -83,6 +96,10 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
         "DATASETS.SALIENT_TRAIN", "('bc_e2e_salient',)",
         "DATASETS.TEST", "('bc_e2e_val',)",
     ]  # fmt: skip
+    pretrained = "Lite0" in config_name
+    if pretrained:  # FPN: patch sides a multiple of its stride 32
+        stage1 += ["INPUT.BOXCASEG.PATCH_SIZE", "64", "INPUT.BOXCASEG.SALIENT_RESIZE", "72"]
+        stage1 += ["INPUT.BOXCASEG.TEST_SIZE", "64"]
     opts = [
         *TINY_STAGE3,
         "OUTPUT_DIR", str(out),
@@ -91,7 +108,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
         "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS", "['bc_e2e_train']",
         "WEAKSUP.BOXCASEG.STAGE1_OPTS", repr(stage1),
     ]  # fmt: skip
-    config = REPO_ROOT / "configs" / "boxcaseg_demo_pennfudan.yaml"
+    config = REPO_ROOT / "configs" / config_name
     log_file = out / "log.txt"
     proxy = out / "proxy_masks" / "bc_e2e_train_boxonly.json"
 
@@ -102,6 +119,12 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     assert "box_mask_quality" in log  # stage-1 evaluation, one mask per GT box
     assert _tasks(log) == ["box_mask_quality", "bbox", "segm", "voc_instance"]
     assert (out / "stage1" / "model_final.pth").is_file() and (out / "model_final.pth").is_file()
+    # stages 1 and 3 both start from the ImageNet trunk (and nothing else loads it)
+    assert log.count(IMAGENET_LITE0) == (2 if pretrained else 0)
+    if pretrained:
+        assert "contains keys that are not used by the model" not in log
+        for weights in (out / "stage1" / "model_final.pth", out / "model_final.pth"):
+            check_imagenet_trunk(weights, "backbone.bottom_up.")
 
     # proxy masks written in the pseudo-mask format and read back for stage 3
     from detectron2.data import DatasetCatalog
@@ -112,6 +135,19 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path):
     used = yaml.safe_load((out / "config.yaml").read_text())  # the stage-3 (pipeline) config
     drop = used["WEAKSUP"]["BOXCASEG"]["PROXY"]["DROP_THRESHOLD"]
     assert all(a["mask_valid"] == (a["box_agreement"] >= drop) for a in anns)
+    # each mask lies in its box (pasted in it, Sec. 3.4); area and agreement are the mask's
+    import numpy as np
+    import pycocotools.mask as mask_util
+
+    from weaksup.pseudo import box_agreement
+
+    boxes = [a["bbox"] for r in boxonly for a in r["annotations"]]  # XYXY_ABS, dataset order
+    for a, (x0, y0, x1, y1) in zip(anns, boxes):
+        mask = mask_util.decode(a["segmentation"]).astype(bool)
+        outside = mask.copy()
+        outside[int(y0) : int(np.ceil(y1)) + 1, int(x0) : int(np.ceil(x1)) + 1] = False
+        assert not outside.any() and a["area"] == mask.sum()
+        assert a["box_agreement"] == pytest.approx(box_agreement(mask, (x0, y0, x1, y1)))
     read = DatasetCatalog.get("bc_e2e_train_boxonly_boxcaseg_proxy")
     assert [a["mask_valid"] for d in read for a in d["annotations"]] == [
         a["mask_valid"] for a in anns

@@ -162,6 +162,24 @@ def test_any_detectron2_backbone_by_config_resnet_fpn():
     assert torch.isfinite(sum(model(_patches(1, 1)).values()))
 
 
+def test_lite0_fpn_demo_config_builds_the_imagenet_trunk():
+    """configs/BoxCaseg/demo_pennfudan_ecssd_Lite0_FPN.yaml: the EfficientNet-Lite0 trunk under
+    an FPN, p2..p5 fused at stride 4 (4 x 64 channels into each head); a patch side the FPN's
+    stride 32 does not divide is refused by name."""
+    from conftest import REPO_ROOT
+    from weaksup.config import load_config
+    from weaksup.modeling.backbone import EfficientNetLite
+
+    path = str(REPO_ROOT / "configs" / "BoxCaseg" / "demo_pennfudan_ecssd_Lite0_FPN.yaml")
+    model = build_model(load_config(path, ["MODEL.DEVICE", "cpu"]))
+    assert isinstance(model.backbone.bottom_up, EfficientNetLite)
+    assert model.weak_head.layers[0].in_channels == 256
+    feats = model.features(torch.zeros(2, 3, 96, 96))
+    assert feats.shape == (2, 256, 24, 24)
+    with pytest.raises(ValueError, match="INPUT.BOXCASEG.PATCH_SIZE 80 is not a multiple of 32"):
+        build_model(load_config(path, ["MODEL.DEVICE", "cpu", "INPUT.BOXCASEG.PATCH_SIZE", "80"]))
+
+
 def test_inference_gives_one_pasted_mask_per_box():
     model = build_model(small_boxcaseg_cfg()).eval()
     gt = Instances((50, 70))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, pennfudan_records, register_dataset
+from conftest import REPO_ROOT, check_imagenet_trunk, pennfudan_records, register_dataset
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -30,12 +30,13 @@ TINY_BRANCH = [
 ]  # fmt: skip
 
 
-def _run(opts, log_file):
-    """``train_net.main`` in this process; returns what was logged to ``log_file`` meanwhile."""
+def _run(opts, log_file, config="hybrid_demo_pennfudan.yaml"):
+    """``train_net.main`` on ``configs/<config>`` in this process; returns what was logged to
+    ``log_file`` meanwhile and the results."""
     import train_net
     from detectron2.engine import default_argument_parser
 
-    config = REPO_ROOT / "configs" / "hybrid_demo_pennfudan.yaml"
+    config = REPO_ROOT / "configs" / config
     start = os.path.getsize(log_file) if os.path.exists(log_file) else 0
     args = default_argument_parser().parse_args(["--config-file", str(config), *opts])
     results = train_net.main(args)
@@ -44,8 +45,11 @@ def _run(opts, log_file):
         return f.read(), results
 
 
-@pytest.mark.slow
-def test_pipeline_all_stages_resume_and_cache(tmp_path):
+def _pipeline_opts(out, branch_opts=()):
+    """Register 6 PennFudan training images (boxes only) and 2 validation images; the overrides
+    that run the pipeline on them with tiny branches (+ ``branch_opts``; both on every box, no
+    split ablation), its output in ``out``; returns them and the training records."""
+    branch = repr(TINY_BRANCH + list(branch_opts))
     records, _ = pennfudan_records(8)
     boxonly = [
         {**r, "annotations": [{k: v for k, v in a.items() if k != "segmentation"} for a in r["annotations"]]}
@@ -53,7 +57,6 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
     ]  # fmt: skip
     register_dataset("hy_e2e_train_boxonly", boxonly, ["person"])
     register_dataset("hy_e2e_val", records[6:], ["person"])
-    out = tmp_path / "run"
     opts = [
         "OUTPUT_DIR", str(out),
         "DATASETS.TRAIN", "('hy_e2e_train_boxonly',)",
@@ -62,14 +65,42 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
         "INPUT.MAX_SIZE_TEST", "192",
         "WEAKSUP.VIS.NUM_IMAGES", "1",
         "WEAKSUP.HYBRID.PSEUDO.SHARD_SIZE", "4",
-        "WEAKSUP.HYBRID.BASELINE_OPTS", repr(TINY_BRANCH),
-        "WEAKSUP.HYBRID.LARGE_OPTS", repr(TINY_BRANCH),
-        "WEAKSUP.HYBRID.SMALL_OPTS", repr(TINY_BRANCH),
+        "WEAKSUP.HYBRID.BASELINE_OPTS", branch,
+        "WEAKSUP.HYBRID.LARGE_OPTS", branch,
+        "WEAKSUP.HYBRID.SMALL_OPTS", branch,
         # every box trains both branches first (the option); the paper's split at the end
         "WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES", "all",
         "WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES", "all",
         "WEAKSUP.HYBRID.SPLIT_ABLATION", "False",
     ]  # fmt: skip
+    return opts, boxonly
+
+
+def _check_fused_row(out, results):
+    """The table's fused row shows the fused model's evaluation results."""
+    table = (out / "ablation.md").read_text().splitlines()
+    assert table[0] == "Hybrid ablation on hy_e2e_val"
+    assert [l.split("|")[1].split()[0] for l in table[3:]] == [
+        "baseline",
+        "small",
+        "large",
+        "fused",
+    ]
+    fused = results["fused"]["hy_e2e_val"]
+    cells = [c.strip() for c in table[6].split("|")[2:-1]]
+    assert cells[2] == f"{fused['voc_instance']['ABO']:.2f}"
+    assert cells[3] == f"{fused['segm']['AP']:.2f}"
+
+
+def _kill_large_branch_after_first_checkpoint(out):
+    (out / "large" / "last_checkpoint").write_text("model_0000000.pth")
+    os.remove(out / "large" / "model_final.pth")
+
+
+@pytest.mark.slow
+def test_pipeline_all_stages_resume_and_cache(tmp_path):
+    out = tmp_path / "run"
+    opts, boxonly = _pipeline_opts(out)
     log_file = out / "log.txt"
 
     log, results = _run(opts, log_file)
@@ -110,25 +141,13 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
         )
 
     # the table: four rows, six metrics, the values of each model's evaluation
-    table = (out / "ablation.md").read_text().splitlines()
-    assert table[0] == "Hybrid ablation on hy_e2e_val"
-    assert [l.split("|")[1].split()[0] for l in table[3:]] == [
-        "baseline",
-        "small",
-        "large",
-        "fused",
-    ]
+    _check_fused_row(out, results)
     assert "mAP^r_0.5" in log and "| fused (ours)" in log
-    fused = results["fused"]["hy_e2e_val"]
-    cells = [c.strip() for c in table[6].split("|")[2:-1]]
-    assert cells[2] == f"{fused['voc_instance']['ABO']:.2f}"
-    assert cells[3] == f"{fused['segm']['AP']:.2f}"
     assert (out / "overlays").is_dir()
 
     # killed in the large branch after its first checkpoint: resumed from it; the pseudo masks,
     # baseline and small branch are cached (evaluated again for the table, not trained)
-    (out / "large" / "last_checkpoint").write_text("model_0000000.pth")
-    os.remove(out / "large" / "model_final.pth")
+    _kill_large_branch_after_first_checkpoint(out)
     trained = {
         s: (out / s / "metrics.json").read_text().count("total_loss") for s in ("baseline", "small")
     }
@@ -190,3 +209,38 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
         "fused (ours) [large: all, small: all]",
     ]
     assert len(results) == 7  # baseline + 2 x (large, small, fused)
+
+
+@pytest.mark.slow
+def test_lite0_pipeline_imagenet_branches_resume(tmp_path):
+    """configs/hybrid_demo_pennfudan_Lite0_FPN.yaml: each branch starts from the ImageNet Lite0
+    trunk (the large one on Enhanced-FPN), trains, checkpoints and resumes; the fused model is
+    evaluated and tabled."""
+    out = tmp_path / "run"
+    # after 2 iterations the pretrained branches score every detection under 0.05: keep them
+    # all, so the fused model's metrics are numbers, not "no prediction"
+    opts, _ = _pipeline_opts(out, ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"])
+    log_file = out / "log.txt"
+    config = "hybrid_demo_pennfudan_Lite0_FPN.yaml"
+
+    log, results = _run(opts, log_file, config)
+    assert log.count("Loading from weaksup://ImageNetPretrained/efficientnet_lite0.pth") == 3
+    assert "contains keys that are not used by the model" not in log
+    for stage, backbone in (
+        ("baseline", "build_efficientnet_fpn_backbone"),
+        ("large", "build_efficientnet_enhanced_fpn_backbone"),
+        ("small", "build_efficientnet_fpn_backbone"),
+    ):
+        assert f"NAME: {backbone}" in (out / stage / "config.yaml").read_text()
+        check_imagenet_trunk(out / stage / "model_final.pth", "backbone.bottom_up.")
+    assert "FORMAT: RGB" in (out / "config.yaml").read_text()  # the fused model's test input
+    assert re.findall(r"copypaste: Task: (\w+)", log) == ["bbox", "segm", "voc_instance"] * 4
+    _check_fused_row(out, results)
+
+    _kill_large_branch_after_first_checkpoint(out)
+    log, results = _run(opts, log_file, config)
+    assert "baseline: already trained" in log and "small: already trained" in log
+    assert re.search(r"large: resuming from .*model_0000000\.pth", log)
+    assert re.search(r"Starting training from iteration 1\b", log)
+    check_imagenet_trunk(out / "large" / "model_final.pth", "backbone.bottom_up.")
+    _check_fused_row(out, results)

@@ -227,6 +227,15 @@ def test_small_branch_and_fused_model_on_a_real_image():
         fused([x])
 
 
+def test_fused_config_reads_images_as_its_branches_take_them():
+    """The Lite0 branches take RGB; a fused config reading BGR would feed them swapped channels."""
+    from detectron2.modeling import build_model
+
+    cfg = _demo_cfg("configs/hybrid_demo_pennfudan_Lite0_FPN.yaml", "INPUT.FORMAT", "BGR")
+    with pytest.raises(ValueError, match="large branch .* takes INPUT.FORMAT RGB .* as BGR"):
+        build_model(cfg)
+
+
 def test_ablation_table_format():
     res = {
         "fused": {

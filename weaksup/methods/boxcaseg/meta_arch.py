@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.layers.mask_ops import paste_masks_in_image
-from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.modeling import FPN, META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import Boxes, Instances
 from fvcore.nn import weight_init
 from torch import nn
@@ -186,6 +186,17 @@ class BoxCaseg(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         backbone = build_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
+        # Patches are fed as they are (no padding): an FPN (e.g. Lite0-FPN) needs sides that its
+        # coarsest level divides, or its top-down sums fail on mismatched sizes (HRNetV2
+        # resizes between its branches and takes any side).
+        divisor = backbone.size_divisibility if isinstance(backbone, FPN) else 1
+        for key in ("PATCH_SIZE", "TEST_SIZE"):
+            side = cfg.INPUT.BOXCASEG.get(key)
+            if side % divisor:
+                raise ValueError(
+                    f"INPUT.BOXCASEG.{key} {side} is not a multiple of {divisor}, which "
+                    f"{cfg.MODEL.BACKBONE.NAME} needs (its size_divisibility)"
+                )
         b = cfg.MODEL.BOXCASEG
         return {
             "backbone": backbone,

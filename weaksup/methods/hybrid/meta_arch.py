@@ -172,6 +172,11 @@ class HybridNetwork(nn.Module):
             ("small", stages.SMALL_CONFIG, stages.SMALL_OPTS, h.SMALL_WEIGHTS),
         ):
             sub = branch_config(path, opts, cfg.MODEL.DEVICE)
+            if sub.INPUT.FORMAT != cfg.INPUT.FORMAT:  # this config's test mapper feeds both
+                raise ValueError(
+                    f"the {name} branch ({path}) takes INPUT.FORMAT {sub.INPUT.FORMAT} but the "
+                    f"fused config reads images as {cfg.INPUT.FORMAT}: set the same INPUT.FORMAT"
+                )
             model = build_model(sub)
             if weights:
                 SafeDetectionCheckpointer(model).load(weights)
