@@ -31,10 +31,10 @@ from .stages import Stage
 from ..utils.coco_json import check_coco_dict
 
 __all__ = [
-    "log_pseudo_mask_validity",
     "build_tasks",
     "dataset_coco",
     "generate_pseudo_masks",
+    "log_pseudo_mask_validity",
     "pseudo_mask_stage",
     "pseudo_mask_validity",
     "run_sharded_job",

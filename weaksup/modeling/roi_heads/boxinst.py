@@ -92,7 +92,7 @@ def crop_roi_masks(masks: torch.Tensor, scale: float) -> torch.Tensor:
     """
     if scale == 1.0 or masks.shape[0] == 0:
         return masks
-    n, c, m = masks.shape[:3]
+    n, m = masks.shape[0], masks.shape[2]
     lo, hi = m * (scale - 1) / (2 * scale), m * (scale + 1) / (2 * scale)
     rois = masks.new_tensor([0.0, lo, lo, hi, hi]).repeat(n, 1)
     rois[:, 0] = torch.arange(n, dtype=masks.dtype, device=masks.device)
