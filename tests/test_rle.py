@@ -1,12 +1,14 @@
 """RLE checks: compressed counts decoded exactly as pycocotools, sizes and totals checked."""
 
+import json
+
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from weaksup.utils.rle import compressed_rle_counts, rle_problem
+from weaksup.utils.rle import compressed_rle_counts, encode_mask, rle_problem
 
-from conftest import shared_path
+from conftest import pennfudan_records, shared_path
 
 
 def _runs(mask):
@@ -56,3 +58,13 @@ def test_pycocotools_alone_does_not_refuse_short_counts(counts):
     except ValueError as e:
         assert "Invalid RLE" in str(e)
     assert rle_problem({"size": [10, 20], "counts": counts}, 10, 20)
+
+
+def test_encode_mask_is_coco_json_rle():
+    _, masks = pennfudan_records(1)
+    mask = masks[0][0]
+    rle = encode_mask(mask)
+    assert set(rle) == {"size", "counts"} and rle["size"] == list(mask.shape)
+    assert isinstance(rle["counts"], str) and json.loads(json.dumps(rle)) == rle
+    assert (mask_util.decode(rle).astype(bool) == mask).all()
+    assert rle_problem(rle, *mask.shape) == ""

@@ -28,11 +28,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 from tqdm import tqdm
 
 from ..utils.file_io import write_atomic
 from ..utils.image_io import check_image_file
+from ..utils.rle import encode_mask
 from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
 __all__ = [
@@ -97,11 +97,6 @@ def read_image_bgr(task: ImageTask) -> np.ndarray:
     return image
 
 
-def _encode(mask: np.ndarray) -> Dict[str, Any]:
-    rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def process_image(
     task: ImageTask, method: str, cfg: PseudoMaskConfig, seed: int
 ) -> List[Dict[str, Any]]:
@@ -117,7 +112,7 @@ def process_image(
             results.append(
                 {
                     "id": ann_id,
-                    "segmentation": _encode(pm.mask),
+                    "segmentation": encode_mask(pm.mask),
                     "area": int(pm.mask.sum()),
                     "box_agreement": float(pm.box_agreement),
                     "mask_valid": bool(pm.mask_valid),
@@ -125,7 +120,9 @@ def process_image(
                 }
             )
     empty = (
-        _encode(np.zeros((task.height, task.width), dtype=bool)) if task.dropped_ann_ids else None
+        encode_mask(np.zeros((task.height, task.width), dtype=bool))
+        if task.dropped_ann_ids
+        else None
     )
     for ann_id in task.dropped_ann_ids:
         results.append(

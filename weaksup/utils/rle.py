@@ -4,14 +4,23 @@ pycocotools trusts an RLE: ``frPyObjects`` / ``decode`` of counts that do not ad
 ``height * width`` give a mask with uninitialised pixels or an "Invalid RLE" error that names
 nothing. :func:`rle_problem` says what is wrong (both uncompressed ``counts`` lists and compressed
 ``counts`` strings are summed, the latter decoded as pycocotools' ``rleFrString`` does, vectorised);
-callers name the file and the annotation. Plain numpy.
+callers name the file and the annotation. :func:`encode_mask` writes the json form of a mask.
+Plain numpy and pycocotools.
 """
 
 from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
+import pycocotools.mask as mask_util
 
-__all__ = ["check_annotation_rles", "compressed_rle_counts", "rle_problem"]
+__all__ = ["check_annotation_rles", "compressed_rle_counts", "encode_mask", "rle_problem"]
+
+
+def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
+    """A ``(H, W)`` mask (nonzero = in) as a json-able compressed RLE: ``{"size": [H, W],
+    "counts": str}``, as COCO json files hold it."""
+    rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def compressed_rle_counts(counts: bytes) -> np.ndarray:

@@ -36,6 +36,7 @@ from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import box_agreement, merge_smaller_wins
 from weaksup.engine.pseudo_masks import run_sharded_job
 from weaksup.pseudo.job import ShardedJob
+from weaksup.utils.rle import encode_mask
 
 from .data import BoxCasegTestMapper
 
@@ -68,11 +69,6 @@ def merge_and_drop(
         masks = merge_smaller_wins(masks)
     agreements = np.array([box_agreement(m, b) for m, b in zip(masks, boxes)], dtype=np.float64)
     return masks, agreements, agreements >= drop_threshold
-
-
-def _encode(mask: np.ndarray) -> Dict[str, Any]:
-    rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def _job_key(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: float) -> Dict:
@@ -191,9 +187,9 @@ def _image_results(
         if j in by_index:
             n = by_index[j]
             mask = masks[n]
-            entry = (_encode(mask), int(mask.sum()), float(agreements[n]), bool(valid[n]), None)
+            entry = (encode_mask(mask), int(mask.sum()), float(agreements[n]), bool(valid[n]), None)
         else:  # crowd: not segmented, never trains a mask
-            empty = empty or _encode(np.zeros((h, w), dtype=bool))
+            empty = empty or encode_mask(np.zeros((h, w), dtype=bool))
             entry = (empty, 0, 0.0, False, "crowd")
         results.append(
             dict(
