@@ -11,11 +11,12 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from .coco import COCO_TO_VOC, register_class_subset, register_coco_boxonly
-from .image_sets import declare_image_split, exclude_voc_photos
+from .grabcut13 import register_grabcut13
+from .image_sets import declare_image_sources, declare_image_split, exclude_voc_photos
 from .image_labels import register_image_labels
 from .nuts_labelme import register_nuts_labelme
 from .pennfudan import register_pennfudan
-from .salient import register_salient
+from .salient import load_salient_images, register_salient, salient_instances
 from .voc import VOC_CLASSES, register_voc_instance, register_voc_sem_seg
 
 _REPO_ROOT = os.path.dirname(
@@ -92,7 +93,9 @@ def register_all_voc_sbd(root: str) -> None:
 
 
 def register_all_salient(root: str) -> None:
-    """``duts_single_train`` (list from ``datasets/prepare_duts_single.py``) and ``ecssd``."""
+    """``duts_single_train`` (list from ``datasets/prepare_duts_single.py``), ``ecssd`` and its
+    parts ``ecssd_train`` / ``ecssd_heldout`` (900 / 100, :mod:`.salient`), and
+    ``ecssd_heldout_instances``: the held-out images as instance dicts (box + mask)."""
     duts = os.path.join(root, "DUTS/DUTS-TR")
     register_salient(
         "duts_single_train",
@@ -100,11 +103,25 @@ def register_all_salient(root: str) -> None:
         os.path.join(duts, "DUTS-TR-Mask"),
         list_file=os.path.join(duts, "duts_single.txt"),
     )
-    register_salient(
-        "ecssd", os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask")
-    )
+    ecssd = (os.path.join(root, "ECSSD/images"), os.path.join(root, "ECSSD/ground_truth_mask"))
+    register_salient("ecssd", *ecssd)
     declare_image_split("duts_single_train", "duts", ["DUTS-TR"])
     declare_image_split("ecssd", "ecssd", ["all"])
+    for part in ("train", "heldout"):
+        register_salient(f"ecssd_{part}", *ecssd, part=part)
+        declare_image_split(f"ecssd_{part}", "ecssd", [part])
+    DatasetCatalog.register(
+        "ecssd_heldout_instances",
+        lambda: salient_instances(load_salient_images(*ecssd, part="heldout")),
+    )
+    MetadataCatalog.get("ecssd_heldout_instances").set(thing_classes=["object"])
+    declare_image_sources("ecssd_heldout_instances", ["ecssd_heldout"])
+
+
+def register_all_grabcut13(root: str) -> None:
+    """``grabcut13``: the 13 images of the GrabCut benchmark, one box + mask each."""
+    register_grabcut13("grabcut13", shared_data_root(root, "grabcut13"))
+    declare_image_split("grabcut13", "grabcut13", ["all"])
 
 
 def shared_data_root(root: str, folder: str) -> str:
@@ -156,6 +173,7 @@ register_all_coco_boxonly(_root)
 register_all_voc_detection(_root)
 register_all_voc_sbd(_root)
 register_all_salient(_root)
+register_all_grabcut13(_root)
 register_all_pennfudan(_root)
 register_all_nuts_labelme(_root)
 register_all_image_labels()

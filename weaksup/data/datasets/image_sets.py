@@ -57,6 +57,7 @@ DISJOINT_LISTS: Dict[str, Set[FrozenSet[str]]] = {
     "coco": {frozenset({"train2017", "val2017"})},
     "pennfudan": {frozenset({"train", "val"})},
     "nuts_coco": {frozenset({"train", "val"})},
+    "ecssd": {frozenset({"train", "heldout"})},  # weaksup's own split (datasets/salient.py)
 }
 
 

@@ -4,17 +4,38 @@ Salient-object images (image + binary 0/255 mask, one object each) for BoxCaseg 
 
 Dicts: ``{file_name, height, width, image_id, salient_mask_file}``; metadata
 ``thing_classes=["object"]``. Image sizes come from the image headers (PIL opens lazily).
+
+``part`` splits a folder without a list file into ``"train"`` and ``"heldout"``: every
+:data:`HELDOUT_EVERY`-th image in name order is held out (ECSSD's 1,000 -> 900 + 100), so a
+network trained on the first can be scored on images it never saw (BoxCaseg's class-agnostic
+claim, ``benchmarks/boxcaseg.py``). :func:`salient_instances` turns salient dicts into instance
+dicts (one object, its tight box, its mask as RLE) for box-conditioned mask evaluation.
 """
 
 import os
 from typing import Dict, List, Optional
 
+import cv2
+import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
 from PIL import Image
 
+from ...utils.rle import encode_mask
 from .sanitize import check_annotation_file, sanitize_dataset_dicts
 
-__all__ = ["load_salient_images", "register_salient"]
+__all__ = [
+    "HELDOUT_EVERY",
+    "load_salient_images",
+    "read_salient_mask",
+    "register_salient",
+    "salient_instances",
+]
+
+# Every HELDOUT_EVERY-th image (name order, 0-based index % HELDOUT_EVERY == HELDOUT_EVERY - 1)
+# belongs to part "heldout", the others to part "train".
+HELDOUT_EVERY = 10
+PARTS = ("all", "train", "heldout")
 
 
 def _read_list(list_file: str) -> List[str]:
@@ -29,6 +50,7 @@ def load_salient_images(
     list_file: Optional[str] = None,
     image_ext: str = ".jpg",
     mask_ext: str = ".png",
+    part: str = "all",
 ) -> List[Dict]:
     """
     Pair ``image_dir/<stem><image_ext>`` with ``mask_dir/<stem><mask_ext>``.
@@ -36,7 +58,11 @@ def load_salient_images(
     Args:
         list_file: optional text file with one image stem per line (e.g. the DUTS-Single list
             written by ``datasets/prepare_duts_single.py``); without it every image is used.
+        part: ``"all"``, or ``"train"`` / ``"heldout"`` of the module docstring's split (of the
+            list or folder order); ``image_id`` is the index in the whole list either way.
     """
+    if part not in PARTS:
+        raise ValueError(f"salient dataset part must be one of {PARTS}, got {part!r}")
     if not os.path.isdir(image_dir):
         raise FileNotFoundError(f"Image folder not found: {image_dir}")
     if list_file is not None:
@@ -47,6 +73,9 @@ def load_salient_images(
         source = image_dir
     dicts = []
     for image_id, stem in enumerate(stems):
+        heldout = image_id % HELDOUT_EVERY == HELDOUT_EVERY - 1
+        if (part == "train" and heldout) or (part == "heldout" and not heldout):
+            continue
         file_name = os.path.join(image_dir, stem + image_ext)
         mask_file = os.path.join(mask_dir, stem + mask_ext)
         for path in (file_name, mask_file):
@@ -64,6 +93,37 @@ def load_salient_images(
             }
         )
     return sanitize_dataset_dicts(dicts, source, num_classes=1)
+
+
+def read_salient_mask(path: str) -> np.ndarray:
+    """The bool object mask of a 0/255 salient mask file (> 127); the error names the file."""
+    mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FileNotFoundError(f"cannot read salient mask {path}")
+    return mask > 127
+
+
+def salient_instances(dicts: List[Dict]) -> List[Dict]:
+    """Salient dicts as instance dicts: one annotation (category 0) per image whose mask is not
+    empty, ``bbox`` the mask's tight box (``XYXY_ABS``, pixel edges), ``segmentation`` its RLE."""
+    out = []
+    for r in dicts:
+        mask = read_salient_mask(r["salient_mask_file"])
+        if not mask.any():
+            continue
+        ys, xs = np.nonzero(mask)
+        ann = {
+            "id": r["image_id"] + 1,
+            "bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+            "bbox_mode": BoxMode.XYXY_ABS,
+            "category_id": 0,
+            "iscrowd": 0,
+            "segmentation": encode_mask(mask),
+        }
+        out.append(
+            {k: v for k, v in r.items() if k != "salient_mask_file"} | {"annotations": [ann]}
+        )
+    return out
 
 
 def register_salient(
