@@ -151,6 +151,42 @@ def test_training_stage_retrains_from_scratch_when_its_config_or_weights_change(
     assert training_stage(moved, "x").fingerprint == training_stage(lr, "x").fingerprint
 
 
+def test_training_stage_reused_when_only_the_evaluation_datasets_change(
+    tmp_path, monkeypatch, stage_log
+):
+    """A rerun with another DATASETS.TEST / WEAKSUP.EVALUATORS evaluates the cached model (the
+    Hybrid pipeline's promise), also when the record is of a version that counted those keys."""
+    calls = []
+    _fake_training(monkeypatch, calls)
+    path = "configs/DASNet/demo/pennfudan_stage2_seg_R18_FPN_GN.yaml"
+    run_training_stage(None, _cfg(path, tmp_path), "stage 2", "t")
+    other = _cfg(
+        path,
+        tmp_path,
+        "DATASETS.TEST",
+        "('pennfudan_val_small',)",
+        "WEAKSUP.EVALUATORS",
+        "['coco']",
+    )
+    run_training_stage(None, other, "stage 2", "t")
+    assert calls == ["stage 2"] and "skipped" in stage_log[-1]
+    # a record written when the settings still held DATASETS.TEST: reused, whatever its value
+    stage = training_stage(other, "stage 2")
+    record_path = stage_record_path(stage)
+    record = json.loads(Path(record_path).read_text())
+    record["settings"]["DATASETS"]["TEST"] = ["pennfudan_val_sem_seg"]
+    record["fingerprint"] = "made by an earlier version"
+    Path(record_path).write_text(json.dumps(record))
+    run_training_stage(None, other, "stage 2", "t")
+    assert calls == ["stage 2"] and "skipped" in stage_log[-1]
+    # ... but a training setting that changed still retrains
+    record["settings"]["SOLVER"]["BASE_LR"] = 0.123
+    Path(record_path).write_text(json.dumps(record))
+    run_training_stage(None, other, "stage 2", "t")
+    assert len(calls) == 2 and "SOLVER.BASE_LR: 0.123" in stage_log[-1]
+    assert "DATASETS.TEST" not in stage_log[-1]
+
+
 def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monkeypatch, stage_log):
     """Issue 16 item 7: a finished proxy-mask json was reused after PROXY.DROP_THRESHOLD changed,
     so stage 3 trained on the old flags. Now stage 2 is redone, and stage 3's fingerprint moves."""
@@ -167,7 +203,9 @@ def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monke
     monkeypatch.setattr(boxcaseg, "generate_proxy_masks", fake_generate)
     monkeypatch.setattr(boxcaseg.BoxCasegTrainer, "build_model", classmethod(lambda cls, c: None))
     monkeypatch.setattr(
-        boxcaseg, "SafeDetectionCheckpointer", lambda m: type("C", (), {"load": lambda s, w: None})()
+        boxcaseg,
+        "SafeDetectionCheckpointer",
+        lambda m: type("C", (), {"load": lambda s, w: None})(),
     )
 
     def stage2(threshold):

@@ -3,6 +3,7 @@ and the training-stage helpers they share: a stage's config, whether a training 
 its :class:`~weaksup.engine.stages.Stage` (fingerprint: the stage's config and inputs) and
 training it with resume."""
 
+import copy
 import glob
 import logging
 import os
@@ -38,6 +39,9 @@ VOLATILE_KEYS = (
     "CUDNN_BENCHMARK",
     "WEAKSUP.VIS",
 )
+# Keys that only choose what a trained model is evaluated on (not how it trains): a training
+# stage is not redone when they change, so a rerun evaluates the cached model on other datasets.
+EVALUATION_KEYS = ("DATASETS.TEST", "WEAKSUP.EVALUATORS")
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +75,23 @@ def stage_done(output_dir: str) -> bool:
     return name == "model_final.pth" and os.path.isfile(os.path.join(output_dir, name))
 
 
-def config_settings(cfg: CfgNode) -> Dict[str, Any]:
-    """A config as the settings of a stage: its values without :data:`VOLATILE_KEYS`."""
-    settings = yaml.safe_load(cfg.dump())
-    for key in VOLATILE_KEYS:
+def _training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """``settings`` (a config as a dict) without :data:`VOLATILE_KEYS` and
+    :data:`EVALUATION_KEYS`: what makes a training stage's checkpoints."""
+    settings = copy.deepcopy(settings)
+    for key in VOLATILE_KEYS + EVALUATION_KEYS:
         *parents, leaf = key.split(".")
         node = settings
         for p in parents:
             node = node.get(p, {})
         node.pop(leaf, None)
     return settings
+
+
+def config_settings(cfg: CfgNode) -> Dict[str, Any]:
+    """A config as the settings of a training stage: its values without :data:`VOLATILE_KEYS`
+    and :data:`EVALUATION_KEYS`."""
+    return _training_settings(yaml.safe_load(cfg.dump()))
 
 
 def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] = ()) -> Stage:
@@ -96,7 +107,15 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
             if os.path.isfile(path):
                 os.remove(path)
 
-    return Stage(name, cfg.OUTPUT_DIR, config_settings(cfg), inputs, is_dir=True, clear=clear)
+    return Stage(
+        name,
+        cfg.OUTPUT_DIR,
+        config_settings(cfg),
+        inputs,
+        is_dir=True,
+        clear=clear,
+        normalize=_training_settings,  # records of earlier versions kept the evaluation keys
+    )
 
 
 def run_training_stage(

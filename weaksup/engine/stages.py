@@ -14,6 +14,10 @@ run and whether the stage finished, and decides, logging which case applies and 
 * no record, or another fingerprint: **rerun from scratch** after the stage's ``clear`` removed
   the stale output; the log names the settings or inputs that changed.
 
+A stage's ``normalize`` maps recorded settings to the form its settings take today, so that a
+record written before a key stopped counting (e.g. the evaluation datasets of a training stage)
+still matches: the recorded settings, normalised, with the recorded inputs give the fingerprint.
+
 Every process of a job calls :func:`run_stage`; only the main process reads and writes the
 record and clears, and all processes take the same decision.
 """
@@ -65,6 +69,7 @@ class Stage:
         is_dir: ``output`` is a folder (record inside it) rather than a file (record beside it).
         clear: removes a stale output before a rerun; default: the file (and ``<file>.work``) or
             the folder's contents.
+        normalize: maps a record's settings to today's form (module docstring); default: as is.
     """
 
     name: str
@@ -73,6 +78,9 @@ class Stage:
     inputs: Sequence[Union["Stage", str]] = ()
     is_dir: bool = False
     clear: Optional[Callable[[], None]] = field(default=None, repr=False)
+    normalize: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = field(
+        default=None, repr=False
+    )
 
     def input_fingerprints(self) -> Dict[str, Any]:
         out = {}
@@ -154,16 +162,25 @@ def _default_clear(stage: Stage) -> None:
             os.remove(path)
 
 
+def _matches(stage: Stage, record: Dict[str, Any]) -> bool:
+    """Whether ``record`` was made by ``stage``'s settings and inputs (module docstring)."""
+    if record.get("fingerprint") == stage.fingerprint:
+        return True
+    if stage.normalize is None or "settings" not in record:
+        return False
+    settings = stage.normalize(record["settings"])
+    return stage_fingerprint(settings, record.get("inputs", {})) == stage.fingerprint
+
+
 def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
     """Main process: ``{"action": "skip" | "resume" | "rerun", "reason": str}``."""
     record = _read_record(stage_record_path(stage))
-    fingerprint = stage.fingerprint
     if record is None:
         if output_done():
             return {"action": "rerun", "reason": f"no record of what made {stage.output}"}
         fresh = not os.path.exists(stage.output)
         return {"action": "rerun", "reason": f"{stage.output} not made yet", "fresh": fresh}
-    if record.get("fingerprint") != fingerprint:
+    if not _matches(stage, record):
         return {"action": "rerun", "reason": "changed " + stage_changes(stage)}
     if record.get("complete") and output_done():
         return {"action": "skip", "reason": f"{stage.output} is up to date"}
@@ -230,9 +247,10 @@ def stage_changes(stage: Stage) -> Optional[str]:
     """What changed since ``stage``'s recorded run (settings and inputs; None when nothing did or
     there is no record); read on the main process."""
     record = _read_record(stage_record_path(stage))
-    if record is None or record.get("fingerprint") == stage.fingerprint:
+    if record is None or _matches(stage, record):
         return None
-    changes = _changes(record.get("settings", {}), stage.settings)
+    old = record.get("settings", {})
+    changes = _changes(stage.normalize(old) if stage.normalize else old, stage.settings)
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
 
