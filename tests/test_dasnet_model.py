@@ -209,3 +209,27 @@ def test_retinanet_detection_module(batch):
         assert o["sem_seg"].shape == (2, x["height"], x["width"])
         inst = o["instances"]
         assert len(inst) == 3 and inst.pred_masks.shape[1:] == (x["height"], x["width"])
+
+
+def test_box_attention_off_gives_the_decoder_the_whole_maps():
+    """MODEL.DASNET.BOX_ATTENTION False (the ablation of Eq. 1): each query's decoder input is its
+    image's maps, unmasked; on, it is zero outside the query's boxes and equal inside."""
+    from weaksup.methods.dasnet.attention import AttentionQueries
+
+    on, off = build_model(_cfg()), build_model(_cfg("MODEL.DASNET.BOX_ATTENTION", "False"))
+    assert on.box_attention and not off.box_attention
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 4, 4)]
+    queries = AttentionQueries(
+        image_index=torch.tensor([1, 0]),
+        classes=torch.tensor([0, 0]),
+        boxes=torch.tensor([[0.0, 0.0, 32.0, 32.0], [32.0, 32.0, 64.0, 64.0]]),
+        box_query=torch.tensor([0, 1]),
+    )
+    for f, g in zip(feats, off._attend(feats, queries, (64, 64))):
+        torch.testing.assert_close(g, f[[1, 0]])
+    fine = on._attend(feats, queries, (64, 64))[0]  # stride 8: the box is the top-left 4 x 4
+    torch.testing.assert_close(fine[0, :, :4, :4], feats[0][1, :, :4, :4])
+    assert fine[0, :, 4:].abs().sum() == 0 and fine[0, :, :, 4:].abs().sum() == 0
+    torch.testing.assert_close(fine[1, :, 4:, 4:], feats[0][0, :, 4:, 4:])
+    assert fine[1, :, :4].abs().sum() == 0

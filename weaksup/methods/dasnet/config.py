@@ -50,4 +50,7 @@ def add_dasnet_config(cfg: CN) -> CN:
     # Training: each class-specific input holds a random non-empty subset of the class's GT
     # boxes (Sec. 4.1, "the number of class-specific bboxes is randomly set"); False: all of them.
     _C.MODEL.DASNET.RANDOM_BOX_SUBSET = False
+    # Box attention (Sec. 3.3, Eq. 1): the decoder sees the features inside the query's boxes
+    # only; False feeds it the whole maps (the ablation of Eq. 1, benchmarks/dasnet.py).
+    _C.MODEL.DASNET.BOX_ATTENTION = True
     return cfg

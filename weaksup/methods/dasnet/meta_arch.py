@@ -92,6 +92,7 @@ class DASNet(nn.Module):
         semantic_score_thresh: float,
         max_queries_per_pass: int,
         random_box_subset: bool = False,
+        box_attention: bool = True,
     ):
         """
         Args:
@@ -102,6 +103,9 @@ class DASNet(nn.Module):
             stage: one of "detection", "segmentation", "joint".
             semantic_on / instance_on: train and predict ``sem_seg`` / instance masks.
             ignore_value: label-map value of unlabelled pixels (``sem_seg`` inputs).
+            box_attention: Eq. 1 on (the default); False gives the decoder every query's whole
+                feature maps (the ablation of the attention module: only the losses and the
+                instance assembly still see the boxes).
             others: see ``cfg.MODEL.DASNET`` in :mod:`weaksup.config`.
         """
         super().__init__()
@@ -130,6 +134,7 @@ class DASNet(nn.Module):
         self.semantic_score_thresh = semantic_score_thresh
         self.max_queries_per_pass = max_queries_per_pass
         self.random_box_subset = random_box_subset
+        self.box_attention = box_attention
         # Frozen parts get no gradient, so the optimizer skips them and DDP does not wait on them.
         frozen = []
         if stage == "segmentation":
@@ -178,6 +183,7 @@ class DASNet(nn.Module):
             "semantic_score_thresh": c.SEMANTIC_SCORE_THRESH,
             "max_queries_per_pass": c.MAX_QUERIES_PER_PASS,
             "random_box_subset": c.RANDOM_BOX_SUBSET,
+            "box_attention": c.BOX_ATTENTION,
         }
 
     @property
@@ -270,8 +276,7 @@ class DASNet(nn.Module):
             names += ["loss_instance_score", "loss_instance_mask"] if self.instance_on else []
             return {name: zero for name in names}
         image_size = tuple(images.tensor.shape[-2:])
-        feats = box_attention([features[f] for f in self.in_features], queries, image_size)
-        x = self.decoder(feats)
+        x = self.decoder(self._attend([features[f] for f in self.in_features], queries, image_size))
         losses = {}
         if self.semantic_on:
             targets = self._semantic_targets(queries, gt_instances, sem_seg, image_size)
@@ -376,6 +381,15 @@ class DASNet(nn.Module):
         )
         return instance_losses(assembled, cat(labels), cat(targets).to(self.device))
 
+    def _attend(
+        self, features: List[torch.Tensor], queries: AttentionQueries, image_size: Tuple[int, int]
+    ) -> List[torch.Tensor]:
+        """The decoder's input per query: Eq. 1's box attention, or with ``box_attention`` off
+        the query's image's unmasked maps."""
+        if self.box_attention:
+            return box_attention(features, queries, image_size)
+        return [f[queries.image_index] for f in features]
+
     # ---------------------------------------------------------------- inference (Sec. 3.5)
     def _decode_in_chunks(
         self,
@@ -388,7 +402,7 @@ class DASNet(nn.Module):
         outputs = []
         for first in range(0, len(queries), self.max_queries_per_pass):
             chunk = _select(queries, first, first + self.max_queries_per_pass)
-            outputs.append(head(chunk, self.decoder(box_attention(features, chunk, image_size))))
+            outputs.append(head(chunk, self.decoder(self._attend(features, chunk, image_size))))
         return cat(outputs)
 
     def _semantic_inference(
