@@ -155,7 +155,8 @@ def test_training_stage_reused_when_only_the_evaluation_datasets_change(
     tmp_path, monkeypatch, stage_log
 ):
     """A rerun with another DATASETS.TEST / WEAKSUP.EVALUATORS evaluates the cached model (the
-    Hybrid pipeline's promise), also when the record is of a version that counted those keys."""
+    Hybrid pipeline's promise), also when the record is of a version that counted those keys or
+    lacked a key added since."""
     calls = []
     _fake_training(monkeypatch, calls)
     path = "configs/DASNet/demo/pennfudan_stage2_seg_R18_FPN_GN.yaml"
@@ -176,6 +177,11 @@ def test_training_stage_reused_when_only_the_evaluation_datasets_change(
     record = json.loads(Path(record_path).read_text())
     record["settings"]["DATASETS"]["TEST"] = ["pennfudan_val_sem_seg"]
     record["fingerprint"] = "made by an earlier version"
+    Path(record_path).write_text(json.dumps(record))
+    run_training_stage(None, other, "stage 2", "t")
+    assert calls == ["stage 2"] and "skipped" in stage_log[-1]
+    # a key added to weaksup since the record was written counts at its default
+    del record["settings"]["MODEL"]["DASNET"]["BOX_ATTENTION"]
     Path(record_path).write_text(json.dumps(record))
     run_training_stage(None, other, "stage 2", "t")
     assert calls == ["stage 2"] and "skipped" in stage_log[-1]

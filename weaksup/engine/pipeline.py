@@ -10,7 +10,7 @@ import os
 from typing import Any, Dict, Sequence, Union
 
 import yaml
-from detectron2.config import CfgNode
+from detectron2.config import CfgNode, get_cfg
 from detectron2.utils import comm
 
 from ..registry import Registry
@@ -88,6 +88,24 @@ def _training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
     return settings
 
 
+def _merge(defaults: Dict[str, Any], settings: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(defaults)
+    for k, v in settings.items():
+        d = out.get(k)
+        out[k] = _merge(d, v) if isinstance(d, dict) and isinstance(v, dict) else v
+    return out
+
+
+def _recorded_training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """A training stage's recorded settings in today's form: keys added to weaksup since the
+    record (absent from it) at their defaults, which keep the earlier behaviour; then
+    :func:`_training_settings`."""
+    from ..config import add_weaksup_config  # the method configs import the engine
+
+    defaults = yaml.safe_load(add_weaksup_config(get_cfg()).dump())
+    return _training_settings(_merge(defaults, settings))
+
+
 def config_settings(cfg: CfgNode) -> Dict[str, Any]:
     """A config as the settings of a training stage: its values without :data:`VOLATILE_KEYS`
     and :data:`EVALUATION_KEYS`."""
@@ -114,7 +132,7 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
         inputs,
         is_dir=True,
         clear=clear,
-        normalize=_training_settings,  # records of earlier versions kept the evaluation keys
+        normalize=_recorded_training_settings,  # records of earlier weaksup versions
     )
 
 
