@@ -16,12 +16,14 @@ import torch
 
 from conftest import (
     REPO_ROOT,
+    check_imagenet_trunk,
     copypaste_lines,
     free_port,
     shared_path,
 )
 
 CONFIG = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.yaml"
+LITE0 = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_Lite0_OS16.yaml"
 TINY = [
     "MODEL.DEVICE", "cpu",
     "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
@@ -44,7 +46,7 @@ TINY = [
 ]  # fmt: skip
 
 
-def _train(tmp_path, *args, background=False):
+def _train(tmp_path, *args, background=False, config=CONFIG):
     env = {
         **os.environ,
         "PENNFUDAN_ROOT": str(shared_path("PennFudanPed")),
@@ -52,7 +54,7 @@ def _train(tmp_path, *args, background=False):
         "OMP_NUM_THREADS": "1",
     }
     cmd = [sys.executable, str(REPO_ROOT / "tests" / "boxsup_train_tiny.py")]
-    cmd += ["--config-file", str(CONFIG), *args]
+    cmd += ["--config-file", str(config), *args]
     if background:
         log = open(tmp_path / "killed.log", "w")
         return subprocess.Popen(
@@ -131,3 +133,22 @@ def test_label_update_between_epochs_kill_and_resume(tmp_path):
     assert float(sem[1].split(",")[0]) == pytest.approx(rows[-1]["val_mIoU"], abs=1e-3)
     assert [r["labelling"] for r in rows[:2]] == [0, 1]  # epochs before the kill, kept in the state
     assert "BoxSup per epoch" in log
+
+
+@pytest.mark.slow
+def test_lite0_demo_config_trains_the_imagenet_trunk_relabels_and_evaluates(tmp_path):
+    """configs/BoxSup/demo/pennfudan_boxsup_Lite0_OS16.yaml on the tiny images: the dilated
+    Lite0 trunk starts from the ImageNet weights and trains (stem and res2 frozen), labelling 1 is
+    made by the network after the first epoch, and the val evaluation is recorded per epoch."""
+    out = tmp_path / "out"
+    log = _train(
+        tmp_path, *TINY, "MODEL.SEM_SEG_HEAD.CONVS_DIM", "64", "SOLVER.MAX_ITER", "4",
+        "DATASETS.TEST", "('tiny_pf_val_sem_seg',)", "TEST.EVAL_PERIOD", "2", "OUTPUT_DIR", str(out),
+        config=LITE0,
+    )  # fmt: skip
+    assert "Loading from weaksup://ImageNetPretrained/efficientnet_lite0.pth" in log
+    assert "E_o + lambda E_r" in log  # labelling 1, by the network
+    check_imagenet_trunk(out / "model_final.pth", "backbone.")
+    rows = json.loads((out / "boxsup" / "epochs.json").read_text())
+    assert [r["labelling"] for r in rows] == [0, 1]
+    assert all(0 <= r["val_mIoU"] <= 100 for r in rows) and rows[0]["label_mIoU"] > 0
