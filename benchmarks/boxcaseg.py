@@ -1,130 +1,283 @@
 #!/usr/bin/env python
 """
-BoxCaseg benchmark: proxy-mask quality of a stage-1 BoxCaseg model trained here, against the
-pseudo-mask engine's GrabCut (and the box / ellipse baselines), on the same PennFudan instances in
-the same run; and the BoxCaseg network's throughput (patches/s).
+BoxCaseg benchmark: proxy masks of a stage-1 BoxCaseg network against the pseudo-mask engine's
+methods (``consensus``, GrabCut, ellipse, box) on the same GT boxes in one run, on the training
+data and on datasets the network never saw (Sec. 4, Tab. 3 / 7-8 in miniature); optionally the
+ablations of Tab. 4 (heads at inference), Tab. 5 (fixed ratio vs random sampling) and Tab. 6
+(alpha); and the throughput of each method.
 
-1. Trains the stage-1 network of ``--config`` (default: the CPU demo's, PennFudan train boxes +
-   ECSSD salient images, from scratch) for its ``SOLVER.MAX_ITER`` (or ``--iters``) iterations into
-   ``--output``, unless ``--weights`` names a trained one.
-2. For every GT box of ``--dataset`` (default ``pennfudan_val``: images the network never saw),
-   one mask per method: BoxCaseg (crop at the box, salient + transferred heads, paste back) and the
-   engine's methods; each with the paper's post-processing (merge "smaller object better", then
-   drop by proxy box agreement). Table: mIoU*, IoU@50, IoU@75 of all masks (merged), and for each
-   ``--drop`` threshold (0.95 of Tab. 8, 0.6 of the CPU demo) the share of masks kept and their
-   mIoU*.
-3. Throughput: ``predict_patches`` on batches of random patches at the test size (forward only),
-   after a warm-up, on the CPU (and on CUDA when available).
+1. Trains the stage-1 network of ``--config`` (default: the pretrained CPU demo's, Lite0-FPN on
+   PennFudan train boxes + ECSSD salient images) into ``--output`` (a cached, resumable stage:
+   a rerun with the same config reuses it), unless ``--weights`` names a trained one.
+   ``KEY VALUE`` overrides follow the options, e.g. ``DATASETS.SALIENT_TRAIN "('ecssd_train',)"``
+   to hold ECSSD's ``ecssd_heldout`` images out of training.
+2. For every GT box of each ``--datasets`` entry, one mask per method: BoxCaseg (crop at the box,
+   salient + transferred heads, paste back) and the engine's methods; each with Sec. 3.4's
+   post-processing (merge "smaller object better", then drop by proxy box agreement). Table per
+   dataset: mIoU*, IoU@50, IoU@75 of all masks; for each ``--drop`` threshold (0.95 of Tab. 8,
+   0.6 of the CPU demo) the share kept and the mIoU* of the kept and of the dropped masks; and
+   instances per CPU-second (``time.process_time``: every thread's CPU time, network inference or
+   engine method plus merge), with the hours one core needs for COCO train2017's 860k instances.
+   Each dataset's header says how many of its photos stage 1 trained on (by real path).
+3. ``--tab4``: BoxCaseg's mIoU* with the heads of Tab. 4 at inference (same weights).
+   ``--tab5``: a second stage 1 with ``DATALOADER.BOX_SALIENT_SAMPLING random``; ``--tab6 A ...``:
+   one stage 1 per alpha (``MODEL.BOXCASEG.ALPHA``); each trained as step 1, mIoU* per dataset.
+4. Network throughput: ``predict_patches`` on batches of random patches at the test size.
 
-    DETECTRON2_DATASETS=../shared/data python benchmarks/boxcaseg.py [--iters N] [--weights W]
+    DETECTRON2_DATASETS=../shared/data python benchmarks/boxcaseg.py [--weights W] [--tab4]
+        [--tab5] [--tab6 0.5 1.0] [KEY VALUE ...]
 """
 
 import argparse
 import os
 import sys
 import time
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-from weaksup import add_weaksup_config  # noqa: E402
+from weaksup import load_config  # noqa: E402
+from weaksup.data.datasets.image_sets import photo_keys  # noqa: E402
 from weaksup.engine import resolve_device  # noqa: E402
+from weaksup.engine.pipeline import run_training_stage, stage_config, training_stage  # noqa: E402
+from weaksup.evaluation import box_mask_quality  # noqa: E402
+from weaksup.evaluation.ground_truth import segmentation_to_bitmask  # noqa: E402
 from weaksup.methods.boxcaseg.data import BoxCasegTestMapper  # noqa: E402
 from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer  # noqa: E402
 from weaksup.methods.boxcaseg.proxy_masks import merge_and_drop  # noqa: E402
-from weaksup.evaluation import box_mask_quality  # noqa: E402
-from weaksup.evaluation.ground_truth import segmentation_to_bitmask  # noqa: E402
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image  # noqa: E402
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
 
+COCO_TRAIN_INSTANCES = 860_000
+# Tab. 4's rows: the heads that predict (MODEL.BOXCASEG.HEADS; salient + transferred mix by Eq. 3).
+TAB4_HEADS = (("weak",), ("salient",), ("transferred",), ("salient", "transferred"))
 
-def train_stage1(cfg, iters: int) -> str:
+
+def train_stage1(cfg, output: str, name: str) -> str:
+    """Stage 1 of ``cfg`` in ``output`` (cached and resumable); returns its final weights."""
     cfg = cfg.clone()
     cfg.defrost()
-    cfg.SOLVER.MAX_ITER = iters
-    cfg.SOLVER.CHECKPOINT_PERIOD = iters
     cfg.DATASETS.TEST = ()
-    cfg.freeze()
+    cfg = stage_config(cfg, output)
     start = time.perf_counter()
-    trainer = BoxCasegTrainer(cfg)
-    trainer.resume_or_load(resume=False)
-    trainer.train()
-    print(f"stage 1: {iters} iterations in {time.perf_counter() - start:.0f} s")
-    return os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    run_training_stage(BoxCasegTrainer, cfg, training_stage(cfg, name), "BoxCaseg network")
+    print(f"{name}: {time.perf_counter() - start:.0f} s (0 when reused) in {output}")
+    return os.path.join(output, "model_final.pth")
 
 
-def method_masks(cfg, model, records, methods):
-    """{method: (list of per-image (N, H, W) masks, seconds)} for the GT boxes of ``records``."""
-    mapper = BoxCasegTestMapper(cfg, False)
-    out = {m: ([], 0.0) for m in ["boxcaseg", *methods]}
-    engine_cfg = PseudoMaskConfig(merge_smaller=False)
+def load_model(cfg, weights: str, heads: Sequence[str] = ()):
+    cfg = cfg.clone()
+    cfg.defrost()
+    if heads:
+        cfg.MODEL.BOXCASEG.HEADS = list(heads)
+    resolve_device(cfg)
+    model = BoxCasegTrainer.build_model(cfg)
+    SafeDetectionCheckpointer(model).load(weights)
+    return model.eval()
+
+
+def gt_instances(records) -> Tuple[List[np.ndarray], List[int], List[np.ndarray]]:
+    """GT masks and classes of every non-crowd instance, and each image's boxes (XYXY_ABS)."""
+    gts, classes, boxes = [], [], []
+    for r in records:
+        anns = [a for a in r["annotations"] if not a.get("iscrowd", 0)]
+        gts += [segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]) for a in anns]
+        classes += [a["category_id"] for a in anns]
+        boxes.append(np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4))
+    return gts, classes, boxes
+
+
+def boxcaseg_masks(cfg, model, records) -> Tuple[List[np.ndarray], float]:
+    """Per image, the ``(N, H, W)`` BoxCaseg masks of its GT boxes; CPU seconds."""
+    mapper, masks, secs = BoxCasegTestMapper(cfg, False), [], 0.0
     for r in records:
         x = mapper(r)
-        boxes = x["instances"].gt_boxes.tensor.numpy().astype(np.float64)
-        start = time.perf_counter()
+        start = time.process_time()
         with torch.no_grad():
-            pred = model([x])[0]["instances"].pred_masks.cpu().numpy().astype(bool)
-        masks, secs = out["boxcaseg"]
-        out["boxcaseg"] = (masks + [pred], secs + time.perf_counter() - start)
-        image = x["image"].numpy().transpose(1, 2, 0)
+            masks.append(model([x])[0]["instances"].pred_masks.cpu().numpy().astype(bool))
+        secs += time.process_time() - start
+    return masks, secs
+
+
+def engine_masks(cfg, records, boxes, method: str) -> Tuple[List[np.ndarray], float]:
+    """Per image, the pseudo-mask engine's ``method`` masks of its GT boxes; CPU seconds."""
+    mapper, masks, secs = BoxCasegTestMapper(cfg, False), [], 0.0
+    engine_cfg = PseudoMaskConfig(merge_smaller=False)
+    for r, b in zip(records, boxes):
+        image = mapper(r)["image"].numpy().transpose(1, 2, 0)
         if cfg.INPUT.FORMAT == "RGB":
             image = image[:, :, ::-1]
         image = np.ascontiguousarray(image)
-        seeds = list(range(len(boxes)))
+        start = time.process_time()
+        pms = pseudo_masks_for_image(image, b, method, list(range(len(b))), engine_cfg)
+        secs += time.process_time() - start
+        masks.append(np.stack([p.mask for p in pms]))
+    return masks, secs
+
+
+def quality_row(masks, secs, gts, classes, boxes, thresholds) -> List[float]:
+    """mIoU*, IoU@50, IoU@75 after merge; per threshold kept %, kept and dropped mIoU*;
+    instances per CPU-second with the merge timed in."""
+    merged, agreements = [], []
+    start = time.process_time()
+    for m, b in zip(masks, boxes):
+        mm, agreement, _ = merge_and_drop(m, b, merge=True, drop_threshold=1.0)
+        merged += list(mm)
+        agreements += list(agreement)
+    secs += time.process_time() - start
+    agreements = np.array(agreements)
+    q = box_mask_quality(merged, gts, classes)
+    row = [q["mIoU*"], q["IoU@50"], q["IoU@75"]]
+
+    def miou(select):
+        if not select.any():
+            return float("nan")
+        pick = np.flatnonzero(select)
+        return box_mask_quality(
+            [merged[i] for i in pick], [gts[i] for i in pick], [classes[i] for i in pick]
+        )["mIoU*"]
+
+    for t in thresholds:
+        row += [100 * (agreements >= t).mean(), miou(agreements >= t), miou(agreements < t)]
+    rate = len(gts) / max(secs, 1e-9)
+    return row + [rate, COCO_TRAIN_INSTANCES / rate / 3600]
+
+
+def print_table(header: List[str], rows: List[List]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        cells = [c if isinstance(c, str) else f"{c:.1f}" for c in row]
+        print("| " + " | ".join(cells) + " |")
+
+
+def trained_photos(cfg) -> set:
+    keys = set()
+    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.SALIENT_TRAIN):
+        keys |= photo_keys(DatasetCatalog.get(name))
+    return keys
+
+
+def mask_quality_tables(cfg, model, datasets, methods, thresholds) -> Dict[str, Dict]:
+    """Step 2 (module docstring); returns per dataset its records, GT and BoxCaseg's masks."""
+    seen = trained_photos(cfg)
+    data = {}
+    for name in datasets:
+        records = [r for r in DatasetCatalog.get(name) if r.get("annotations")]
+        gts, classes, boxes = gt_instances(records)
+        shared = len(photo_keys(records) & seen)
+        print(
+            f"\n{name}: {len(records)} images, {len(gts)} instances; "
+            f"{shared} of its photos in stage 1's training data"
+        )
+        per_method = {"boxcaseg": boxcaseg_masks(cfg, model, records)}
         for m in methods:
-            start = time.perf_counter()
-            pms = pseudo_masks_for_image(image, boxes, m, seeds, engine_cfg)
-            masks, secs = out[m]
-            out[m] = (masks + [np.stack([p.mask for p in pms])], secs + time.perf_counter() - start)
+            per_method[m] = engine_masks(cfg, records, boxes, m)
+        header = ["method", "mIoU*", "IoU@50", "IoU@75"]
+        for t in thresholds:
+            header += [f"kept % (>= {t})", "kept mIoU*", "dropped mIoU*"]
+        header += ["inst / CPU-s", "COCO h / core"]
+        rows = [
+            [m, *quality_row(*per_method[m], gts, classes, boxes, thresholds)] for m in per_method
+        ]
+        print_table(header, rows)
+        data[name] = {"records": records, "gt": (gts, classes, boxes)}
+    return data
+
+
+def miou_star(cfg, model, data) -> List[float]:
+    """BoxCaseg's mIoU* (after merge) on each dataset of ``data``."""
+    out = []
+    for d in data.values():
+        gts, classes, boxes = d["gt"]
+        masks, secs = boxcaseg_masks(cfg, model, d["records"])
+        out.append(quality_row(masks, secs, gts, classes, boxes, [])[0])
     return out
 
 
-def quality_table(records, per_method, thresholds):
-    gts, classes = [], []
-    for r in records:
-        for a in r["annotations"]:
-            if not a.get("iscrowd", 0):
-                gts.append(segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]))
-                classes.append(a["category_id"])
-    rows = []
-    for name, (masks, secs) in per_method.items():
-        merged, agreements = [], []
-        for r, m in zip(records, masks):
-            boxes = np.array(
-                [a["bbox"] for a in r["annotations"] if not a.get("iscrowd", 0)], dtype=np.float64
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--config", default="configs/BoxCaseg/demo_pennfudan_ecssd_Lite0_FPN.yaml")
+    parser.add_argument("--weights", help="a trained stage-1 model of --config (skips training)")
+    parser.add_argument("--output", default="output/benchmark_boxcaseg")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=[
+            "pennfudan_train",
+            "pennfudan_val",
+            "nuts_coco_train",
+            "nuts_coco_val",
+            "grabcut13",
+            "ecssd_heldout_instances",
+        ],
+    )
+    parser.add_argument("--methods", nargs="*", default=["consensus", "grabcut", "ellipse", "box"])
+    parser.add_argument(
+        "--drop", type=float, nargs="+", default=[0.95, 0.6], help="proxy box agreement thresholds"
+    )
+    parser.add_argument("--tab4", action="store_true", help="Tab. 4: heads used at inference")
+    parser.add_argument("--tab5", action="store_true", help="Tab. 5: also train random sampling")
+    parser.add_argument("--tab6", type=float, nargs="*", default=[], help="Tab. 6: alphas to train")
+    parser.add_argument("--paper-size", action="store_true", help="also time W48 at 320x320")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    args = parser.parse_args()
+    setup_logger(name="weaksup")
+    cfg = load_config(args.config, args.opts)
+    weights = args.weights or train_stage1(cfg, os.path.join(args.output, "stage1"), "stage 1")
+    model = load_model(cfg, weights)
+    print(f"\nstage 1: {args.config} {' '.join(args.opts)}; weights {weights}")
+    data = mask_quality_tables(cfg, model, args.datasets, args.methods, args.drop)
+
+    if args.tab4:
+        print("\nTab. 4: BoxCaseg mIoU* by the heads used at inference (same weights)")
+        rows = [
+            ["+".join(h), *miou_star(cfg, load_model(cfg, weights, h), data)] for h in TAB4_HEADS
+        ]
+        print_table(["heads", *data], rows)
+    for title, key, values in (
+        (
+            "Tab. 5: box : salient sampling",
+            "DATALOADER.BOX_SALIENT_SAMPLING",
+            ["random"] * args.tab5,
+        ),
+        ("Tab. 6: alpha of Eq. 3", "MODEL.BOXCASEG.ALPHA", args.tab6),
+    ):
+        if not values:
+            continue
+        print(f"\n{title}: BoxCaseg mIoU*, one stage 1 per row")
+        *parents, leaf = key.split(".")
+        base = cfg
+        for p in parents:
+            base = base[p]
+        rows = [[f"{base[leaf]} (step 1)", *miou_star(cfg, model, data)]]
+        for v in values:
+            variant = load_config(args.config, args.opts + [key, str(v)])
+            w = train_stage1(
+                variant, os.path.join(args.output, f"{leaf.lower()}_{v}"), f"{key} {v}"
             )
-            mm, agreement, _ = merge_and_drop(m, boxes, merge=True, drop_threshold=1.0)
-            merged += list(mm)
-            agreements += list(agreement)
-        agreements = np.array(agreements)
-        q = box_mask_quality(merged, gts, classes)
-        row = [name, q["mIoU*"], q["IoU@50"], q["IoU@75"]]
-        for t in thresholds:
-            valid = agreements >= t
-            kept = (
-                box_mask_quality(
-                    [m for m, v in zip(merged, valid) if v],
-                    [g for g, v in zip(gts, valid) if v],
-                    [c for c, v in zip(classes, valid) if v],
-                )["mIoU*"]
-                if valid.any()
-                else float("nan")
-            )
-            row += [100 * valid.mean(), kept]
-        rows.append(row + [len(gts) / secs])
-    header = ["method", "mIoU*", "IoU@50", "IoU@75"]
-    for t in thresholds:
-        header += [f"kept % (agreement >= {t})", f"kept mIoU* (>= {t})"]
-    print("| " + " | ".join(header + ["inst/s"]) + " |")
-    print("|" + "---|" * (len(header) + 1))
-    for row in rows:
-        print("| " + row[0] + " | " + " | ".join(f"{v:.1f}" for v in row[1:]) + " |")
+            rows.append([str(v), *miou_star(variant, load_model(variant, w), data)])
+        print_table([key, *data], rows)
+
+    print("\n| network | patch | device | patches/s (forward, batch 16) |\n|---|---|---|---|")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        fps = throughput(model, cfg.INPUT.BOXCASEG.TEST_SIZE, device)
+        print(f"| {args.config} | {cfg.INPUT.BOXCASEG.TEST_SIZE} | {device} | {fps:.1f} |")
+    if args.paper_size:
+        big = load_config("configs/BoxCaseg/Base-BoxCaseg.yaml", ["MODEL.HRNET.NORM", "BN"])
+        big.defrost()
+        big.MODEL.DEVICE = "cpu"
+        w48 = BoxCasegTrainer.build_model(big)
+        for device in devices:
+            fps = throughput(w48, 320, device, iters=2 if device == "cpu" else 10)
+            print(f"| HRNetV2-W48 (paper) | 320 | {device} | {fps:.1f} |")
 
 
 @torch.no_grad()
@@ -140,52 +293,6 @@ def throughput(model, size: int, device: str, batch: int = 16, iters: int = 5) -
     if device == "cuda":
         torch.cuda.synchronize()
     return batch * iters / (time.perf_counter() - start)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument(
-        "--config", default="configs/BoxCaseg/demo_pennfudan_ecssd_HRNetV2_W18_small.yaml"
-    )
-    parser.add_argument("--iters", type=int, help="stage-1 iterations (default: the config's)")
-    parser.add_argument("--weights", help="a trained stage-1 model (skips training)")
-    parser.add_argument("--output", default="output/benchmark_boxcaseg")
-    parser.add_argument("--dataset", default="pennfudan_val")
-    parser.add_argument("--methods", nargs="*", default=["grabcut", "ellipse", "box"])
-    parser.add_argument(
-        "--drop", type=float, nargs="+", default=[0.95, 0.6], help="proxy box agreement thresholds"
-    )
-    parser.add_argument("--paper-size", action="store_true", help="also time W48 at 320x320")
-    args = parser.parse_args()
-    setup_logger(name="weaksup")
-    cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(args.config)
-    cfg.OUTPUT_DIR = args.output
-    resolve_device(cfg)
-    cfg.freeze()
-    weights = args.weights or train_stage1(cfg, args.iters or cfg.SOLVER.MAX_ITER)
-    model = BoxCasegTrainer.build_model(cfg)
-    SafeDetectionCheckpointer(model).load(weights)
-    model.eval()
-    records = DatasetCatalog.get(args.dataset)
-    n = sum(len(r["annotations"]) for r in records)
-    print(f"\n{args.dataset}: {len(records)} images, {n} instances; weights {weights}")
-    quality_table(records, method_masks(cfg, model, records, args.methods), args.drop)
-
-    print("\n| network | patch | device | patches/s (forward, batch 16) |\n|---|---|---|---|")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for device in devices:
-        fps = throughput(model, cfg.INPUT.BOXCASEG.TEST_SIZE, device)
-        print(f"| {args.config} | {cfg.INPUT.BOXCASEG.TEST_SIZE} | {device} | {fps:.1f} |")
-    if args.paper_size:
-        big = add_weaksup_config(get_cfg())
-        big.merge_from_file("configs/BoxCaseg/Base-BoxCaseg.yaml")
-        big.MODEL.HRNET.NORM = "BN"
-        big.MODEL.DEVICE = "cpu"
-        w48 = BoxCasegTrainer.build_model(big)
-        for device in devices:
-            fps = throughput(w48, 320, device, iters=2 if device == "cpu" else 10)
-            print(f"| HRNetV2-W48 (paper) | 320 | {device} | {fps:.1f} |")
 
 
 if __name__ == "__main__":
