@@ -143,6 +143,7 @@ def test_lite0_demo_config_trains_the_imagenet_trunk_relabels_and_evaluates(tmp_
     out = tmp_path / "out"
     log = _train(
         tmp_path, *TINY, "MODEL.SEM_SEG_HEAD.CONVS_DIM", "64", "SOLVER.MAX_ITER", "4",
+        "WEAKSUP.BOXSUP.EPOCH_ITERS", "2",
         "DATASETS.TEST", "('tiny_pf_val_sem_seg',)", "TEST.EVAL_PERIOD", "2", "OUTPUT_DIR", str(out),
         config=LITE0,
     )  # fmt: skip
