@@ -2,12 +2,17 @@
 """DASNet mask quality against the number of mask images, in one run (PennFudan, CPU).
 
 One stage-1 detector (trained here, or ``--detector-weights``) is shared; stage 2 (the demo's
-segmentation stage, same schedule and seed) is trained once per mask subset: 5, 20 and all 128
-images of PennFudan's training split (``per_class`` draws with seed 0, one class). Each model is
-evaluated on PennFudan val: VOC mAP^r at 0.5 / 0.75 (instance branch) and mIoU (semantic branch,
-label maps derived from the val instance masks). Prints a table (and writes it as json).
+segmentation stage, same schedule) is trained once per mask subset and seed: 5, 20 and all 128
+images of PennFudan's training split (``per_class`` draws with seed 0, one class), each with
+``--seeds`` (default 1 and 2: the spread of a point is the difference of its two runs). Also, at
+``--ablation-masks`` images and the first seed, stage 2 with box attention off
+(``MODEL.DASNET.BOX_ATTENTION False``: Eq. 1's contribution), and the reference the paper compares
+against: a Mask R-CNN trained on all 128 masks at the same backbone and schedule
+(``--reference``). Every model is evaluated on PennFudan val: VOC mAP^r at 0.5 / 0.75 (instance
+branch), mIoU (semantic branch, label maps from the val instance masks) and COCO mask AP. Prints
+the tables (and writes them as json). Default configs: the ImageNet Lite0-FPN demo's.
 
-    python benchmarks/dasnet.py --detector-weights output/dasnet_pennfudan/stage1/model_final.pth
+    python benchmarks/dasnet.py [--detector-weights W] [--seeds 1 2] [KEY VALUE ...]
 """
 
 import argparse
@@ -16,45 +21,92 @@ import logging
 import os
 import time
 
-import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-from weaksup import add_weaksup_config
+from weaksup import load_config
+from weaksup.data.datasets import remove_dataset
 from weaksup.data.mask_subset import register_mask_subset
 from weaksup.engine import WeaksupTrainer, resolve_device
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "configs", "DASNet", "demo")
+REFERENCE = os.path.join(REPO, "configs", "demo", "pennfudan_box_mask_rcnn_Lite0_FPN.yaml")
 
 
 def _cfg(config: str, output_dir: str, opts: list):
-    cfg = get_cfg()
-    add_weaksup_config(cfg)
-    cfg.merge_from_file(os.path.join(DEMO, config))
-    cfg.merge_from_list(["OUTPUT_DIR", output_dir, "WEAKSUP.HOOKS", "[]", *opts])
+    cfg = load_config(config, ["OUTPUT_DIR", output_dir, "WEAKSUP.HOOKS", "[]", *opts])
     resolve_device(cfg)
     cfg.freeze()
     return cfg
 
 
 def _train(cfg) -> dict:
-    torch.manual_seed(cfg.SEED if cfg.SEED >= 0 else 0)
+    seed_all_rng(cfg.SEED if cfg.SEED >= 0 else 0)
     trainer = WeaksupTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
     return trainer.test(cfg, trainer.model) if cfg.DATASETS.TEST else {}
 
 
+def _row(res: dict, **keys) -> dict:
+    voc, segm = res["voc_instance"], res["segm"]
+    row = dict(keys, **{"mAP^r@0.5": voc["mAP@0.5"], "mAP^r@0.75": voc["mAP@0.75"]})
+    if "sem_seg" in res:
+        row.update(mIoU=res["sem_seg"]["mIoU"], **{"IoU-person": res["sem_seg"]["IoU-person"]})
+    row["mask AP"] = segm["AP"]
+    return row
+
+
+def _table(rows) -> str:
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r.get(k, "") for k in header]
+        lines.append(
+            "| " + " | ".join(f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _spread(rows, metrics=("mAP^r@0.5", "mAP^r@0.75", "mIoU", "mask AP")) -> list:
+    """Per mask count: mean +- half the range of its seeds."""
+    out = []
+    for n in dict.fromkeys(r["mask images"] for r in rows):
+        runs = [r for r in rows if r["mask images"] == n]
+        cell = {"mask images": n, "seeds": len(runs)}
+        for m in metrics:
+            v = [r[m] for r in runs]
+            cell[m] = f"{sum(v) / len(v):.1f} +- {(max(v) - min(v)) / 2:.1f}"
+        out.append(cell)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--stage1-config", default=os.path.join(DEMO, "pennfudan_stage1_det_Lite0_FPN.yaml")
+    )
+    parser.add_argument(
+        "--stage2-config", default=os.path.join(DEMO, "pennfudan_stage2_seg_Lite0_FPN.yaml")
+    )
     parser.add_argument("--detector-weights", help="stage-1 checkpoint; trained here if absent")
-    parser.add_argument("--stage1-iters", type=int, default=160)
-    parser.add_argument("--stage2-iters", type=int, default=100)
     parser.add_argument("--mask-images", type=int, nargs="+", default=[5, 20, 128])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--ablation-masks",
+        type=int,
+        default=5,
+        help="mask images of the attention-off row (0: none)",
+    )
+    parser.add_argument(
+        "--reference", default=REFERENCE, help="Mask R-CNN config trained on all masks ('' : none)"
+    )
     parser.add_argument("--output-dir", default=os.path.join(REPO, "output", "benchmark_dasnet"))
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides of every training"
+    )
     args = parser.parse_args(argv)
     setup_logger(name="weaksup")
     setup_logger()
@@ -65,76 +117,51 @@ def main(argv=None) -> None:
     weights = args.detector_weights
     if weights is None:
         out = os.path.join(args.output_dir, "stage1")
-        steps = f"({int(args.stage1_iters * 0.75)}, {int(args.stage1_iters * 0.9)})"
-        _train(
-            _cfg(
-                "pennfudan_stage1_det_R18_FPN_GN.yaml",
-                out,
-                [
-                    "SOLVER.MAX_ITER",
-                    str(args.stage1_iters),
-                    "SOLVER.STEPS",
-                    steps,
-                    "DATASETS.TEST",
-                    "()",
-                    *args.opts,
-                ],
-            )
-        )
+        _train(_cfg(args.stage1_config, out, list(args.opts) + ["DATASETS.TEST", "()"]))
         weights = os.path.join(out, "model_final.pth")
 
     num_train = len(DatasetCatalog.get("pennfudan_train"))
-    rows = []
-    for n in args.mask_images:
+
+    def stage2(n: int, seed: int, tag: str, extra=()) -> dict:
         name = f"benchmark_pennfudan_train_seg{n}_masks"
         subset = {} if n >= num_train else {"per_class": n, "seed": 0}
+        remove_dataset(name)  # registered again for each seed and the ablation
         register_mask_subset(name, "pennfudan_train", subset_only=True, **subset)
-        steps = f"({int(args.stage2_iters * 0.8)},)"
-        cfg = _cfg(
-            "pennfudan_stage2_seg_R18_FPN_GN.yaml",
-            os.path.join(args.output_dir, f"stage2_seg{n}"),
-            [
-                "MODEL.WEIGHTS",
-                weights,
-                "DATASETS.TRAIN",
-                f"('{name}',)",
-                "SOLVER.MAX_ITER",
-                str(args.stage2_iters),
-                "SOLVER.STEPS",
-                steps,
-                *args.opts,
-            ],
+        out = os.path.join(args.output_dir, f"stage2_seg{n}_seed{seed}{tag}")
+        opts = ["MODEL.WEIGHTS", weights, "DATASETS.TRAIN", f"('{name}',)", "SEED", str(seed)]
+        return _train(_cfg(args.stage2_config, out, list(args.opts) + opts + list(extra)))
+
+    rows = []
+    for n in args.mask_images:
+        for seed in args.seeds:
+            rows.append(_row(stage2(n, seed, ""), **{"mask images": n, "seed": seed}))
+    tables = {"runs": rows, "per mask count": _spread(rows)}
+    if args.ablation_masks:
+        n, seed = args.ablation_masks, args.seeds[0]
+        ablation = [r for r in rows if r["mask images"] == n and r["seed"] == seed]
+        off = stage2(n, seed, "_no_attention", ["MODEL.DASNET.BOX_ATTENTION", "False"])
+        ablation = [dict(r, **{"box attention": "on (Eq. 1)"}) for r in ablation]
+        ablation.append(_row(off, **{"mask images": n, "seed": seed, "box attention": "off"}))
+        tables["box attention"] = ablation
+    if args.reference:
+        out = os.path.join(args.output_dir, "reference_mask_rcnn")
+        opts = ["DATASETS.TRAIN", "('pennfudan_train',)", "WEAKSUP.MASK_SOURCE", "annotation"]
+        res = _train(
+            _cfg(args.reference, out, list(args.opts) + opts + ["SEED", str(args.seeds[0])])
         )
-        res = _train(cfg)
-        voc, sem = res["voc_instance"], res["sem_seg"]
-        rows.append(
-            {
-                "mask_images": len(DatasetCatalog.get(name)),
-                "mAP^r@0.5": voc["mAP@0.5"],
-                "mAP^r@0.75": voc["mAP@0.75"],
-                "mIoU": sem["mIoU"],
-                "IoU-person": sem["IoU-person"],
-                "segm AP": res["segm"]["AP"],
-            }
-        )
+        tables["Mask R-CNN, all masks"] = [
+            _row(res, **{"mask images": num_train, "seed": args.seeds[0]})
+        ]
+
     minutes = (time.perf_counter() - start) / 60
-    header = list(rows[0])
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += [
-        "| "
-        + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in header)
-        + " |"
-        for r in rows
-    ]
-    text = "\n".join(table)
     print(
-        f"\nDASNet on PennFudan val, stage 2 x {args.stage2_iters} iterations per row, "
-        f"detector {weights}, {minutes:.1f} min in all:\n{text}"
+        f"\nDASNet on PennFudan val, stage 2 of {args.stage2_config}, detector {weights}, "
+        f"{minutes:.1f} min in all:"
     )
+    for title, t in tables.items():
+        print(f"\n{title}:\n{_table(t)}")
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(
-            {"detector": weights, "stage2_iters": args.stage2_iters, "rows": rows}, f, indent=1
-        )
+        json.dump({"detector": weights, "stage2_config": args.stage2_config, **tables}, f, indent=1)
 
 
 if __name__ == "__main__":
