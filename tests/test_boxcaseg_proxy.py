@@ -188,3 +188,73 @@ def test_two_processes_give_the_single_process_proxy_masks(tmp_path):
     assert len({a["area"] for a in anns}) == len(anns)  # real, distinct masks
     assert sharded["annotations"] == anns and sharded["images"] == single["images"]
     assert not (tmp_path / "world2.json.work").exists()
+
+
+@pytest.mark.slow
+def test_make_proxy_masks_labels_any_box_json_as_stage_2_does(tmp_path, shared_data):
+    """tools/make_proxy_masks.py --input-json: a foreign box json (nuts_coco, its masks unread)
+    labelled with a stage-1 checkpoint gives exactly the proxy masks of stage 2's own function,
+    in the pseudo-mask format that tools/eval_pseudo_masks.py scores."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from weaksup import load_config
+    from weaksup.data.datasets import register_coco_boxonly
+    from weaksup.engine import resolve_device
+    from weaksup.methods.boxcaseg.pipeline import stage1_config
+
+    root = shared_data("nuts_coco", "data")
+    config = str(REPO_ROOT / "configs" / "boxcaseg_demo_pennfudan_Lite0_FPN.yaml")
+    opts = ["OUTPUT_DIR", str(tmp_path / "pipeline"), "MODEL.DEVICE", "cpu"]
+    cfg = load_config(config, opts)
+    cfg1 = stage1_config(cfg)
+    resolve_device(cfg1)
+    torch.manual_seed(0)
+    model = build_model(cfg1)  # random heads, ImageNet-free trunk: any fixed weights will do
+    weights = str(tmp_path / "stage1.pth")
+    torch.save({"model": model.state_dict()}, weights)
+    register_coco_boxonly(
+        "nuts_tool_test_boxonly", {}, str(root / "trainval.json"), str(root / "images")
+    )
+    p = cfg.WEAKSUP.BOXCASEG.PROXY
+    expected = str(tmp_path / "expected.json")
+    generate_proxy_masks(
+        cfg1, model, "nuts_tool_test_boxonly", expected, weights=weights, merge=p.MERGE,
+        drop_threshold=p.DROP_THRESHOLD, progress=False,
+    )  # fmt: skip
+
+    out = tmp_path / "tool.json"
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "tools" / "make_proxy_masks.py"),
+        "--config-file",
+        config,
+    ]
+    cmd += ["--input-json", str(root / "trainval.json"), "--image-root", str(root / "images")]
+    cmd += ["--weights", weights, "--output", str(out), *opts]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    run = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    got, want = json.loads(out.read_text()), json.loads(open(expected).read())
+    keys = ("segmentation", "box_agreement", "mask_valid", "fallback", "pseudo_method")
+    assert len(got["annotations"]) == 165
+    for a, b in zip(got["annotations"], want["annotations"]):
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+        assert a["mask_valid"] == (a["box_agreement"] >= p.DROP_THRESHOLD)
+
+    score = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "eval_pseudo_masks.py"), "--pred", str(out),
+         "--gt", str(root / "trainval.json")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert score.returncode == 0, (score.stdout + score.stderr)[-4000:]
+    assert "mIoU*" in score.stdout
+
+    cmd[cmd.index("--weights") + 1] = str(tmp_path / "none.pth")
+    missing = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert missing.returncode != 0 and "--weights" in missing.stderr
+    assert "none.pth: no such file" in missing.stderr

@@ -1,17 +1,29 @@
 #!/usr/bin/env python
-"""BoxCaseg stage 2 alone: proxy masks of every GT box of the training sets (BoxCaseg Sec. 3.4).
+"""BoxCaseg stage 2 alone: proxy masks of GT boxes with a trained stage-1 network (Sec. 3.4).
 
-Uses the stage-1 model of the pipeline config (``<OUTPUT_DIR>/stage1/model_final.pth``) and writes
-``<OUTPUT_DIR>/proxy_masks/<dataset>.json`` in the pseudo-mask tool's format (COCO json, RLE masks,
-``pseudo_method``, ``box_agreement``, ``mask_valid``, ``fallback``), merged ("smaller object
-better") and dropped (proxy box agreement < ``WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD``). A file made
-with the same settings and stage-1 model is kept (weaksup.engine.stages); an interrupted run
-resumes from its finished shards. Quality (mIoU*, IoU@50,
-IoU@75, drop rate) is logged for ``WEAKSUP.BOXCASEG.PROXY.GT_DATASETS``. Examples::
+Two uses:
+
+* the pipeline's stage 2: proxy masks of every training set of the pipeline config, with its
+  stage-1 model (``<OUTPUT_DIR>/stage1/model_final.pth``), into
+  ``<OUTPUT_DIR>/proxy_masks/<dataset>.json``; a file made with the same settings and stage-1
+  model is kept (weaksup.engine.stages); quality (mIoU*, IoU@50, IoU@75, drop rate) is logged for
+  ``WEAKSUP.BOXCASEG.PROXY.GT_DATASETS``;
+* any box json (``--input-json`` / ``--image-root``, its masks never read) labelled with a
+  stage-1 checkpoint (``--weights``, default the pipeline's) into ``--output``, so your own boxes
+  get proxy masks that ``tools/eval_pseudo_masks.py`` can score and ``WEAKSUP.MASK_SOURCE
+  pseudo_json`` can train on.
+
+Either way the json is the pseudo-mask tool's format (COCO json, RLE masks, ``pseudo_method``,
+``box_agreement``, ``mask_valid``, ``fallback``), merged ("smaller object better") and dropped
+(proxy box agreement < ``WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD``); an interrupted run resumes from
+its finished shards. Examples::
 
     python tools/make_proxy_masks.py --config-file configs/boxcaseg_coco.yaml --num-gpus 4
     DETECTRON2_DATASETS=../shared/data python tools/make_proxy_masks.py \\
-        --config-file configs/boxcaseg_demo_pennfudan.yaml
+        --config-file configs/boxcaseg_demo_pennfudan_Lite0_FPN.yaml
+    python tools/make_proxy_masks.py --config-file configs/boxcaseg_demo_pennfudan_Lite0_FPN.yaml \\
+        --input-json my_boxes.json --image-root images/ --weights stage1/model_final.pth \\
+        --output my_boxes_proxy.json
 """
 
 import os
@@ -22,18 +34,55 @@ from detectron2.engine import default_argument_parser
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_net import setup  # noqa: E402  (same config, logging and device set-up)
 
-from weaksup.data.datasets import add_register_argument  # noqa: E402
-from weaksup.methods.boxcaseg.pipeline import make_proxy_masks, stage1_config  # noqa: E402
+from weaksup.data.datasets import add_register_argument, register_coco_boxonly  # noqa: E402
 from weaksup.engine.launch import launch  # noqa: E402
+from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer  # noqa: E402
+from weaksup.methods.boxcaseg.pipeline import make_proxy_masks, stage1_config  # noqa: E402
+from weaksup.methods.boxcaseg.proxy_masks import generate_proxy_masks  # noqa: E402
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
+
+INPUT_DATASET = "make_proxy_masks_input_boxonly"
+
+
+def label_json(cfg, cfg1, args) -> str:
+    """Proxy masks of the boxes of ``args.input_json`` with ``args.weights`` into ``args.output``."""
+    for path, what in ((args.input_json, "--input-json"), (args.weights, "--weights")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{what} {path}: no such file")
+    register_coco_boxonly(INPUT_DATASET, {}, args.input_json, args.image_root)
+    model = BoxCasegTrainer.build_model(cfg1)
+    SafeDetectionCheckpointer(model).load(args.weights)
+    p = cfg.WEAKSUP.BOXCASEG.PROXY
+    return generate_proxy_masks(
+        cfg1,
+        model,
+        INPUT_DATASET,
+        args.output,
+        weights=args.weights,
+        merge=p.MERGE,
+        drop_threshold=p.DROP_THRESHOLD,
+        shard_size=p.SHARD_SIZE,
+    )
 
 
 def main(args):
     cfg = setup(args)
-    return make_proxy_masks(cfg, stage1_config(cfg))[0]
+    cfg1 = stage1_config(cfg)
+    if args.input_json:
+        if not args.output:
+            raise ValueError("--input-json needs --output (the proxy-mask json to write)")
+        args.weights = args.weights or os.path.join(cfg1.OUTPUT_DIR, "model_final.pth")
+        return label_json(cfg, cfg1, args)
+    return make_proxy_masks(cfg, cfg1)[0]
 
 
 if __name__ == "__main__":
-    args = add_register_argument(default_argument_parser()).parse_args()
+    parser = add_register_argument(default_argument_parser())
+    parser.add_argument("--input-json", default="", help="COCO json of boxes to label (any data)")
+    parser.add_argument("--image-root", default="", help="folder of the json's file names")
+    parser.add_argument("--weights", default="", help="stage-1 checkpoint (with --input-json)")
+    parser.add_argument("--output", default="", help="proxy-mask json to write (--input-json)")
+    args = parser.parse_args()
     launch(
         main,
         args.num_gpus,
