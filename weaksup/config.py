@@ -17,6 +17,7 @@ from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
 from .data.datasets.user import add_user_datasets_config
+from .engine.pipeline import set_default_config
 from .engine.pseudo_mask_training import add_pseudo_mask_training_config
 from .methods.boxcaseg import config as boxcaseg_config
 from .methods.boxsup import config as boxsup_config
@@ -132,6 +133,10 @@ def add_weaksup_config(cfg: CN) -> CN:
     for old, new in RENAMED_KEYS.items():
         cfg.register_renamed_key(old, new)
     return cfg
+
+
+# Training-stage records of earlier versions are read against today's defaults (engine layer).
+set_default_config(lambda: add_weaksup_config(get_cfg()))
 
 
 def load_config(path: str, opts: Sequence[str] = ()) -> CN:

@@ -7,10 +7,10 @@ import copy
 import glob
 import logging
 import os
-from typing import Any, Dict, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import yaml
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.utils import comm
 
 from ..registry import Registry
@@ -21,6 +21,7 @@ __all__ = [
     "PIPELINE_REGISTRY",
     "config_settings",
     "run_training_stage",
+    "set_default_config",
     "stage_config",
     "stage_done",
     "train_stage",
@@ -96,14 +97,25 @@ def _merge(defaults: Dict[str, Any], settings: Dict[str, Any]) -> Dict[str, Any]
     return out
 
 
+# The full default config (every key, at its default), set by weaksup.config when it is
+# imported: the engine is below the methods and does not import their config keys itself.
+_default_config: Optional[Callable[[], CfgNode]] = None
+
+
+def set_default_config(factory: Callable[[], CfgNode]) -> None:
+    """Register the function that builds weaksup's default config (see
+    :func:`_recorded_training_settings`)."""
+    global _default_config
+    _default_config = factory
+
+
 def _recorded_training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
     """A training stage's recorded settings in today's form: keys added to weaksup since the
     record (absent from it) at their defaults, which keep the earlier behaviour; then
     :func:`_training_settings`."""
-    from ..config import add_weaksup_config  # the method configs import the engine
-
-    defaults = yaml.safe_load(add_weaksup_config(get_cfg()).dump())
-    return _training_settings(_merge(defaults, settings))
+    if _default_config is not None:
+        settings = _merge(yaml.safe_load(_default_config().dump()), settings)
+    return _training_settings(settings)
 
 
 def config_settings(cfg: CfgNode) -> Dict[str, Any]:
