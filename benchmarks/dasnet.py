@@ -47,7 +47,11 @@ def _train(cfg) -> dict:
     trainer = WeaksupTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
-    return trainer.test(cfg, trainer.model) if cfg.DATASETS.TEST else {}
+    if not cfg.DATASETS.TEST:
+        return {}
+    # the trainer's EvalHook has evaluated the final model already: not a second time
+    results = getattr(trainer, "_last_eval_results", None)
+    return results if results else trainer.test(cfg, trainer.model)
 
 
 def _row(res: dict, **keys) -> dict:
