@@ -187,7 +187,7 @@ def mask_quality_tables(cfg, model, datasets, methods, thresholds) -> Dict[str, 
             [m, *quality_row(*per_method[m], gts, classes, boxes, thresholds)] for m in per_method
         ]
         print_table(header, rows)
-        data[name] = {"records": records, "gt": (gts, classes, boxes)}
+        data[name] = {"records": records, "gt": (gts, classes, boxes), "boxcaseg": rows[0][1]}
     return data
 
 
@@ -256,7 +256,7 @@ def main():
         base = cfg
         for p in parents:
             base = base[p]
-        rows = [[f"{base[leaf]} (step 1)", *miou_star(cfg, model, data)]]
+        rows = [[f"{base[leaf]} (step 1)", *(d["boxcaseg"] for d in data.values())]]
         for v in values:
             variant = load_config(args.config, args.opts + [key, str(v)])
             w = train_stage1(

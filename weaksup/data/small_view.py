@@ -7,8 +7,8 @@ does not undo the shrinking (a plainly downscaled image would be upscaled back b
 ``INPUT.MIN_SIZE_TEST``). Hybrid networks' small-object branch (Sec. 2.2) is about instances under
 64 x 64 px, which PennFudan hardly has: ``pennfudan_val_small`` (scale 1/4) puts its median
 pedestrian at about 26 x 72 px (mask ~900 px^2, most under COCO's 32^2 "small").
-The images are written once as PNG under ``<cache>/small_view/<name>/`` (atomically, so parallel
-processes may race), named by image id and stem.
+The images are written once as PNG under ``<cache>/small_view/<name>_s<scale>/`` (atomically, so
+parallel processes may race), named by image id and stem.
 """
 
 import os
