@@ -164,12 +164,13 @@ def _default_clear(stage: Stage) -> None:
 
 def _matches(stage: Stage, record: Dict[str, Any]) -> bool:
     """Whether ``record`` was made by ``stage``'s settings and inputs (module docstring)."""
-    if record.get("fingerprint") == stage.fingerprint:
+    fingerprint = stage.fingerprint  # hashes the settings and reads the inputs' records
+    if record.get("fingerprint") == fingerprint:
         return True
     if stage.normalize is None or "settings" not in record:
         return False
     settings = stage.normalize(record["settings"])
-    return stage_fingerprint(settings, record.get("inputs", {})) == stage.fingerprint
+    return stage_fingerprint(settings, record.get("inputs", {})) == fingerprint
 
 
 def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
