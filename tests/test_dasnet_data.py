@@ -89,16 +89,17 @@ def test_instance_label_map():
     assert label.sum() == 4 * 3 + 4 * 255
 
 
-def test_pennfudan_seg5_views():
+@pytest.mark.parametrize("n", [5, 20])
+def test_pennfudan_seg_views(n):
     shared_path("PennFudanPed")
-    subset = DatasetCatalog.get("pennfudan_train_seg5_masks")
-    hetero = DatasetCatalog.get("pennfudan_train_seg5")
+    subset = DatasetCatalog.get(f"pennfudan_train_seg{n}_masks")
+    hetero = DatasetCatalog.get(f"pennfudan_train_seg{n}")
     ids = {r["image_id"] for r in subset}
-    assert len(ids) == 5 and len(hetero) == 128
+    assert len(ids) == n and len(hetero) == 128
     for r in hetero:
         has = ["segmentation" in a for a in r["annotations"]]
         assert all(has) if r["image_id"] in ids else not any(has)
-    assert MetadataCatalog.get("pennfudan_train_seg5").thing_classes == ["person"]
+    assert MetadataCatalog.get(f"pennfudan_train_seg{n}").thing_classes == ["person"]
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,8 @@ def register_all_mask_subsets(root: str) -> None:
       label maps on Seg100 / Seg200 / Seg500 / Seg1.4k / Seg10k, seed 0) and ``..._masks``
       (the subset's images only). The Box16.5k boxes are Detectron2's ``voc_2007_trainval`` +
       ``voc_2012_trainval``.
-    * ``pennfudan_train_seg5`` / ``pennfudan_train_seg5_masks`` (masks on 5 images, seed 0) and
+    * ``pennfudan_train_seg{5,20}`` / ``..._masks`` (masks on 5 / 20 of the 128 images, seed 0;
+      20 is the paper's semi-supervised share, Seg1.4k of 10.6k images: 14 %, here 16 %) and
       ``pennfudan_val_sem_seg`` (val with label maps derived from its instance masks).
     """
     voc_list = os.path.join(root, "VOC2012/ImageSets/Segmentation/train.txt")
@@ -251,10 +252,14 @@ def register_all_mask_subsets(root: str) -> None:
                 sem_seg_dataset="voc_2012_train_aug_sem_seg",
                 **option,
             )
-    for suffix, subset_only in (("", False), ("_masks", True)):
-        register_mask_subset(
-            f"pennfudan_train_seg5{suffix}", "pennfudan_train", per_class=5, subset_only=subset_only
-        )
+    for n in (5, 20):
+        for suffix, subset_only in (("", False), ("_masks", True)):
+            register_mask_subset(
+                f"pennfudan_train_seg{n}{suffix}",
+                "pennfudan_train",
+                per_class=n,
+                subset_only=subset_only,
+            )
     register_instance_sem_seg(
         "pennfudan_val_sem_seg",
         "pennfudan_val",
