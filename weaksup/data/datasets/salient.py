@@ -21,6 +21,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from PIL import Image
 
+from ...pseudo.geometry import tight_box
 from ...utils.rle import encode_mask
 from .sanitize import check_annotation_file, sanitize_dataset_dicts
 
@@ -111,10 +112,9 @@ def salient_instances(dicts: List[Dict]) -> List[Dict]:
         mask = read_salient_mask(r["salient_mask_file"])
         if not mask.any():
             continue
-        ys, xs = np.nonzero(mask)
         ann = {
             "id": r["image_id"] + 1,
-            "bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+            "bbox": tight_box(mask).tolist(),
             "bbox_mode": BoxMode.XYXY_ABS,
             "category_id": 0,
             "iscrowd": 0,

@@ -25,6 +25,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils import comm
 
 from weaksup.data.build import MAPPER_REGISTRY
+from weaksup.pseudo.geometry import tight_box
 
 __all__ = [
     "BoxCasegPatchMapper",
@@ -71,14 +72,6 @@ def _pixel_crop(box: Sequence[float], height: int, width: int) -> Tuple[int, int
     x1 = int(np.clip(np.ceil(box[2]), x0 + 1, width))
     y1 = int(np.clip(np.ceil(box[3]), y0 + 1, height))
     return x0, y0, x1, y1
-
-
-def mask_tight_box(mask: np.ndarray) -> np.ndarray:
-    """Integer ``x0, y0, x1, y1`` (exclusive ends) of a bool mask's pixels; zeros if empty."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return np.zeros(4, dtype=np.int64)
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.int64)
 
 
 @MAPPER_REGISTRY.register()
@@ -157,7 +150,7 @@ class BoxCasegPatchMapper:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return {
             "image": _chw(image),
-            "mil_box": torch.from_numpy(mask_tight_box(mask)),
+            "mil_box": torch.from_numpy(tight_box(mask).astype(np.int64)),
             "salient_mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)),
         }
 
