@@ -52,3 +52,22 @@ def test_pennfudan_val_small_is_small_and_declared():
     assert MetadataCatalog.get("pennfudan_val_small").thing_classes == ["person"]
     assert may_share_images("pennfudan_val_small", "pennfudan_val") is True
     assert may_share_images("pennfudan_val_small", "pennfudan_train_boxonly") is False
+
+
+def test_pennfudan_val_half_puts_most_masks_under_the_fusion_area():
+    areas = np.array(
+        [
+            segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
+            for r in DatasetCatalog.get("pennfudan_val_half")
+            for a in r["annotations"]
+        ]
+    )
+    full = np.array(
+        [
+            segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
+            for r in DatasetCatalog.get("pennfudan_val")
+            for a in r["annotations"]
+        ]
+    )
+    assert len(areas) == 111 and (areas < 64 * 64).sum() == 82 and (full < 64 * 64).sum() == 3
+    assert abs(areas.sum() / full.sum() - 1 / 4) < 0.01  # area scales by 1/4
