@@ -11,6 +11,17 @@ from weaksup.data.small_view import small_object_record
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 
 
+def _mask_areas(dataset: str) -> np.ndarray:
+    """Pixel area of every instance mask of a registered dataset."""
+    return np.array(
+        [
+            segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
+            for r in DatasetCatalog.get(dataset)
+            for a in r["annotations"]
+        ]
+    )
+
+
 def test_small_object_record_moves_image_boxes_and_masks(tmp_path):
     (record,), (masks,) = pennfudan_records(1)  # FudanPed00001: 559 x 536, two pedestrians
     H, W = record["height"], record["width"]
@@ -41,13 +52,9 @@ def test_small_object_record_moves_image_boxes_and_masks(tmp_path):
 
 
 def test_pennfudan_val_small_is_small_and_declared():
-    records = DatasetCatalog.get("pennfudan_val_small")
-    assert len(records) == len(DatasetCatalog.get("pennfudan_val")) == 42
-    areas = [
-        segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
-        for r in records
-        for a in r["annotations"]
-    ]
+    num_images = len(DatasetCatalog.get("pennfudan_val_small"))
+    assert num_images == len(DatasetCatalog.get("pennfudan_val")) == 42
+    areas = _mask_areas("pennfudan_val_small")
     assert len(areas) == 111 and max(areas) < 64 * 64 and np.median(areas) < 32 * 32
     assert MetadataCatalog.get("pennfudan_val_small").thing_classes == ["person"]
     assert may_share_images("pennfudan_val_small", "pennfudan_val") is True
@@ -55,19 +62,6 @@ def test_pennfudan_val_small_is_small_and_declared():
 
 
 def test_pennfudan_val_half_puts_most_masks_under_the_fusion_area():
-    areas = np.array(
-        [
-            segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
-            for r in DatasetCatalog.get("pennfudan_val_half")
-            for a in r["annotations"]
-        ]
-    )
-    full = np.array(
-        [
-            segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
-            for r in DatasetCatalog.get("pennfudan_val")
-            for a in r["annotations"]
-        ]
-    )
+    areas, full = _mask_areas("pennfudan_val_half"), _mask_areas("pennfudan_val")
     assert len(areas) == 111 and (areas < 64 * 64).sum() == 82 and (full < 64 * 64).sum() == 3
     assert abs(areas.sum() / full.sum() - 1 / 4) < 0.01  # area scales by 1/4
