@@ -11,7 +11,6 @@ from detectron2.structures import Boxes, Instances
 from conftest import small_boxcaseg_cfg
 from weaksup.modeling.backbone import HRNet
 from weaksup.modeling.losses import mil_unary_loss, pairwise_smoothness_loss
-from weaksup.methods.boxcaseg.meta_arch import run_head
 
 
 def _bce(logit: float, label: int) -> float:
@@ -102,7 +101,7 @@ def test_weight_transfer_sends_no_gradient_into_the_weak_head():
         assert p.grad is None or not p.grad.any()
     assert any(p.grad is not None and p.grad.any() for p in model.weight_transfer.parameters())
     assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
-    # the transferred head has no weights of its own: they are the MLP's output
+    # the transferred head has no conv weights of its own: they are the MLP's output
     model.zero_grad(set_to_none=True)
     model(_patches(2, 2))["loss_mil"].backward()
     assert all(p.grad is None for p in model.weight_transfer.parameters())
@@ -122,6 +121,28 @@ def test_initial_transferred_filters_are_distinct_and_at_the_weak_filters_scale(
     # not one shared vector (PyTorch's default MLP init gives |cos| ~ 0.99 between all filters)
     assert (cos.sum() - n) / (n * n - n) < 0.5
     assert 0.2 < transferred.std() / weight.std() < 5
+
+
+@pytest.mark.parametrize("norm", ["BN", ""])
+def test_transferred_norm_undoes_a_shift_shared_by_all_filters(norm):
+    """One MLP makes every filter of a layer, so one change of its output bias moves all of them
+    at once: the CPU failure (docs/boxcaseg.md) was every hidden ReLU of the transferred head
+    dead, a constant map. Its own BN (``TRANSFER_NORM``) removes a pre-activation shift shared
+    by all filters; without a norm the same shift leaves the output bias alone."""
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BOXCASEG.TRANSFER_NORM = norm
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    with torch.no_grad():
+        feats = model.features(torch.randn(4, 3, 32, 32))
+        before = model.transferred_head(feats, model.transferred_params())
+        model.weight_transfer.mlps[0][2].bias[-1] -= 100.0  # the bias of every hidden filter
+        after = model.transferred_head(feats, model.transferred_params())
+    assert before.std() > 1e-3
+    if norm:
+        torch.testing.assert_close(after, before, atol=1e-3, rtol=0)
+    else:
+        assert after.std() < 1e-6  # a constant map
 
 
 def test_loss_of_box_only_batch_is_connected_to_every_parameter():
@@ -197,7 +218,7 @@ def test_inference_gives_one_pasted_mask_per_box():
     feats = model.features(patches)
     size = patches.shape[-2:]
     sal = model._upsample(model.salient_head(feats), size).sigmoid()
-    trans = model._upsample(run_head(feats, model.transferred_params()), size).sigmoid()
+    trans = model._upsample(model.transferred_head(feats, model.transferred_params()), size).sigmoid()
     torch.testing.assert_close(probs, 0.7 * trans + 0.3 * sal, atol=1e-5, rtol=0)
     assert probs.shape == (2, 32, 32) and not torch.allclose(sal, trans)
 
@@ -231,7 +252,7 @@ def test_head_ablation_trains_and_predicts_with_the_chosen_heads(heads, losses):
         if "salient" in heads:
             expected = model.salient_head(feats)
         elif "transferred" in heads:
-            expected = run_head(feats, model.transferred_params())
+            expected = model.transferred_head(feats, model.transferred_params())
         else:
             expected = model.weak_head(feats)
         expected = model._upsample(expected, (32, 32)).sigmoid()

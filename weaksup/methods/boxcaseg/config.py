@@ -34,6 +34,12 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     _C.MODEL.BOXCASEG.HEAD_NUM_CONVS = 1
     # Channels of the heads' 3x3 convs.
     _C.MODEL.BOXCASEG.HEAD_CONV_DIM = 256
+    # Norm after each 3x3 conv of the weak and salient heads (Detectron2 get_norm name, "" for
+    # none). The authors' code has BN there; at the CPU schedule it lowered the salient head.
+    _C.MODEL.BOXCASEG.HEAD_NORM = ""
+    # Norm after each 3x3 conv of the transferred head, layers of its own (not transferred; the
+    # authors' code: BN). It keeps the MLP-made filters from all dying at once (docs/boxcaseg.md).
+    _C.MODEL.BOXCASEG.TRANSFER_NORM = "BN"
     # Hidden width of the weight-transfer MLP (2 layers, LeakyReLU; Sec. 3.3.2), applied to each
     # output filter (weights + bias) of each weak-head conv.
     _C.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 256

@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.layers import ShapeSpec
+from detectron2.layers import ShapeSpec, get_norm
 from detectron2.layers.mask_ops import paste_masks_in_image
 from detectron2.modeling import FPN, META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import Boxes, Instances
@@ -27,11 +27,12 @@ ConvParams = List[Tuple[torch.Tensor, torch.Tensor]]
 
 
 class SegmentationHead(nn.Module):
-    """One segmentation head (Fig. 4, right): ``num_convs`` 3x3 convs with ReLU, then a 1x1 conv
-    to one logit map. The three BoxCaseg heads share this architecture; the transferred head runs
-    it with weights produced by :class:`WeightTransfer` (:func:`run_head`)."""
+    """One segmentation head (Fig. 4, right): ``num_convs`` 3x3 convs, each followed by ``norm``
+    and ReLU, then a 1x1 conv to one logit map. The three BoxCaseg heads share this
+    architecture; the transferred head runs it with weights produced by :class:`WeightTransfer`
+    and norm layers of its own (:func:`run_head`)."""
 
-    def __init__(self, in_channels: int, conv_dim: int, num_convs: int):
+    def __init__(self, in_channels: int, conv_dim: int, num_convs: int, norm: str = ""):
         super().__init__()
         layers = []
         for _ in range(num_convs):
@@ -42,20 +43,27 @@ class SegmentationHead(nn.Module):
         nn.init.normal_(layers[-1].weight, std=0.01)
         nn.init.constant_(layers[-1].bias, 0)
         self.layers = nn.ModuleList(layers)
+        self.norms = head_norms(norm, conv_dim, num_convs)
 
     def conv_params(self) -> ConvParams:
         return [(conv.weight, conv.bias) for conv in self.layers]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_head(x, self.conv_params())
+        return run_head(x, self.conv_params(), self.norms)
 
 
-def run_head(x: torch.Tensor, params: ConvParams) -> torch.Tensor:
-    """Apply a head's convs given as ``(weight, bias)`` pairs: ReLU after all but the last."""
+def head_norms(norm: str, channels: int, num: int) -> nn.ModuleList:
+    """``num`` norm layers (Detectron2's ``get_norm``; identities when ``norm`` is empty)."""
+    return nn.ModuleList([get_norm(norm, channels) or nn.Identity() for _ in range(num)])
+
+
+def run_head(x: torch.Tensor, params: ConvParams, norms: Sequence[nn.Module]) -> torch.Tensor:
+    """Apply a head's convs given as ``(weight, bias)`` pairs: norm and ReLU after all but the
+    last."""
     for i, (weight, bias) in enumerate(params):
         x = F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
         if i < len(params) - 1:
-            x = F.relu(x)
+            x = F.relu(norms[i](x))
     return x[:, 0]
 
 
@@ -71,9 +79,15 @@ class WeightTransfer(nn.Module):
     default init (biases of magnitude ~1/sqrt(hidden)) would make every transferred filter nearly
     the same vector (the output bias dominates), and the transferred head would start, and in short
     schedules stay, a near-constant map.
+
+    The transferred head's norm layers (``norms``, one per hidden conv) are its own, not
+    transferred, as in the authors' released code (a separate BN after the transferred conv).
+    They matter more here than in the other heads: one MLP makes all filters of a layer, so one
+    step can push every filter's pre-activation below zero at once. Without them the hidden ReLUs
+    all died in 3 of 7 CPU runs (docs/boxcaseg.md) and the head stayed a constant map.
     """
 
-    def __init__(self, head: SegmentationHead, hidden_dim: int):
+    def __init__(self, head: SegmentationHead, hidden_dim: int, norm: str = ""):
         super().__init__()
         self.mlps = nn.ModuleList()
         for weight, _ in head.conv_params():
@@ -84,6 +98,8 @@ class WeightTransfer(nn.Module):
             for layer in (mlp[0], mlp[2]):
                 weight_init.c2_xavier_fill(layer)
             self.mlps.append(mlp)
+        hidden = head.layers[:-1]
+        self.norms = head_norms(norm, hidden[0].out_channels if hidden else 0, len(hidden))
 
     def forward(self, params: ConvParams) -> ConvParams:
         out = []
@@ -136,6 +152,8 @@ class BoxCaseg(nn.Module):
         in_features: Sequence[str],
         head_conv_dim: int,
         head_num_convs: int,
+        head_norm: str,
+        transfer_norm: str,
         transfer_hidden_dim: int,
         pairwise_weight: float,
         alpha: float,
@@ -149,7 +167,10 @@ class BoxCaseg(nn.Module):
         """
         Args:
             backbone: any Detectron2 backbone; ``in_features`` of it are fused.
-            head_conv_dim, head_num_convs: head architecture (:class:`SegmentationHead`).
+            head_conv_dim, head_num_convs, head_norm: head architecture
+                (:class:`SegmentationHead`) of the weak and salient heads; ``head_norm`` is a
+                ``get_norm`` name or "".
+            transfer_norm: norm of the transferred head's hidden convs (its own layers).
             transfer_hidden_dim: hidden width of the weight-transfer MLP.
             pairwise_weight: weight of the pairwise term (Eq. 1; 0.05).
             alpha: weight of the transferred head vs. the salient head (Eq. 3; 0.7).
@@ -172,9 +193,10 @@ class BoxCaseg(nn.Module):
         self.in_features = list(in_features)
         shapes = backbone.output_shape()
         in_channels = sum(shapes[f].channels for f in self.in_features)
-        self.weak_head = SegmentationHead(in_channels, head_conv_dim, head_num_convs)
-        self.salient_head = SegmentationHead(in_channels, head_conv_dim, head_num_convs)
-        self.weight_transfer = WeightTransfer(self.weak_head, transfer_hidden_dim)
+        head = (in_channels, head_conv_dim, head_num_convs, head_norm)
+        self.weak_head = SegmentationHead(*head)
+        self.salient_head = SegmentationHead(*head)
+        self.weight_transfer = WeightTransfer(self.weak_head, transfer_hidden_dim, transfer_norm)
         self.pairwise_weight = pairwise_weight
         self.alpha = alpha
         self.mask_threshold = mask_threshold
@@ -203,6 +225,8 @@ class BoxCaseg(nn.Module):
             "in_features": b.IN_FEATURES,
             "head_conv_dim": b.HEAD_CONV_DIM,
             "head_num_convs": b.HEAD_NUM_CONVS,
+            "head_norm": b.HEAD_NORM,
+            "transfer_norm": b.TRANSFER_NORM,
             "transfer_hidden_dim": b.TRANSFER_HIDDEN_DIM,
             "pairwise_weight": b.PAIRWISE_WEIGHT,
             "alpha": b.ALPHA,
@@ -232,6 +256,11 @@ class BoxCaseg(nn.Module):
     def transferred_params(self) -> ConvParams:
         return self.weight_transfer(self.weak_head.conv_params())
 
+    def transferred_head(self, feats: torch.Tensor, params: ConvParams) -> torch.Tensor:
+        """Logits of the transferred head: ``params`` (:meth:`transferred_params`) with its own
+        norm layers."""
+        return run_head(feats, params, self.weight_transfer.norms)
+
     def forward(self, batched_inputs: List[Dict]):
         if not self.training:
             return self.inference(batched_inputs)
@@ -252,7 +281,7 @@ class BoxCaseg(nn.Module):
             (name, head, weight)
             for name, head, weight in (
                 ("salient", lambda f: self.salient_head(f), 1.0 - self.alpha),
-                ("transferred", lambda f: run_head(f, params), self.alpha),
+                ("transferred", lambda f: self.transferred_head(f, params), self.alpha),
             )
             if name in self.heads
         ]
@@ -265,6 +294,7 @@ class BoxCaseg(nn.Module):
             unused += [p.sum() for p in self.salient_head.parameters()]
         if "transferred" not in trained:
             unused += [w.sum() + b.sum() for w, b in params]
+            unused += [p.sum() for p in self.weight_transfer.norms.parameters()]
         zero = sum(unused) * 0.0 if unused else None
         if not salient or not pixel_heads:
             losses.update({f"loss_{name}": zero for name, _, _ in pixel_heads})
@@ -295,12 +325,12 @@ class BoxCaseg(nn.Module):
         feats = self.features(patches)
         if "salient" in self.heads and "transferred" in self.heads:
             salient = self.salient_head(feats).sigmoid()
-            transferred = run_head(feats, self.transferred_params()).sigmoid()
+            transferred = self.transferred_head(feats, self.transferred_params()).sigmoid()
             probs = (1.0 - self.alpha) * salient + self.alpha * transferred
         elif "salient" in self.heads:
             probs = self.salient_head(feats).sigmoid()
         elif "transferred" in self.heads:
-            probs = run_head(feats, self.transferred_params()).sigmoid()
+            probs = self.transferred_head(feats, self.transferred_params()).sigmoid()
         else:
             probs = self.weak_head(feats).sigmoid()
         return self._upsample(probs, patches.shape[-2:])
