@@ -139,10 +139,14 @@ def test_transferred_norm_undoes_a_shift_shared_by_all_filters(norm):
         model.weight_transfer.mlps[0][2].bias[-1] -= 100.0  # the bias of every hidden filter
         after = model.transferred_head(feats, model.transferred_params())
     assert before.std() > 1e-3
+    model.eval()  # head_activity as the tool runs it: BN on running statistics
+    activity = model.head_activity(torch.randn(4, 3, 32, 32))
     if norm:
         torch.testing.assert_close(after, before, atol=1e-3, rtol=0)
     else:
         assert after.std() < 1e-6  # a constant map
+        assert activity["transferred"] == (0.0, 0.0)
+    assert activity["weak"][0] > 0.5 and 0 < activity["weak"][1] < 1
 
 
 def test_loss_of_box_only_batch_is_connected_to_every_parameter():
@@ -223,6 +227,35 @@ def test_inference_gives_one_pasted_mask_per_box():
     assert probs.shape == (2, 32, 32) and not torch.allclose(sal, trans)
 
 
+def test_rescaled_probabilities_set_each_patch_to_zero_one_before_the_threshold():
+    from weaksup.methods.boxcaseg.meta_arch import rescale_min_max
+
+    probs = torch.tensor([[[0.2, 0.3], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
+    expected = torch.tensor([[[0.0, 0.25], [0.5, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    torch.testing.assert_close(rescale_min_max(probs), expected)
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BOXCASEG.HEADS = ["salient"]
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    with torch.no_grad():
+        plain.salient_head.layers[-1].bias.fill_(-3.0)  # sure of background everywhere
+    cfg.MODEL.BOXCASEG.RESCALE_PROBS = True
+    rescaled = build_model(cfg).eval()
+    rescaled.load_state_dict(plain.state_dict())
+    gt = Instances((40, 60))
+    gt.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 40.0, 38.0]]))
+    image = torch.randint(0, 255, (3, 40, 60), dtype=torch.uint8)
+    with torch.no_grad():
+        probs = plain.predict_patches(plain.crop_patches(image, gt.gt_boxes.tensor))
+    masks = {
+        name: m([{"image": image, "instances": gt}])[0]["instances"].pred_masks
+        for name, m in (("plain", plain), ("rescaled", rescaled))
+    }
+    # nothing reaches 0.5 until rescaled, then the most foreground-like pixels do
+    assert probs.max() < 0.5 and not masks["plain"].any() and masks["rescaled"].any()
+    assert not masks["rescaled"][0, :, 41:].any()  # still inside its box
+
+
 @pytest.mark.parametrize(
     "heads, losses",
     [
@@ -283,3 +316,37 @@ def test_ablation_configs_select_tab4_heads_and_tab5_random_sampling():
         assert cfg.DATALOADER.BOX_SALIENT_SAMPLING == "ratio"
     rs = load_config(str(folder / "coco_random_sampling_HRNetV2_W48.yaml"))
     assert rs.DATALOADER.BOX_SALIENT_SAMPLING == "random" and len(rs.MODEL.BOXCASEG.HEADS) == 3
+
+
+def test_head_activity_tool_finds_a_dead_transferred_head_on_real_box_patches(tmp_path):
+    """tools/boxcaseg_head_activity.py on PennFudan box crops: every head alive in a fresh
+    network; 0 % for the transferred head once every filter's bias is pushed below zero (no
+    TRANSFER_NORM), i.e. the failure it was written to find."""
+    import importlib.util
+
+    from conftest import REPO_ROOT, pennfudan_records
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    spec = importlib.util.spec_from_file_location(
+        "boxcaseg_head_activity", REPO_ROOT / "tools" / "boxcaseg_head_activity.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    records, _ = pennfudan_records(3)
+    cfg = small_boxcaseg_cfg()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("alive")
+    with torch.no_grad():
+        model.weight_transfer.mlps[0][2].bias[-1] -= 100.0
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("dead")
+    weights = [str(tmp_path / "alive.pth"), str(tmp_path / "dead.pth")]
+    rows = tool.activity_rows(cfg, weights, records, max_patches=5)
+    table = {(w, head): (channels, values) for w, head, channels, values in rows}
+    assert len(rows) == 6
+    for head in ("weak", "salient", "transferred"):
+        assert table[weights[0], head][0] > 50 and 0 < table[weights[0], head][1] < 100
+    assert table[weights[1], "transferred"] == (0.0, 0.0)
+    assert table[weights[1], "weak"] == table[weights[0], "weak"]
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        tool.activity_rows(cfg, [str(tmp_path / "nope.pth")], records, 5)

@@ -38,8 +38,9 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     # none). The authors' code has BN there; at the CPU schedule it lowered the salient head.
     _C.MODEL.BOXCASEG.HEAD_NORM = ""
     # Norm after each 3x3 conv of the transferred head, layers of its own (not transferred; the
-    # authors' code: BN). It keeps the MLP-made filters from all dying at once (docs/boxcaseg.md).
-    _C.MODEL.BOXCASEG.TRANSFER_NORM = "BN"
+    # authors' code: BN, set in Base-BoxCaseg.yaml). It keeps the MLP-made filters from all dying
+    # at once (docs/boxcaseg.md). The default "" is the earlier behaviour, for recorded stages.
+    _C.MODEL.BOXCASEG.TRANSFER_NORM = ""
     # Hidden width of the weight-transfer MLP (2 layers, LeakyReLU; Sec. 3.3.2), applied to each
     # output filter (weights + bias) of each weak-head conv.
     _C.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 256
@@ -53,6 +54,10 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     _C.MODEL.BOXCASEG.HEADS = ["weak", "salient", "transferred"]
     # Probability above which a predicted pixel is foreground when pasting masks.
     _C.MODEL.BOXCASEG.MASK_THRESHOLD = 0.5
+    # Rescale each patch's foreground probabilities to [0, 1] (min-max) before MASK_THRESHOLD, as
+    # the authors' released test code does (normPRED; True in Base-BoxCaseg.yaml; the default
+    # False is the earlier behaviour, for recorded stages).
+    _C.MODEL.BOXCASEG.RESCALE_PROBS = False
     # Patches per forward pass at inference (proxy masks, evaluation).
     _C.MODEL.BOXCASEG.TEST_BATCH_SIZE = 32
 

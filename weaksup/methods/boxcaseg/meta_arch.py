@@ -130,6 +130,15 @@ def fuse_features(features: Dict[str, torch.Tensor], names: Sequence[str]) -> to
 HEADS = ("weak", "salient", "transferred")
 
 
+def rescale_min_max(probs: torch.Tensor) -> torch.Tensor:
+    """Each ``(S, S)`` map of ``probs`` (N, S, S) rescaled to [0, 1] by its own min and max
+    (a constant map becomes 0)."""
+    flat = probs.flatten(1)
+    low = flat.min(dim=1)[0][:, None, None]
+    span = (flat.max(dim=1)[0][:, None, None] - low).clamp(min=1e-6)
+    return (probs - low) / span
+
+
 @META_ARCH_REGISTRY.register()
 class BoxCaseg(nn.Module):
     """Backbone + fused features + weak, salient and transferred heads.
@@ -158,6 +167,7 @@ class BoxCaseg(nn.Module):
         pairwise_weight: float,
         alpha: float,
         mask_threshold: float,
+        rescale_probs: bool,
         test_size: int,
         test_batch_size: int,
         pixel_mean: Sequence[float],
@@ -175,6 +185,9 @@ class BoxCaseg(nn.Module):
             pairwise_weight: weight of the pairwise term (Eq. 1; 0.05).
             alpha: weight of the transferred head vs. the salient head (Eq. 3; 0.7).
             mask_threshold: foreground probability threshold of pasted masks.
+            rescale_probs: rescale each patch's probabilities to [0, 1] (min-max) before the
+                threshold, as the authors' released test code (``normPRED``); the paper does
+                not say. A patch of one constant value gives an empty mask.
             test_size: side of the patch cropped per box at inference (320).
             test_batch_size: patches per forward pass at inference.
             pixel_mean, pixel_std: input normalization (as GeneralizedRCNN).
@@ -200,6 +213,7 @@ class BoxCaseg(nn.Module):
         self.pairwise_weight = pairwise_weight
         self.alpha = alpha
         self.mask_threshold = mask_threshold
+        self.rescale_probs = rescale_probs
         self.test_size = test_size
         self.test_batch_size = test_batch_size
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
@@ -231,6 +245,7 @@ class BoxCaseg(nn.Module):
             "pairwise_weight": b.PAIRWISE_WEIGHT,
             "alpha": b.ALPHA,
             "mask_threshold": b.MASK_THRESHOLD,
+            "rescale_probs": b.RESCALE_PROBS,
             "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
             "test_batch_size": b.TEST_BATCH_SIZE,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
@@ -260,6 +275,30 @@ class BoxCaseg(nn.Module):
         """Logits of the transferred head: ``params`` (:meth:`transferred_params`) with its own
         norm layers."""
         return run_head(feats, params, self.weight_transfer.norms)
+
+    @torch.no_grad()
+    def head_activity(self, patches: torch.Tensor) -> Dict[str, Tuple[float, float]]:
+        """Per head with a hidden conv, on normalized ``patches``: the share of its first hidden
+        layer's channels positive (after the norm, before the ReLU) at some pixel of some patch,
+        and the share of positive values. A head whose first share is ~0 is a constant map: all
+        its ReLUs are dead (the transferred head's failure without ``TRANSFER_NORM``)."""
+        feats = self.features(patches)
+        heads = {
+            "weak": (self.weak_head.conv_params(), self.weak_head.norms),
+            "salient": (self.salient_head.conv_params(), self.salient_head.norms),
+            "transferred": (self.transferred_params(), self.weight_transfer.norms),
+        }
+        out = {}
+        for name, (params, norms) in heads.items():
+            if len(params) < 2:
+                continue
+            weight, bias = params[0]
+            positive = norms[0](F.conv2d(feats, weight, bias, padding=weight.shape[-1] // 2)) > 0
+            out[name] = (
+                positive.any(dim=3).any(dim=2).any(dim=0).float().mean().item(),
+                positive.float().mean().item(),
+            )
+        return out
 
     def forward(self, batched_inputs: List[Dict]):
         if not self.training:
@@ -345,7 +384,8 @@ class BoxCaseg(nn.Module):
 
     @torch.no_grad()
     def inference(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
-        """One mask per input box: crop, predict, paste back (Sec. 3.4); patches of all images of
+        """One mask per input box: crop, predict (rescaled to [0, 1] per patch when
+        ``rescale_probs``), paste back at ``mask_threshold`` (Sec. 3.4); patches of all images of
         the batch go through the network together, ``test_batch_size`` at a time."""
         patches, per_image = [], []
         for x in batched_inputs:
@@ -362,6 +402,8 @@ class BoxCaseg(nn.Module):
                     for i in range(0, len(patches), self.test_batch_size)
                 ]
             )
+            if self.rescale_probs:
+                probs = rescale_min_max(probs)
         results = []
         for x, boxes, p in zip(batched_inputs, per_image, probs.split([len(b) for b in per_image])):
             gt = x["instances"]
