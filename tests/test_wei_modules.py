@@ -157,6 +157,16 @@ def test_image_level_records_read_classes_only():
     ]
     assert [r["image_id"] for r in single_label_records(records)] == ["wei_m_b:1"]
     assert MetadataCatalog.get("wei_m_u").thing_classes == ["z", "x"]
+    # negative images kept on request (HCP with a background class trains on them)
+    if "wei_m_n" in DatasetCatalog.list():
+        DatasetCatalog.remove("wei_m_n")
+        MetadataCatalog.remove("wei_m_n")
+    register_image_label_union("wei_m_n", ["wei_m_a", "wei_m_b"], ["z", "x"], keep_unlabelled=True)
+    assert [(r["image_id"], r["image_labels"]) for r in DatasetCatalog.get("wei_m_n")] == [
+        ("wei_m_a:7", [0, 1]),
+        ("wei_m_a:8", []),
+        ("wei_m_b:1", [0]),
+    ]
 
 
 def test_builtin_image_level_datasets_on_real_data():
@@ -287,6 +297,37 @@ def test_hcp_pools_hypotheses_and_trains(real_record):
     crops = model._crops(((x["image"].float() - model.pixel_mean) / model.pixel_std)[None], [boxes])
     raw, _ = model.classify(crops)
     torch.testing.assert_close(out["hcp_scores"], raw.max(0).values.softmax(0), atol=1e-5, rtol=0)
+
+
+def test_hcp_background_class_labels_every_image_and_is_left_out_of_the_scores(real_record):
+    from weaksup.methods.wei.data import ImageLabelDatasetMapper
+    from weaksup.methods.wei.hcp import HCP
+
+    torch.manual_seed(0)
+    cfg = _cfg(MODE="image")
+    x = ImageLabelDatasetMapper(cfg, True)(real_record)  # labels 0 and 2 of C = 3
+    negative = {**x, "image_labels": torch.zeros(0, dtype=torch.int64)}
+    with pytest.raises(ValueError, match="no image-level label .images without one need MODEL.HCP.BACKGROUND_CLASS"):
+        HCP(cfg)([negative])
+    cfg.MODEL.HCP.BACKGROUND_CLASS = True
+    model = HCP(cfg)
+    assert model.classifier.out_features == 4
+    crops = model._crops(
+        ((x["image"].float() - model.pixel_mean) / model.pixel_std)[None],
+        [torch.tensor([[0.0, 0.0, x["image"].shape[2], x["image"].shape[1]]])],
+    )
+    logits = model.classify(crops)[0][0]  # image mode: the whole image is the only hypothesis
+    log_p = logits.log_softmax(0)
+    # targets: labels + background (index 3), each 1 / |labels + 1|; a negative: background only
+    losses = model([x, negative])
+    expected = (-(log_p[0] + log_p[2] + log_p[3]) / 3 - log_p[3]) / 2
+    torch.testing.assert_close(losses["loss_hcp"], expected, atol=1e-5, rtol=0)
+    model.eval()
+    (out,) = model([x])
+    torch.testing.assert_close(out["hcp_scores"], logits.softmax(0)[:3], atol=1e-5, rtol=0)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 50.0], [10.0, 5.0, 60.0, 60.0]])
+    scores, _ = model.score_hypotheses(x["image"], boxes)
+    assert scores.shape == (2, 3) and (scores.sum(1) < 1).all()
 
 
 def test_voc_configs_follow_the_paper_schedule():

@@ -10,6 +10,8 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
+from ...paths import cache_dir
+from .box_free_crops import register_box_free_crops
 from .coco import COCO_TO_VOC, register_class_subset, register_coco_boxonly
 from .grabcut13 import register_grabcut13
 from .image_sets import declare_image_sources, declare_image_split, exclude_voc_photos
@@ -138,13 +140,20 @@ def pennfudan_root(root: str) -> str:
 
 
 def register_all_pennfudan(root: str) -> None:
-    """``pennfudan_train``, ``pennfudan_train_boxonly``, ``pennfudan_val`` (see :mod:`.pennfudan`)."""
+    """``pennfudan_train``, ``pennfudan_train_boxonly``, ``pennfudan_val`` (see :mod:`.pennfudan`),
+    and ``pennfudan_train_box_free``: street crops of the training photos without any labelled
+    pedestrian (:mod:`.box_free_crops`, written under ``$WEAKSUP_CACHE/box_free_crops``)."""
     path = pennfudan_root(root)
     register_pennfudan("pennfudan_train", path, "train")
     register_pennfudan("pennfudan_train_boxonly", path, "train", with_masks=False)
     register_pennfudan("pennfudan_val", path, "val")
     for split in ("train", "train_boxonly", "val"):
         declare_image_split(f"pennfudan_{split}", "pennfudan", [split.split("_")[0]])
+    register_box_free_crops(
+        "pennfudan_train_box_free",
+        "pennfudan_train_boxonly",
+        os.path.join(cache_dir(), "box_free_crops", "pennfudan_train"),
+    )
 
 
 def register_all_nuts_labelme(root: str) -> None:

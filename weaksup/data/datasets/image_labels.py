@@ -111,11 +111,14 @@ def register_image_labels(name: str, base_name: str) -> None:
 
 
 def register_image_label_union(
-    name: str, base_names: Sequence[str], classes: Sequence[str]
+    name: str, base_names: Sequence[str], classes: Sequence[str], keep_unlabelled: bool = False
 ) -> None:
     """Register the image-level union ``name`` of ``base_names`` on the class list ``classes``
     (every class that occurs must be in it; base classes that never occur, such as labelme's
-    ``_background_``, need not)."""
-    DatasetCatalog.register(name, lambda: load_image_labels(list(base_names), list(classes)))
+    ``_background_``, need not). ``keep_unlabelled``: keep images without any label (negative
+    images, e.g. :mod:`.box_free_crops`, for a classifier with a background class)."""
+    DatasetCatalog.register(
+        name, lambda: load_image_labels(list(base_names), list(classes), keep_unlabelled)
+    )
     MetadataCatalog.get(name).set(thing_classes=list(classes), image_level_base=list(base_names))
     declare_image_sources(name, base_names)

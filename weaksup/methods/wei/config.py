@@ -57,6 +57,10 @@ def add_wei_config(cfg: CN) -> CN:
     _C.MODEL.HCP.MAX_ASPECT_RATIO = 4.0
     # Hypothesis mode also pools the whole image as one more hypothesis.
     _C.MODEL.HCP.INCLUDE_WHOLE_IMAGE = True
+    # A (C+1)-th "background" output, a label of every training image, so that images without
+    # any object label (negative images) can train HCP; scores are the C object columns of the
+    # (C+1)-way softmax. Not in the paper (VOC needs none); see weaksup/methods/wei/hcp.py.
+    _C.MODEL.HCP.BACKGROUND_CLASS = False
     # Learning rate of the classifier (last layer) relative to SOLVER.BASE_LR (Sec. 4.2: 100 for
     # image fine-tuning, 0.01 vs 1e-4; 10 for hypothesis fine-tuning, 1e-3 vs 1e-4).
     _C.MODEL.HCP.CLASSIFIER_LR_FACTOR = 100.0

@@ -4,6 +4,10 @@ labelme_voc3 on one class list, and a semantic validation set with derived label
 * ``wei_demo_train``: image-level labels (:mod:`weaksup.data.datasets.image_labels`) of
   PennFudan train (128 images, ``person``), nuts_coco train (12 images: dates, figs, hazelnuts)
   and the 3 labelme_voc3 images (VOC classes; :mod:`weaksup.data.datasets.nuts_labelme`);
+* ``wei_demo_train_box_free``: the same plus 117 negative images without any label, the street
+  crops of ``pennfudan_train_box_free`` (:mod:`weaksup.data.datasets.box_free_crops`), for HCP
+  with a background class (``MODEL.HCP.BACKGROUND_CLASS``): every PennFudan photo has a
+  pedestrian, so without them "person" is the street scene;
 * ``wei_demo_val_sem_seg``: PennFudan val (42) + nuts_coco val (6, every third image by id),
   label maps derived once from their instance masks (``$WEAKSUP_CACHE/sem_seg/wei_demo_val``,
   :func:`~weaksup.data.mask_subset.register_instance_sem_seg`), for the ``sem_seg`` evaluator;
@@ -43,10 +47,13 @@ def _union_instances(base_names: Sequence[str], classes: Sequence[str]) -> List[
 def register_wei_demo() -> None:
     """Register the demo datasets (module docstring) on the builtin ``pennfudan_*``,
     ``nuts_coco_*`` and ``labelme_voc3`` datasets."""
+    train_bases = ["pennfudan_train_boxonly", "nuts_coco_train", "labelme_voc3"]
+    register_image_label_union("wei_demo_train", train_bases, WEI_DEMO_CLASSES)
     register_image_label_union(
-        "wei_demo_train",
-        ["pennfudan_train_boxonly", "nuts_coco_train", "labelme_voc3"],
+        "wei_demo_train_box_free",
+        train_bases + ["pennfudan_train_box_free"],
         WEI_DEMO_CLASSES,
+        keep_unlabelled=True,
     )
     val_bases = ["pennfudan_val", "nuts_coco_val"]
     train_bases = ["pennfudan_train", "nuts_coco_train", "labelme_voc3"]

@@ -12,6 +12,17 @@ The loss is the cross-entropy of the softmax of the max-pooled scores against th
 label vector ``y / |y|_1`` (HCP's multi-label loss; :func:`soft_cross_entropy`). Stage 2 calls
 :meth:`HCP.score_hypotheses`: every proposal's softmax scores (the "predictive confidences",
 Sec. 3.1) and its penultimate-layer features (Sec. 3.2).
+
+Background class (``MODEL.HCP.BACKGROUND_CLASS``, not in the paper): a (C+1)-th output that is a
+label of *every* training image (each has background somewhere), so that images with no object
+label (negative images) have a target and, after max pooling, the most background-like
+hypothesis of each image is pulled to it. Softmax outputs then give a proposal of background
+a low confidence for every object class, where a C-way softmax must spread it over the object
+classes. Scores returned are the C object columns of the (C+1)-way softmax, so a proposal is a
+candidate of class k at confidence > 0.5 exactly as in Sec. 3.1. The paper trains on VOC, where
+classes alternate across scenes; where one class is in every photo of its scenes (the CPU demo's
+PennFudan), a C-way HCP learns the scene and scores every proposal of it as the class
+(docs/wei_image_level.md).
 """
 
 from typing import Dict, List, Sequence, Tuple
@@ -33,7 +44,8 @@ __all__ = ["HCP"]
 class HCP(nn.Module):
     """HCP classifier (module docstring). Inputs: dicts with ``image`` ``(3, H, W)``,
     ``image_labels`` (training) and, in hypothesis mode, ``proposal_boxes`` ``(n, 4)``.
-    Inference returns ``{"hcp_scores": (C,)}`` per image (softmax of the pooled scores)."""
+    Inference returns ``{"hcp_scores": (C,)}`` per image (softmax of the pooled scores; with a
+    background class, its C object columns)."""
 
     @configurable
     def __init__(
@@ -46,6 +58,7 @@ class HCP(nn.Module):
         fc_dim: int,
         use_hypotheses: bool,
         include_whole_image: bool,
+        background_class: bool,
         test_batch_size: int,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -58,6 +71,7 @@ class HCP(nn.Module):
             fc_dim: width of the penultimate fully connected layer (VGG's fc7: 4,096).
             use_hypotheses: hypothesis fine-tuning (else image fine-tuning).
             include_whole_image: add the whole image to the hypotheses of hypothesis mode.
+            background_class: a (C+1)-th output, a label of every image (module docstring).
             test_batch_size: crops per forward pass in :meth:`score_hypotheses`.
         """
         super().__init__()
@@ -66,10 +80,12 @@ class HCP(nn.Module):
         self.crop_size = crop_size
         self.use_hypotheses = use_hypotheses
         self.include_whole_image = include_whole_image
+        self.num_classes = num_classes
+        self.background_class = background_class
         self.test_batch_size = test_batch_size
         channels = backbone.output_shape()[in_feature].channels
         self.fc = nn.Linear(channels, fc_dim)
-        self.classifier = nn.Linear(fc_dim, num_classes)
+        self.classifier = nn.Linear(fc_dim, num_classes + int(background_class))
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.constant_(self.classifier.bias, 0)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
@@ -88,6 +104,7 @@ class HCP(nn.Module):
             "fc_dim": c.FC_DIM,
             "use_hypotheses": c.MODE == "hypotheses",
             "include_whole_image": c.INCLUDE_WHOLE_IMAGE,
+            "background_class": c.BACKGROUND_CLASS,
             "test_batch_size": c.TEST_BATCH_SIZE,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
@@ -130,12 +147,17 @@ class HCP(nn.Module):
         # cross-hypothesis max pooling
         pooled = torch.stack([l.max(dim=0).values for l in logits.split([len(b) for b in boxes])])
         if not self.training:
-            return [{"hcp_scores": p} for p in pooled.softmax(dim=1)]
+            return [{"hcp_scores": p} for p in self._object_scores(pooled)]
         target = torch.zeros_like(pooled)
         for i, x in enumerate(batched_inputs):
             labels = x["image_labels"].to(self.device)
+            if self.background_class:
+                labels = torch.cat([labels, labels.new_tensor([self.num_classes])])
             if len(labels) == 0:
-                raise ValueError(f"image {x.get('file_name')!r} has no image-level label")
+                raise ValueError(
+                    f"image {x.get('file_name')!r} has no image-level label "
+                    "(images without one need MODEL.HCP.BACKGROUND_CLASS)"
+                )
             target[i, labels] = 1.0 / len(labels.unique())
         return {"loss_hcp": soft_cross_entropy(pooled, target, dim=1)}
 
@@ -150,10 +172,12 @@ class HCP(nn.Module):
         scores, feats = [], []
         for chunk in boxes.to(self.device).float().split(self.test_batch_size):
             logits, f = self.classify(self._crops(x, [chunk]))
-            scores.append(logits.softmax(dim=1))
+            scores.append(self._object_scores(logits))
             feats.append(f)
         if not scores:
-            return x.new_zeros(0, self.classifier.out_features), x.new_zeros(
-                0, self.fc.out_features
-            )
+            return x.new_zeros(0, self.num_classes), x.new_zeros(0, self.fc.out_features)
         return torch.cat(scores), torch.cat(feats)
+
+    def _object_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over the classifier's outputs, the C object classes' columns."""
+        return logits.softmax(dim=1)[:, : self.num_classes]

@@ -88,7 +88,7 @@ def hcp_image_scores(cfg_hcp: CfgNode, model, records: List[Dict]) -> np.ndarray
         _score_boxes(cfg_hcp, model, aug, r, [[0, 0, r["width"], r["height"]]])[0][0]
         for r in tqdm(records, desc="HCP on test images", unit="img")
     ]
-    return np.stack(out) if out else np.zeros((0, model.classifier.out_features), np.float32)
+    return np.stack(out) if out else np.zeros((0, model.num_classes), np.float32)
 
 
 @torch.no_grad()
