@@ -77,5 +77,5 @@ def test_box_free_crops_of_real_photos(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     register_dataset("bfc_t_bad", [{**records[0], "file_name": str(bad)}], ["person"])
-    with pytest.raises(ValueError, match="bad.png: not a readable image"):
+    with pytest.raises(ValueError, match=r"bad\.png' \(image_id=0\): not a readable image file"):
         load_box_free_crops("bfc_t_bad", str(tmp_path / "o"), 96)

@@ -307,7 +307,9 @@ def test_hcp_background_class_labels_every_image_and_is_left_out_of_the_scores(r
     cfg = _cfg(MODE="image")
     x = ImageLabelDatasetMapper(cfg, True)(real_record)  # labels 0 and 2 of C = 3
     negative = {**x, "image_labels": torch.zeros(0, dtype=torch.int64)}
-    with pytest.raises(ValueError, match="no image-level label .images without one need MODEL.HCP.BACKGROUND_CLASS"):
+    with pytest.raises(
+        ValueError, match="no image-level label .images without one need MODEL.HCP.BACKGROUND_CLASS"
+    ):
         HCP(cfg)([negative])
     cfg.MODEL.HCP.BACKGROUND_CLASS = True
     model = HCP(cfg)

@@ -22,9 +22,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..paths import cache_dir
-from ..utils.file_io import write_atomic
 from ..utils.rle import encode_mask
 from .datasets.image_sets import declare_image_sources
+from .derived_images import write_derived_image
 from ..evaluation.ground_truth import segmentation_to_bitmask
 
 __all__ = ["register_small_object_view", "small_object_record"]
@@ -43,22 +43,17 @@ def small_object_record(record: Dict[str, Any], scale: float, image_dir: str) ->
     H, W = record["height"], record["width"]
     h, w, top, left = _placement(H, W, scale)
     stem = os.path.splitext(os.path.basename(record["file_name"]))[0]
-    path = os.path.join(image_dir, f"{record['image_id']}_{stem}.png")
-    if not os.path.isfile(path):
-        image = cv2.imread(record["file_name"], cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f"cannot read image {record['file_name']}")
-        if image.shape[:2] != (H, W):
-            raise ValueError(f"{record['file_name']}: size {image.shape[:2]} != record {(H, W)}")
+
+    def shrink(image: np.ndarray) -> np.ndarray:
         canvas = np.empty_like(image)
         canvas[:] = image.reshape(-1, 3).mean(0).round().astype(np.uint8)
         canvas[top : top + h, left : left + w] = cv2.resize(
             image, (w, h), interpolation=cv2.INTER_AREA
         )
-        ok, png = cv2.imencode(".png", canvas)
-        if not ok:
-            raise RuntimeError(f"cannot encode the small-object view of {record['file_name']}")
-        write_atomic(png.tobytes(), path)
+        return canvas
+
+    path = os.path.join(image_dir, f"{record['image_id']}_{stem}.png")
+    write_derived_image(record, path, shrink)
     anns = []
     for ann in record.get("annotations", []):
         if ann.get("bbox_mode", BoxMode.XYXY_ABS) != BoxMode.XYXY_ABS:

@@ -17,10 +17,10 @@ import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from ..derived_images import write_derived_image
 from .image_sets import declare_image_sources
 
 __all__ = ["largest_free_rectangle", "load_box_free_crops", "register_box_free_crops"]
@@ -62,7 +62,7 @@ def largest_free_rectangle(
 
 def load_box_free_crops(base_name: str, out_dir: str, min_side: int) -> List[Dict]:
     """The records of :func:`register_box_free_crops`; crops are written on first use
-    (atomically: several processes may build the same file)."""
+    (:func:`~weaksup.data.derived_images.write_derived_image`)."""
     os.makedirs(out_dir, exist_ok=True)
     out = []
     for r in DatasetCatalog.get(base_name):
@@ -73,18 +73,7 @@ def load_box_free_crops(base_name: str, out_dir: str, min_side: int) -> List[Dic
         x0, y0, x1, y1 = rect
         stem = os.path.splitext(os.path.basename(r["file_name"]))[0]
         path = os.path.join(out_dir, f"{r['image_id']}_{stem}_{x0}_{y0}_{x1}_{y1}.png")
-        if not os.path.isfile(path):
-            image = cv2.imread(r["file_name"], cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"{r['file_name']}: not a readable image")
-            if image.shape[:2] != (r["height"], r["width"]):
-                raise ValueError(
-                    f"{r['file_name']}: image is {image.shape[1]}x{image.shape[0]}, its record "
-                    f"says {r['width']}x{r['height']}"
-                )
-            tmp = f"{path}.{os.getpid()}.partial.png"
-            cv2.imwrite(tmp, image[y0:y1, x0:x1])
-            os.replace(tmp, path)
+        write_derived_image(r, path, lambda image: image[y0:y1, x0:x1])
         out.append(
             {
                 "file_name": path,
