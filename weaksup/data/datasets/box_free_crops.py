@@ -63,7 +63,6 @@ def largest_free_rectangle(
 def load_box_free_crops(base_name: str, out_dir: str, min_side: int) -> List[Dict]:
     """The records of :func:`register_box_free_crops`; crops are written on first use
     (:func:`~weaksup.data.derived_images.write_derived_image`)."""
-    os.makedirs(out_dir, exist_ok=True)
     out = []
     for r in DatasetCatalog.get(base_name):
         boxes = [a["bbox"] for a in r["annotations"]]

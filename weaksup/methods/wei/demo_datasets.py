@@ -47,11 +47,11 @@ def _union_instances(base_names: Sequence[str], classes: Sequence[str]) -> List[
 def register_wei_demo() -> None:
     """Register the demo datasets (module docstring) on the builtin ``pennfudan_*``,
     ``nuts_coco_*`` and ``labelme_voc3`` datasets."""
-    train_bases = ["pennfudan_train_boxonly", "nuts_coco_train", "labelme_voc3"]
-    register_image_label_union("wei_demo_train", train_bases, WEI_DEMO_CLASSES)
+    label_bases = ["pennfudan_train_boxonly", "nuts_coco_train", "labelme_voc3"]
+    register_image_label_union("wei_demo_train", label_bases, WEI_DEMO_CLASSES)
     register_image_label_union(
         "wei_demo_train_box_free",
-        train_bases + ["pennfudan_train_box_free"],
+        label_bases + ["pennfudan_train_box_free"],
         WEI_DEMO_CLASSES,
         keep_unlabelled=True,
     )
