@@ -21,7 +21,7 @@ import os
 from typing import List, Optional
 
 from weaksup.data.datasets.convert import CONVERTERS, drop_segmentations, via_to_coco
-from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.file_io import write_json_atomic
 
 
 def read_classes(value: Optional[str]) -> Optional[List[str]]:

@@ -24,7 +24,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
 
 from weaksup.data.datasets import PENNFUDAN_CLASSES, load_pennfudan
-from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.file_io import write_json_atomic
 
 _TMP_NAME = "_prepare_pennfudan_all"
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.file_io import write_json_atomic
 from weaksup.utils.file_io import write_atomic
 
 

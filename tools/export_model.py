@@ -46,7 +46,7 @@ from detectron2.modeling import GeneralizedRCNN, build_model
 from detectron2.utils.logger import setup_logger
 
 from weaksup.cli import add_config_arguments, load_tool_config
-from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.file_io import write_json_atomic
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 logger = logging.getLogger("weaksup.export")

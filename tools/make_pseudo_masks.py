@@ -39,10 +39,11 @@ from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import METHODS
 from weaksup.pseudo.config_args import add_config_arguments, config_from_args
-from weaksup.pseudo.job import PseudoMaskJob, read_image_bgr, write_atomic
+from weaksup.pseudo.job import PseudoMaskJob
 from weaksup.pseudo.visualize import draw_pseudo_masks
 from weaksup.utils.coco_json import load_coco_file
-from weaksup.utils.file_io import check_output_file
+from weaksup.utils.file_io import check_output_file, write_atomic
+from weaksup.utils.image_io import read_image_bgr
 
 logger = logging.getLogger("weaksup.make_pseudo_masks")
 
@@ -95,7 +96,7 @@ def write_overlays(
             except (ValueError, TypeError, KeyError):  # no (or an unusable) GT mask: no outline
                 gt_masks.append(None)
         image = draw_pseudo_masks(
-            read_image_bgr(task),
+            read_image_bgr(task.file_name, task.height, task.width, task.image_id),
             [mask_util.decode(by_id[a]["segmentation"]).astype(bool) for a in ids],
             task.boxes,
             [by_id[a]["mask_valid"] for a in ids],

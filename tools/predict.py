@@ -57,7 +57,7 @@ from detectron2.utils.logger import setup_logger
 from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.engine.device import resolve_device
 from weaksup.engine.overlays import draw_prediction
-from weaksup.pseudo.job import write_json_atomic
+from weaksup.utils.file_io import write_json_atomic
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 logger = logging.getLogger("weaksup.predict")

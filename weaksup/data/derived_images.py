@@ -6,8 +6,8 @@ from typing import Any, Callable, Dict
 import cv2
 import numpy as np
 
-from ..pseudo.job import ImageTask, read_image_bgr
 from ..utils.file_io import write_atomic
+from ..utils.image_io import read_image_bgr
 
 __all__ = ["write_derived_image"]
 
@@ -17,14 +17,14 @@ def write_derived_image(
 ) -> None:
     """Unless ``path`` exists: ``derive`` of the record's BGR image, written there as PNG
     atomically (parallel processes may race). The image is checked as the pseudo-mask jobs check
-    theirs (:func:`~weaksup.pseudo.job.read_image_bgr`: missing, truncated, unreadable, or not the
+    theirs (:func:`~weaksup.utils.image_io.read_image_bgr`: missing, truncated, unreadable, or not the
     record's size is an error naming the file)."""
     if os.path.isfile(path):
         return
-    task = ImageTask(
-        record["image_id"], record["file_name"], record["height"], record["width"], (), ()
+    image = read_image_bgr(
+        record["file_name"], record["height"], record["width"], record["image_id"]
     )
-    ok, png = cv2.imencode(".png", derive(read_image_bgr(task)))
+    ok, png = cv2.imencode(".png", derive(image))
     if not ok:
         raise RuntimeError(f"cannot encode {path} (derived from {record['file_name']})")
     write_atomic(png.tobytes(), path)

@@ -118,7 +118,7 @@ def _read_record(path: str) -> Optional[Dict[str, Any]]:
 
 def _write_record(stage: Stage, complete: bool, run: str) -> None:
     # local import: the pseudo layer is torch-free and below the engine
-    from ..pseudo.job import write_json_atomic
+    from ..utils.file_io import write_json_atomic
 
     record = {
         "name": stage.name,

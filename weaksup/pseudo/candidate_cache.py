@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from .candidates import CandidateSet, candidate_segments, load_mcg_mat
-from .job import write_atomic
+from ..utils.file_io import write_atomic
 
 __all__ = ["save_candidates", "load_candidates", "load_or_make_candidates"]
 

@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..utils.file_io import write_atomic
-from ..utils.image_io import check_image_file
+from ..utils.file_io import write_json_atomic
+from ..utils.image_io import read_image_bgr
 from ..utils.rle import encode_mask
 from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
@@ -43,9 +43,6 @@ __all__ = [
     "instance_seed",
     "pseudo_mask_json",
     "process_image",
-    "read_image_bgr",
-    "write_atomic",
-    "write_json_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,26 +74,6 @@ def instance_seed(ann_id: Any, seed: int) -> int:
     return zlib.crc32(f"{seed}:{ann_id}".encode()) & 0x7FFFFFFF
 
 
-def read_image_bgr(task: ImageTask) -> np.ndarray:
-    """The image as ``(H, W, 3)`` uint8 BGR (grayscale replicated, alpha dropped by OpenCV).
-
-    Raises ``FileNotFoundError`` / ``ValueError`` naming the file and the image id when the file
-    is missing, empty, truncated (:func:`check_image_file`), unreadable, or its size differs from
-    the one in the annotations.
-    """
-    where = f"image {task.file_name!r} (image_id={task.image_id!r})"
-    check_image_file(task.file_name, where)
-    image = cv2.imread(task.file_name, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read {where}: not a readable image file (corrupt?)")
-    if image.shape[:2] != (task.height, task.width):
-        raise ValueError(
-            f"{where} is {image.shape[1]}x{image.shape[0]} but annotated as "
-            f"{task.width}x{task.height}"
-        )
-    return image
-
-
 def process_image(
     task: ImageTask, method: str, cfg: PseudoMaskConfig, seed: int
 ) -> List[Dict[str, Any]]:
@@ -105,7 +82,7 @@ def process_image(
     ``mask_valid``, ``fallback``."""
     results = []
     if task.ann_ids:
-        image = read_image_bgr(task)
+        image = read_image_bgr(task.file_name, task.height, task.width, task.image_id)
         seeds = [instance_seed(i, seed) for i in task.ann_ids]
         masks = pseudo_masks_for_image(image, np.array(task.boxes), method, seeds, cfg)
         for ann_id, pm in zip(task.ann_ids, masks):
@@ -136,11 +113,6 @@ def process_image(
             }
         )
     return results
-
-
-def write_json_atomic(obj: Any, path: str) -> None:
-    """``json.dump`` (compact, key order kept) to ``path`` atomically (:func:`write_atomic`)."""
-    write_atomic(json.dumps(obj, separators=(",", ":")).encode(), path)
 
 
 def _worker_init() -> None:

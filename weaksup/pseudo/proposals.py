@@ -8,7 +8,7 @@ boxes; the few *hypotheses* of HCP's hypothesis fine-tuning are chosen from them
 
 :class:`PerImageFileJob` runs a per-image function whose results are files: images whose output
 exists are skipped (resume), the rest run in worker processes with a progress bar, and every file
-is written atomically by the function (:func:`weaksup.pseudo.job.write_atomic`). It differs from
+is written atomically by the function (:func:`weaksup.utils.file_io.write_atomic`). It differs from
 :class:`~weaksup.pseudo.job.PseudoMaskJob`, which gathers json results per shard of images:
 here every image's result is a file of its own (candidates, maps, masks), read back per image.
 """

@@ -3,10 +3,12 @@
 Plain Python (no numpy, torch or Detectron2), so pseudo-label workers can use it.
 """
 
+import json
 import os
 import tempfile
+from typing import Any
 
-__all__ = ["check_output_file", "write_atomic"]
+__all__ = ["check_output_file", "write_atomic", "write_json_atomic"]
 
 
 def _normal_write_mode(path: str) -> int:
@@ -49,6 +51,11 @@ def write_atomic(data: bytes, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(obj: Any, path: str) -> None:
+    """``json.dump`` (compact, key order kept) to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(json.dumps(obj, separators=(",", ":")).encode(), path)
 
 
 def check_output_file(path: str, what: str = "output") -> str:

@@ -5,12 +5,16 @@ JPEG file" and fills the rest with grey), so masks made from it look valid and a
 check here reads the file's structure, not its pixels: a JPEG is complete when an EOI marker
 follows its first scan (``FFD9`` cannot occur inside entropy-coded data, where ``FF`` is stuffed),
 a PNG when its chunks are whole up to ``IEND``. Other formats are left to their decoder.
-Plain Python, so pseudo-label workers can use it.
+Plain Python and OpenCV, so pseudo-label workers can use it.
 """
 
 import os
+from typing import Any
 
-__all__ = ["check_image_file"]
+import cv2
+import numpy as np
+
+__all__ = ["check_image_file", "read_image_bgr"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -77,3 +81,22 @@ def check_image_file(path: str, where: str = "") -> None:
         problem = ""
     if problem:
         raise ValueError(f"cannot read {where}: {problem}; re-create or re-encode the file")
+
+
+def read_image_bgr(file_name: str, height: int, width: int, image_id: Any = None) -> np.ndarray:
+    """The image ``file_name`` as ``(H, W, 3)`` uint8 BGR (grayscale replicated, alpha dropped
+    by OpenCV), checked first (:func:`check_image_file`).
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file (and ``image_id``) when it is
+    missing, empty, truncated, unreadable, or not ``height`` x ``width`` as annotated.
+    """
+    where = f"image {file_name!r}" + (f" (image_id={image_id!r})" if image_id is not None else "")
+    check_image_file(file_name, where)
+    image = cv2.imread(file_name, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read {where}: not a readable image file (corrupt?)")
+    if image.shape[:2] != (height, width):
+        raise ValueError(
+            f"{where} is {image.shape[1]}x{image.shape[0]} but annotated as {width}x{height}"
+        )
+    return image

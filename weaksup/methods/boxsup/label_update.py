@@ -61,7 +61,8 @@ from weaksup.data.build import build_mapper
 from weaksup.data.mask_subset import instance_label_map
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 from weaksup.pseudo.candidate_cache import load_or_make_candidates
-from weaksup.pseudo.job import instance_seed, write_atomic, write_json_atomic
+from weaksup.pseudo.job import instance_seed
+from weaksup.utils.file_io import write_atomic, write_json_atomic
 from weaksup.pseudo.visualize import draw_pseudo_masks
 from weaksup.engine.hook_registry import HOOK_REGISTRY
 from weaksup.engine.stages import Stage, run_stage

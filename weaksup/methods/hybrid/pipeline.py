@@ -43,7 +43,7 @@ from detectron2.utils import comm
 from tabulate import tabulate
 
 from weaksup.pseudo import PseudoMaskConfig
-from weaksup.pseudo.job import write_atomic
+from weaksup.utils.file_io import write_atomic
 from weaksup.config import load_config
 from weaksup.data.datasets import register_or_replace
 from weaksup.engine.overlays import write_prediction_overlays

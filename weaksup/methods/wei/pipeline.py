@@ -38,7 +38,9 @@ from detectron2.utils import comm
 
 from weaksup.data.datasets import register_or_replace
 from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
-from weaksup.pseudo.job import ImageTask, read_image_bgr, write_json_atomic
+from weaksup.pseudo.job import ImageTask
+from weaksup.utils.file_io import write_json_atomic
+from weaksup.utils.image_io import read_image_bgr
 from weaksup.pseudo.proposals import PerImageFileJob, file_key, make_proposal_file
 from weaksup.config import load_config
 from weaksup.engine.pipeline import (
@@ -156,7 +158,8 @@ def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> Cfg
 
 def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
     task, path = item
-    loader = partial(read_image_bgr, task)  # called only when the candidates must be made
+    # called only when the candidates must be made
+    loader = partial(read_image_bgr, task.file_name, task.height, task.width, task.image_id)
     make_proposal_file(
         loader, task.file_name, task.height, task.width, path, num, max_side, mcg_dir
     )

@@ -31,7 +31,7 @@ from detectron2.data import transforms as T
 from detectron2.utils import comm
 from tqdm import tqdm
 
-from weaksup.pseudo.job import write_atomic
+from weaksup.utils.file_io import write_atomic
 from weaksup.pseudo.candidate_cache import load_candidates
 from weaksup.pseudo.proposals import PerImageFileJob, file_key
 
