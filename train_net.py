@@ -3,9 +3,9 @@
 
 Examples:
     # CPU demo (box-supervised Mask R-CNN on PennFudan, trained from scratch)
-    python train_net.py --config-file configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml
+    python train_net.py --config-file configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml
     # several processes: GPUs with CUDA, CPU processes over gloo without
-    python train_net.py --config-file configs/box_mask_rcnn_R50_FPN_coco.yaml --num-gpus 4
+    python train_net.py --config-file configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml --num-gpus 4
     # your own box-only data (COCO json; see README "Your own data")
     python train_net.py --config-file CONFIG --register mine_train_boxonly=train.json:images
     # resume, or evaluate a checkpoint

@@ -27,7 +27,7 @@ from detectron2.utils.logger import setup_logger
 
 from weaksup import load_config
 from weaksup.data.datasets import remove_dataset
-from weaksup.data.mask_subset import register_mask_subset
+from weaksup.data.datasets.mask_subset import register_mask_subset
 from weaksup.engine import WeaksupTrainer, resolve_device
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

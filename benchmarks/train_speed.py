@@ -29,7 +29,7 @@ import sys
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
 KINDS = ("detectron2", "weaksup", "enhanced_fpn")
 
 

@@ -14,7 +14,7 @@ from detectron2.engine import default_argument_parser  # noqa: E402
 
 import train_net  # noqa: E402
 from weaksup.data.datasets.pennfudan import load_pennfudan  # noqa: E402
-from weaksup.data.mask_subset import register_instance_sem_seg  # noqa: E402
+from weaksup.data.datasets.mask_subset import register_instance_sem_seg  # noqa: E402
 from weaksup.paths import cache_dir  # noqa: E402
 from weaksup.engine.launch import launch  # noqa: E402
 

@@ -12,16 +12,15 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import EventStorage
 
 from conftest import REPO_ROOT, pennfudan_records
-from weaksup.modeling.losses import (
+from weaksup.methods.boxinst.losses import (
     box_projection_loss,
     boxinst_mask_rcnn_loss,
     colour_similarity,
-    neighbour_offsets,
-    neighbour_values,
     pairwise_affinity_loss,
     rgb_to_lab,
     roi_box_masks,
 )
+from weaksup.modeling.losses import neighbour_offsets, neighbour_values
 
 
 def _person_crop(size=(14, 12)):
@@ -255,7 +254,7 @@ def _demo_cfg(**overrides):
     for k, v in overrides.items():
         opts += [k, v]
     return load_config(
-        str(REPO_ROOT / "configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"), opts
+        str(REPO_ROOT / "configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"), opts
     )
 
 
@@ -306,7 +305,7 @@ def test_paper_schedule_configs_build_boxinst_heads(dataset):
     from detectron2.modeling import build_model
 
     from weaksup.config import load_config
-    from weaksup.modeling.roi_heads import BoxInstMaskRCNNConvUpsampleHead, BoxInstROIHeads
+    from weaksup.methods.boxinst.roi_heads import BoxInstMaskRCNNConvUpsampleHead, BoxInstROIHeads
 
     path = REPO_ROOT / f"configs/BoxInst/boxinst_mask_rcnn_R50_FPN_{dataset}.yaml"
     cfg = load_config(str(path), ["MODEL.DEVICE", "cpu"])
@@ -317,7 +316,7 @@ def test_paper_schedule_configs_build_boxinst_heads(dataset):
 
 
 def test_scale_boxes_keeps_the_centre_and_scales_the_sides():
-    from weaksup.modeling.roi_heads.boxinst import scale_boxes
+    from weaksup.methods.boxinst.roi_heads import scale_boxes
 
     boxes = Boxes(torch.tensor([[10.0, 20.0, 30.0, 60.0]]))
     assert scale_boxes(boxes, 1.0) is boxes
@@ -328,7 +327,7 @@ def test_scale_boxes_keeps_the_centre_and_scales_the_sides():
 
 def test_crop_roi_masks_inverts_the_enlargement():
     """A mask drawn on the enlarged ROI grid comes back as the same shape on the box's grid."""
-    from weaksup.modeling.roi_heads.boxinst import crop_roi_masks
+    from weaksup.methods.boxinst.roi_heads import crop_roi_masks
 
     m, scale = 28, 1.75  # the box is bins 6..22 of the enlarged grid (6 bins of margin)
     big = torch.zeros(1, 1, 2 * m, 2 * m)

@@ -188,7 +188,7 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
 
     from conftest import REPO_ROOT, register_dataset
     from weaksup import add_weaksup_config
-    from weaksup.data.mask_subset import instance_label_map
+    from weaksup.data.datasets.mask_subset import instance_label_map
     from weaksup.methods.boxsup.label_update import BoxSupLabelUpdate, has_gt_masks
 
     records, _ = pennfudan_records(4)

@@ -1,5 +1,5 @@
 """DASNet's heterogeneous training sets: the mask subset is seeded and per class, and no mask
-outside it reaches a loss (weaksup/data/mask_subset.py, DASNet Sec. 4.1)."""
+outside it reaches a loss (weaksup/data/datasets/mask_subset.py, DASNet Sec. 4.1)."""
 
 import copy
 
@@ -15,7 +15,7 @@ from conftest import REPO_ROOT, register_dataset, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import build_mapper
 from weaksup.data.datasets import load_coco_json
-from weaksup.data.mask_subset import (
+from weaksup.data.datasets.mask_subset import (
     apply_mask_subset,
     instance_label_map,
     load_mask_subset,

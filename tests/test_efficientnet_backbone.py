@@ -23,7 +23,7 @@ from weaksup.modeling.backbone import EfficientNetLite
 from weaksup.modeling.backbone.efficientnet import convert_efficientnet_pytorch_weights
 from weaksup.modeling.backbone.pretrained import package_weights_path
 
-CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_Lite0_FPN.yaml"
+CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_Lite0_FPN.yaml"
 VARIANTS = ("lite0", "lite1", "lite2")
 # (channels of res2..res5, blocks, parameters of the package's file without the BN statistics)
 EXPECTED = {

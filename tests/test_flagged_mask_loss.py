@@ -61,7 +61,7 @@ def test_all_dropped_gives_zero_loss_with_zero_gradients():
 
 def _demo_model():
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    cfg.merge_from_file("configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     torch.manual_seed(0)
     return build_model(cfg)

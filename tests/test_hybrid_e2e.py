@@ -213,7 +213,7 @@ def test_pipeline_all_stages_resume_and_cache(tmp_path):
 
 @pytest.mark.slow
 def test_lite0_pipeline_imagenet_branches_resume(tmp_path):
-    """configs/hybrid_demo_pennfudan_Lite0_FPN.yaml: each branch starts from the ImageNet Lite0
+    """configs/Hybrid/demo_pennfudan_Lite0_FPN.yaml: each branch starts from the ImageNet Lite0
     trunk (the large one on Enhanced-FPN), trains, checkpoints and resumes; the fused model is
     evaluated and tabled."""
     out = tmp_path / "run"

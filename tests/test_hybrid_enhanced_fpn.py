@@ -108,7 +108,7 @@ def test_wiring_parameter_count():
 
 def test_switch_by_config_on_resnet():
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    cfg.merge_from_file("configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
     shapes, counts = {}, {}
     for name in ("build_resnet_fpn_backbone", "build_resnet_enhanced_fpn_backbone"):
         cfg.MODEL.BACKBONE.NAME = name

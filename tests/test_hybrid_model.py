@@ -206,7 +206,7 @@ def test_small_branch_and_fused_model_on_a_real_image():
         )
 
     fused_cfg = _demo_cfg(
-        "configs/hybrid_demo_pennfudan.yaml",
+        "configs/Hybrid/demo_pennfudan_R18_FPN_GN.yaml",
         "WEAKSUP.HYBRID.SMALL_OPTS", repr(small_opts),
         "WEAKSUP.HYBRID.LARGE_OPTS", repr(["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]),
         "MODEL.HYBRID.SMALL_AREA", "20000",
@@ -231,7 +231,7 @@ def test_fused_config_reads_images_as_its_branches_take_them():
     """The Lite0 branches take RGB; a fused config reading BGR would feed them swapped channels."""
     from detectron2.modeling import build_model
 
-    cfg = _demo_cfg("configs/hybrid_demo_pennfudan_Lite0_FPN.yaml", "INPUT.FORMAT", "BGR")
+    cfg = _demo_cfg("configs/Hybrid/demo_pennfudan_Lite0_FPN.yaml", "INPUT.FORMAT", "BGR")
     with pytest.raises(ValueError, match="large branch .* takes INPUT.FORMAT RGB .* as BGR"):
         build_model(cfg)
 
@@ -264,12 +264,12 @@ def test_ablation_table_format():
 
 def test_paper_config_trains_the_branches_on_the_papers_split():
     """Sec. 2: the large branch on the valid-mask instances, the small one on the invalid."""
-    cfg = _demo_cfg("configs/hybrid_voc.yaml")
+    cfg = _demo_cfg("configs/Hybrid/voc_pipeline_R50_FPN.yaml")
     assert (cfg.WEAKSUP.HYBRID.LARGE_TRAIN_INSTANCES, cfg.WEAKSUP.HYBRID.SMALL_TRAIN_INSTANCES) == (
         "valid",
         "invalid",
     )
-    demo = _demo_cfg("configs/hybrid_demo_pennfudan.yaml").WEAKSUP.HYBRID
+    demo = _demo_cfg("configs/Hybrid/demo_pennfudan_R18_FPN_GN.yaml").WEAKSUP.HYBRID
     assert (demo.LARGE_TRAIN_INSTANCES, demo.SMALL_TRAIN_INSTANCES, demo.SPLIT_ABLATION) == (
         "valid",
         "invalid",

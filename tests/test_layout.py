@@ -221,7 +221,7 @@ def test_add_weaksup_config_registers_everything():
         "HCP",
         "HybridNetwork",
         "Hybrid",
-        "WeiImageLevel",
+        "Wei",
         "BoxSupLabelUpdate",
         "LossCurve",
         "PredictionOverlays",

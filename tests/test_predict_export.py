@@ -18,7 +18,7 @@ import torch
 
 from conftest import REPO_ROOT, run_train_net, shared_path
 
-DEMO = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+DEMO = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 TINY = [
     "SOLVER.MAX_ITER",
     "6",

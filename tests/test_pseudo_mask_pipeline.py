@@ -1,4 +1,4 @@
-"""The PseudoMaskTraining pipeline (README demo): pseudo masks of the training boxes are made
+"""The PseudoMasks pipeline (README demo): pseudo masks of the training boxes are made
 once per job setting, then train the model, which resumes; ground-truth masks are never read."""
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO_ROOT, copypaste_lines, run_train_net
 
-CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_consensus_mask_rcnn_Lite0_FPN.yaml"
+CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_consensus_mask_rcnn_Lite0_FPN.yaml"
 SMALL = [
     "MODEL.DEVICE", "cpu",
     "SOLVER.IMS_PER_BATCH", "2",

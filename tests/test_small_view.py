@@ -1,4 +1,4 @@
-"""Small-object views (weaksup.data.small_view) on real PennFudan images."""
+"""Small-object views (weaksup.data.datasets.small_view) on real PennFudan images."""
 
 import cv2
 import numpy as np
@@ -7,7 +7,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from conftest import pennfudan_records
 from weaksup.data.datasets.image_sets import may_share_images
-from weaksup.data.small_view import small_object_record
+from weaksup.data.datasets.small_view import small_object_record
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 
 

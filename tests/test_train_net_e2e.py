@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO_ROOT, copypaste_lines, curve_pixels, run_train_net
 from weaksup.engine.loss_curve import read_loss_series
 
-CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 SMALL = [
     "SOLVER.IMS_PER_BATCH",
     "2",

@@ -20,7 +20,7 @@ from weaksup import add_weaksup_config
 
 pytestmark = pytest.mark.slow
 
-DEMO = REPO_ROOT / "configs" / "WeiImageLevel" / "demo"
+DEMO = REPO_ROOT / "configs" / "Wei" / "demo"
 # Annotation keys that carry the class; every other one (bbox, segmentation, ...) is forbidden.
 ALLOWED = ("category_id",)
 FORBIDDEN_RECORD_KEYS = ("sem_seg_file_name", "pan_seg_file_name")
@@ -149,7 +149,7 @@ def _config(tmp_path, train, test, scoring=()):
 
 def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     from weaksup.data.datasets import load_pennfudan, register_image_label_union
-    from weaksup.data.mask_subset import register_instance_sem_seg
+    from weaksup.data.datasets.mask_subset import register_instance_sem_seg
     from weaksup.methods.wei.demo_datasets import WEI_DEMO_CLASSES
     from weaksup.methods.wei.pipeline import run_wei_pipeline
 

@@ -91,7 +91,7 @@ def test_wei_trainer_last_layer_lr():
     from weaksup.methods.wei.pipeline import WeiTrainer
 
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/WeiImageLevel/demo/wei_demo_R18_FPN_GN.yaml")
+    cfg.merge_from_file("configs/Wei/demo/wei_demo_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     cfg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR = 10.0
     model = build_model(cfg)
@@ -192,7 +192,7 @@ def test_builtin_image_level_datasets_on_real_data():
 
 def _cfg(**hcp):
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/WeiImageLevel/demo/hcp_image_R18_GN.yaml")
+    cfg.merge_from_file("configs/Wei/demo/hcp_image_R18_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.HCP.NUM_CLASSES = 3
     cfg.MODEL.HCP.CROP_SIZE = 32
@@ -335,21 +335,21 @@ def test_hcp_background_class_labels_every_image_and_is_left_out_of_the_scores(r
 def test_voc_configs_follow_the_paper_schedule():
     from weaksup import load_config
 
-    seg = load_config("configs/WeiImageLevel/voc_deeplab_R101_OS8.yaml")
+    seg = load_config("configs/Wei/voc_deeplab_R101_OS8.yaml")
     epoch = 1323  # 10,582 train_aug images / batch 8
     assert seg.SOLVER.IMS_PER_BATCH == 8 and seg.SOLVER.BASE_LR == 0.001
     assert seg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR == 10.0  # final layer 0.01
     assert seg.SOLVER.STEPS == (5 * epoch, 10 * epoch) and seg.SOLVER.MAX_ITER == 15 * epoch
     assert (seg.SOLVER.MOMENTUM, seg.SOLVER.WEIGHT_DECAY) == (0.9, 0.0005)
     assert seg.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelAtrousSemSegHead"
-    assert seg.WEAKSUP.PIPELINE == "WeiImageLevel"
+    assert seg.WEAKSUP.PIPELINE == "Wei"
     img = load_config(seg.WEAKSUP.WEI.HCP_IMAGE_CONFIG)
     hyp = load_config(seg.WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG)
     for c, factor, mode in ((img, 100.0, "image"), (hyp, 10.0, "hypotheses")):
         assert c.MODEL.META_ARCHITECTURE == "HCP" and c.MODEL.HCP.MODE == mode
         assert c.SOLVER.IMS_PER_BATCH == 30 and c.SOLVER.BASE_LR == 0.0001
         assert c.MODEL.HCP.CLASSIFIER_LR_FACTOR == factor  # 0.01 / 0.001 on the last layer
-    fpn = load_config("configs/WeiImageLevel/voc_R50_FPN.yaml")
+    fpn = load_config("configs/Wei/voc_R50_FPN.yaml")
     assert fpn.MODEL.SEM_SEG_HEAD.NAME == "SoftLabelSemSegFPNHead"
     assert fpn.SOLVER.MAX_ITER == seg.SOLVER.MAX_ITER
 
@@ -387,8 +387,8 @@ def test_wei_table_command_prints_both_tables(tmp_path, capsys):
 @pytest.mark.parametrize(
     "path,backbone_stride",
     [
-        ("configs/WeiImageLevel/demo/wei_demo_Lite0_FPN.yaml", None),
-        ("configs/WeiImageLevel/voc_deeplab_Lite0_OS8.yaml", 8),
+        ("configs/Wei/demo/wei_demo_Lite0_FPN.yaml", None),
+        ("configs/Wei/voc_deeplab_Lite0_OS8.yaml", 8),
     ],
 )
 def test_pretrained_configs_start_from_imagenet_lite0(path, backbone_stride):
@@ -440,9 +440,9 @@ def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf(
     from conftest import REPO_ROOT, configured_crf
 
     for name in ("voc_deeplab_R101_OS8.yaml", "voc_R50_FPN.yaml"):
-        voc = load_config(str(REPO_ROOT / "configs" / "WeiImageLevel" / name))
+        voc = load_config(str(REPO_ROOT / "configs" / "Wei" / name))
         assert voc.MODEL.META_ARCHITECTURE == "BoxSupSegmentor" and voc.MODEL.BOXSUP.CRF.ENABLED
-    demo = str(REPO_ROOT / "configs" / "WeiImageLevel" / "demo" / "wei_demo_R18_FPN_GN.yaml")
+    demo = str(REPO_ROOT / "configs" / "Wei" / "demo" / "wei_demo_R18_FPN_GN.yaml")
     opts = ["MODEL.DEVICE", "cpu", "MODEL.BOXSUP.CRF.ENABLED", "True"]
     torch.manual_seed(0)
     plain = build_model(load_config(demo, opts))

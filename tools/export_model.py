@@ -6,7 +6,7 @@ R-CNN, Hybrid's large branch) to TorchScript and ONNX by tracing (Detectron2's
 
     python tools/export_model.py --config-file output/mine/config.yaml --output export/ \\
         MODEL.WEIGHTS output/mine/model_final.pth
-    python tools/export_model.py --config-file configs/hybrid_demo_pennfudan.yaml \\
+    python tools/export_model.py --config-file configs/Hybrid/demo_pennfudan_R18_FPN_GN.yaml \\
         --format torchscript onnx --sample-image photo.jpg --output export/ \\
         MODEL.HYBRID.LARGE_WEIGHTS output/hybrid_demo/large/model_final.pth
 

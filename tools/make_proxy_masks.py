@@ -20,8 +20,8 @@ its finished shards. Examples::
 
     python tools/make_proxy_masks.py --config-file configs/boxcaseg_coco.yaml --num-gpus 4
     DETECTRON2_DATASETS=../shared/data python tools/make_proxy_masks.py \\
-        --config-file configs/boxcaseg_demo_pennfudan_Lite0_FPN.yaml
-    python tools/make_proxy_masks.py --config-file configs/boxcaseg_demo_pennfudan_Lite0_FPN.yaml \\
+        --config-file configs/BoxCaseg/demo_pennfudan_Lite0_FPN.yaml
+    python tools/make_proxy_masks.py --config-file configs/BoxCaseg/demo_pennfudan_Lite0_FPN.yaml \\
         --input-json my_boxes.json --image-root images/ --weights stage1/model_final.pth \\
         --output my_boxes_proxy.json
 """

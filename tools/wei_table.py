@@ -5,7 +5,7 @@ AP, the training labels' mIoU and the background-only floor when ``wei_scores.js
 
     python tools/wei_table.py output/wei_demo
 
-Run the pipeline first (``train_net.py --config-file configs/WeiImageLevel/...``), which prints
+Run the pipeline first (``train_net.py --config-file configs/Wei/...``), which prints
 the same tables when it ends.
 """
 
@@ -22,7 +22,7 @@ from weaksup.methods.wei.pipeline import (
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("output_dir", help="OUTPUT_DIR of a WeiImageLevel pipeline run")
+    parser.add_argument("output_dir", help="OUTPUT_DIR of a Wei pipeline run")
     args = parser.parse_args(argv)
     results = load_wei_results(args.output_dir)
     if not results:

@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # PEP 562: `from weaksup import add_weaksup_config` registers everything on first use.
+    # PEP 562: `from weaksup import add_weaksup_config` imports Detectron2 on first use only.
     if name in __all__:
         from . import config, registration  # noqa: F401
 

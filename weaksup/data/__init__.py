@@ -1,8 +1,6 @@
 """Datasets, mappers and mask sources shared by weaksup's methods."""
 
-from . import datasets  # noqa: F401  (registers the builtin datasets)
-from . import mask_subset  # noqa: F401  (registers the mask-subset views)
-from . import small_view  # noqa: F401  (registers the small-object views)
+from . import datasets  # noqa: F401  (registers the builtin datasets and their views)
 from .box_supervised_mapper import BoxSupervisedDatasetMapper
 from .build import MAPPER_REGISTRY, build_mapper
 from .mask_sources import MASK_SOURCE_REGISTRY, build_mask_source

@@ -27,11 +27,28 @@ from detectron2.data import transforms as T
 from fvcore.transforms.transform import CropTransform, NoOpTransform, PadTransform
 
 __all__ = [
+    "add_ssd_augmentation_config",
     "PhotometricDistortion",
     "RandomExpand",
     "MinIoURandomCrop",
     "build_ssd_augmentation",
 ]
+
+
+def add_ssd_augmentation_config(cfg: CfgNode) -> CfgNode:
+    """Add ``cfg.INPUT.SSD`` (SSD-style training augmentation placed before resize and flip by
+    the box-supervised mapper; DASNet Sec. 4.1, "as in [21]") in place and return the config."""
+    _C = cfg
+    _C.INPUT.SSD = CfgNode()
+    # Photometric noise, zoom-out expansion and min-IoU crop on training images.
+    _C.INPUT.SSD.ENABLED = False
+    # Expansion: canvas side up to this multiple of the image's ...
+    _C.INPUT.SSD.EXPAND_MAX_RATIO = 4.0
+    # ... applied with this probability.
+    _C.INPUT.SSD.EXPAND_PROB = 0.5
+    # Crop: minimum IoU with some box, one drawn per image (or "keep the whole image").
+    _C.INPUT.SSD.CROP_MIN_IOUS = (0.1, 0.3, 0.5, 0.7, 0.9)
+    return cfg
 
 
 def _box_iou(crop: np.ndarray, boxes: np.ndarray) -> np.ndarray:

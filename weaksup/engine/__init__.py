@@ -9,7 +9,6 @@ from .launch import launch
 from .loss_curve import LossCurve, plot_loss_curves
 from .overlays import PredictionOverlays, write_prediction_overlays
 from .pipeline import PIPELINE_REGISTRY
-from .pseudo_mask_training import run_pseudo_mask_training
 from .trainer import WeaksupTrainer
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "WeaksupTrainer",
     "create_ddp_model",
     "launch",
-    "run_pseudo_mask_training",
     "plot_loss_curves",
     "resolve_device",
     "write_prediction_overlays",

@@ -17,9 +17,26 @@ from detectron2.utils.visualizer import Visualizer
 from ..data import build_mapper
 from .hook_registry import HOOK_REGISTRY
 
-__all__ = ["draw_prediction", "write_prediction_overlays", "PredictionOverlays"]
+__all__ = [
+    "add_overlays_config",
+    "draw_prediction",
+    "write_prediction_overlays",
+    "PredictionOverlays",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def add_overlays_config(cfg: CfgNode) -> CfgNode:
+    """Add ``cfg.WEAKSUP.VIS`` (prediction overlays written after each evaluation and by
+    ``--eval-only``) in place, after ``cfg.WEAKSUP`` exists, and return the config."""
+    _C = cfg
+    _C.WEAKSUP.VIS = CfgNode()
+    # Number of test images drawn per evaluation, taken from the first test dataset.
+    _C.WEAKSUP.VIS.NUM_IMAGES = 8
+    # Predictions below this score are not drawn.
+    _C.WEAKSUP.VIS.SCORE_THRESH = 0.5
+    return cfg
 
 
 def draw_prediction(

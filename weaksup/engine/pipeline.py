@@ -7,7 +7,7 @@ import copy
 import glob
 import logging
 import os
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Sequence, Union
 
 import yaml
 from detectron2.config import CfgNode
@@ -21,7 +21,6 @@ __all__ = [
     "PIPELINE_REGISTRY",
     "config_settings",
     "run_training_stage",
-    "set_default_config",
     "stage_config",
     "stage_done",
     "train_stage",
@@ -89,35 +88,6 @@ def _training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
     return settings
 
 
-def _merge(defaults: Dict[str, Any], settings: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(defaults)
-    for k, v in settings.items():
-        d = out.get(k)
-        out[k] = _merge(d, v) if isinstance(d, dict) and isinstance(v, dict) else v
-    return out
-
-
-# The full default config (every key, at its default), set by weaksup.config when it is
-# imported: the engine is below the methods and does not import their config keys itself.
-_default_config: Optional[Callable[[], CfgNode]] = None
-
-
-def set_default_config(factory: Callable[[], CfgNode]) -> None:
-    """Register the function that builds weaksup's default config (see
-    :func:`_recorded_training_settings`)."""
-    global _default_config
-    _default_config = factory
-
-
-def _recorded_training_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """A training stage's recorded settings in today's form: keys added to weaksup since the
-    record (absent from it) at their defaults, which keep the earlier behaviour; then
-    :func:`_training_settings`."""
-    if _default_config is not None:
-        settings = _merge(yaml.safe_load(_default_config().dump()), settings)
-    return _training_settings(settings)
-
-
 def config_settings(cfg: CfgNode) -> Dict[str, Any]:
     """A config as the settings of a training stage: its values without :data:`VOLATILE_KEYS`
     and :data:`EVALUATION_KEYS`."""
@@ -144,7 +114,6 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
         inputs,
         is_dir=True,
         clear=clear,
-        normalize=_recorded_training_settings,  # records of earlier weaksup versions
     )
 
 

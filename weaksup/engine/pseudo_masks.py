@@ -27,8 +27,8 @@ from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, ShardedJob, job_output_complete
 from ..pseudo.validity import validity_statistics
-from .stages import Stage
 from ..utils.coco_json import check_coco_dict
+from .stages import Stage, run_stage
 
 __all__ = [
     "build_tasks",
@@ -37,6 +37,7 @@ __all__ = [
     "log_pseudo_mask_validity",
     "pseudo_mask_stage",
     "pseudo_mask_validity",
+    "run_pseudo_mask_stage",
     "run_sharded_job",
 ]
 
@@ -182,6 +183,40 @@ def pseudo_mask_stage(
     change nothing in the output)."""
     settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
     return Stage(name, output_json, settings, inputs)
+
+
+def run_pseudo_mask_stage(
+    name: str,
+    dataset_name: str,
+    output_json: str,
+    method: str,
+    cfg: PseudoMaskConfig,
+    *,
+    seed: int,
+    shard_size: int,
+    num_workers: int,
+    title: str,
+) -> Stage:
+    """Run the cached stage ``name``: the pseudo masks of every box of ``dataset_name``
+    (:func:`generate_pseudo_masks` as :func:`pseudo_mask_stage`, skipped when up to date, resumed
+    when interrupted), then their validity logged under ``title``. Call it in every process;
+    returns the :class:`~weaksup.engine.stages.Stage`, the input of the stages trained on it."""
+    stage = pseudo_mask_stage(name, dataset_name, output_json, method, cfg, seed)
+    logger.info(f"{name}: pseudo masks ({method}) of {dataset_name}")
+    run_stage(
+        stage,
+        lambda: generate_pseudo_masks(
+            dataset_name,
+            output_json,
+            method,
+            cfg,
+            seed=seed,
+            shard_size=shard_size,
+            num_workers=num_workers,
+        ),
+    )
+    log_pseudo_mask_validity(output_json, title)
+    return stage
 
 
 def pseudo_mask_validity(path: str) -> Dict[str, float]:

@@ -14,10 +14,6 @@ run and whether the stage finished, and decides, logging which case applies and 
 * no record, or another fingerprint: **rerun from scratch** after the stage's ``clear`` removed
   the stale output; the log names the settings or inputs that changed.
 
-A stage's ``normalize`` maps recorded settings to the form its settings take today, so that a
-record written before a key stopped counting (e.g. the evaluation datasets of a training stage)
-still matches: the recorded settings, normalised, with the recorded inputs give the fingerprint.
-
 Every process of a job calls :func:`run_stage`; only the main process reads and writes the
 record and clears, and all processes take the same decision.
 """
@@ -69,7 +65,6 @@ class Stage:
         is_dir: ``output`` is a folder (record inside it) rather than a file (record beside it).
         clear: removes a stale output before a rerun; default: the file (and ``<file>.work``) or
             the folder's contents.
-        normalize: maps a record's settings to today's form (module docstring); default: as is.
     """
 
     name: str
@@ -78,9 +73,6 @@ class Stage:
     inputs: Sequence[Union["Stage", str]] = ()
     is_dir: bool = False
     clear: Optional[Callable[[], None]] = field(default=None, repr=False)
-    normalize: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = field(
-        default=None, repr=False
-    )
 
     def input_fingerprints(self) -> Dict[str, Any]:
         out = {}
@@ -164,13 +156,7 @@ def _default_clear(stage: Stage) -> None:
 
 def _matches(stage: Stage, record: Dict[str, Any]) -> bool:
     """Whether ``record`` was made by ``stage``'s settings and inputs (module docstring)."""
-    fingerprint = stage.fingerprint  # hashes the settings and reads the inputs' records
-    if record.get("fingerprint") == fingerprint:
-        return True
-    if stage.normalize is None or "settings" not in record:
-        return False
-    settings = stage.normalize(record["settings"])
-    return stage_fingerprint(settings, record.get("inputs", {})) == fingerprint
+    return record.get("fingerprint") == stage.fingerprint  # settings and the inputs' records
 
 
 def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
@@ -251,7 +237,7 @@ def stage_changes(stage: Stage) -> Optional[str]:
     if record is None or _matches(stage, record):
         return None
     old = record.get("settings", {})
-    changes = _changes(stage.normalize(old) if stage.normalize else old, stage.settings)
+    changes = _changes(old, stage.settings)
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
 

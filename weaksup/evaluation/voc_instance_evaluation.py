@@ -22,12 +22,23 @@ from .build import EVALUATOR_REGISTRY
 from .ground_truth import annotation_to_rle, records_by_image_id
 
 __all__ = [
+    "add_voc_instance_evaluation_config",
     "VOCInstanceEvaluator",
     "build_voc_instance_evaluator",
     "match_image",
     "pairwise_mask_iou",
     "voc_instance_metrics",
 ]
+
+
+def add_voc_instance_evaluation_config(cfg: CfgNode) -> CfgNode:
+    """Add ``cfg.WEAKSUP.VOC_EVAL`` (VOC-style instance segmentation: mAP^r and ABO) in place,
+    after ``cfg.WEAKSUP`` exists, and return the config."""
+    _C = cfg
+    _C.WEAKSUP.VOC_EVAL = CfgNode()
+    # Mask-IoU thresholds of the reported mAP^r (Hybrid Tab. 1, BoxCaseg and BBTP VOC tables).
+    _C.WEAKSUP.VOC_EVAL.IOU_THRESHOLDS = [0.25, 0.5, 0.7, 0.75]
+    return cfg
 
 
 def pairwise_mask_iou(pred_rles: List[dict], gt_rles: List[dict]) -> np.ndarray:

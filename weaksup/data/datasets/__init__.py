@@ -1,6 +1,8 @@
 """Dataset registration (roots from ``$DETECTRON2_DATASETS``, default ``datasets/``)."""
 
 from . import builtin  # noqa: F401  (registers the builtin datasets)
+from . import mask_subset  # noqa: F401  (registers the mask-subset views)
+from . import small_view  # noqa: F401  (registers the small-object views)
 from .catalog import register_or_replace, remove_dataset
 from .image_labels import (
     image_level_record,

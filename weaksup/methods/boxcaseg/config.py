@@ -6,19 +6,7 @@ comment, as Detectron2 does.
 
 from detectron2.config import CfgNode as CN
 
-__all__ = ["RENAMED_KEYS", "add_boxcaseg_config"]
-
-# Keys of earlier versions (pipeline and stage keys were under MODEL.*): a config that still uses
-# one is rejected with a message naming the new key (yacs' renamed-key mechanism).
-RENAMED_KEYS = {
-    "MODEL.BOXCASEG.PROXY": "WEAKSUP.BOXCASEG.PROXY",
-    "MODEL.BOXCASEG.PROXY.DROP_THRESHOLD": "WEAKSUP.BOXCASEG.PROXY.DROP_THRESHOLD",
-    "MODEL.BOXCASEG.PROXY.GT_DATASETS": "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS",
-    "MODEL.BOXCASEG.PROXY.MERGE": "WEAKSUP.BOXCASEG.PROXY.MERGE",
-    "MODEL.BOXCASEG.PROXY.SHARD_SIZE": "WEAKSUP.BOXCASEG.PROXY.SHARD_SIZE",
-    "MODEL.BOXCASEG.STAGE1_CONFIG": "WEAKSUP.BOXCASEG.STAGE1_CONFIG",
-    "MODEL.BOXCASEG.STAGE1_OPTS": "WEAKSUP.BOXCASEG.STAGE1_OPTS",
-}
+__all__ = ["add_boxcaseg_config"]
 
 
 def add_boxcaseg_config(cfg: CN) -> CN:

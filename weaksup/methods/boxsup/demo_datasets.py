@@ -7,7 +7,7 @@
 
 import os
 
-from weaksup.data.mask_subset import register_instance_sem_seg
+from weaksup.data.datasets.mask_subset import register_instance_sem_seg
 from weaksup.paths import cache_dir
 
 register_instance_sem_seg(

@@ -58,7 +58,7 @@ from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
 from weaksup.data.build import build_mapper
-from weaksup.data.mask_subset import instance_label_map
+from weaksup.data.datasets.mask_subset import instance_label_map
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 from weaksup.pseudo.candidate_cache import load_or_make_candidates
 from weaksup.pseudo.job import instance_seed

@@ -48,12 +48,7 @@ from weaksup.config import load_config
 from weaksup.data.datasets import register_or_replace
 from weaksup.engine.overlays import write_prediction_overlays
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
-from weaksup.engine.pseudo_masks import (
-    generate_pseudo_masks,
-    log_pseudo_mask_validity,
-    pseudo_mask_stage,
-)
-from weaksup.engine.stages import run_stage
+from weaksup.engine.pseudo_masks import run_pseudo_mask_stage
 from weaksup.engine.trainer import WeaksupTrainer
 
 __all__ = [
@@ -183,25 +178,16 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             )
     train = cfg.DATASETS.TRAIN[0]
     pseudo_json = os.path.join(cfg.OUTPUT_DIR, "pseudo_masks", f"{train}.json")
-    pcfg = PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD)
-    pseudo = pseudo_mask_stage(
-        "stage 1", train, pseudo_json, stages.PSEUDO.METHOD, pcfg, stages.PSEUDO.SEED
-    )
-    logger.info(f"stage 1: pseudo masks ({stages.PSEUDO.METHOD}) of {train}")
-    run_stage(
-        pseudo,
-        lambda: generate_pseudo_masks(
-            train,
-            pseudo_json,
-            stages.PSEUDO.METHOD,
-            pcfg,
-            seed=stages.PSEUDO.SEED,
-            shard_size=stages.PSEUDO.SHARD_SIZE,
-            num_workers=stages.PSEUDO.NUM_WORKERS,
-        ),
-    )
-    log_pseudo_mask_validity(
-        pseudo_json, f"Validity of the pseudo masks of {train} (Hybrid Sec. 1)"
+    pseudo = run_pseudo_mask_stage(
+        "stage 1",
+        train,
+        pseudo_json,
+        stages.PSEUDO.METHOD,
+        PseudoMaskConfig(valid_threshold=h.VALID_THRESHOLD),
+        seed=stages.PSEUDO.SEED,
+        shard_size=stages.PSEUDO.SHARD_SIZE,
+        num_workers=stages.PSEUDO.NUM_WORKERS,
+        title=f"Validity of the pseudo masks of {train} (Hybrid Sec. 1)",
     )
 
     def view(instances: str):

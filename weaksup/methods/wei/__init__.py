@@ -9,7 +9,7 @@ Modules:
 * ``sem_seg_heads``: the soft-label segmentation heads (Eq. 4);
 * ``localization``: the torch-free localization maps and rough masks (Sec. 3.2-3.3);
 * ``stage2``: proposal scoring, cross-image refinement, maps and masks (Sec. 3.1-3.3);
-* ``pipeline``: the ``WeiImageLevel`` pipeline;
+* ``pipeline``: the ``Wei`` pipeline;
 * ``demo_datasets``: the CPU demo's datasets.
 
 Importing this package imports none of them: :mod:`weaksup.registration` registers them all, and

@@ -6,28 +6,7 @@ comment, as Detectron2 does.
 
 from detectron2.config import CfgNode as CN
 
-__all__ = ["RENAMED_KEYS", "add_wei_config"]
-
-# Keys of earlier versions (pipeline and stage keys were under MODEL.*): a config that still uses
-# one is rejected with a message naming the new key (yacs' renamed-key mechanism).
-RENAMED_KEYS = {
-    "MODEL.WEI": "WEAKSUP.WEI",
-    "MODEL.WEI.ABLATION": "WEAKSUP.WEI.ABLATION",
-    "MODEL.WEI.HCP_HYPOTHESES_CONFIG": "WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG",
-    "MODEL.WEI.HCP_IMAGE_CONFIG": "WEAKSUP.WEI.HCP_IMAGE_CONFIG",
-    "MODEL.WEI.MCG_DIR": "WEAKSUP.WEI.MCG_DIR",
-    "MODEL.WEI.MIN_CANDIDATES": "WEAKSUP.WEI.MIN_CANDIDATES",
-    "MODEL.WEI.NUM_PROPOSALS": "WEAKSUP.WEI.NUM_CANDIDATES",
-    "MODEL.WEI.NUM_WORKERS": "WEAKSUP.WEI.NUM_WORKERS",
-    "MODEL.WEI.PCA_ENERGY": "WEAKSUP.WEI.PCA_ENERGY",
-    "MODEL.WEI.PREDICTOR_LR_FACTOR": "WEAKSUP.WEI.PREDICTOR_LR_FACTOR",
-    "MODEL.WEI.PROPOSAL_MAX_SIDE": "WEAKSUP.WEI.CANDIDATE_MAX_SIDE",
-    "MODEL.WEI.REFINE_KEEP": "WEAKSUP.WEI.REFINE_KEEP",
-    "MODEL.WEI.REFINE_ORDER": "WEAKSUP.WEI.REFINE_ORDER",
-    "MODEL.WEI.ROUGH_TOP_K": "WEAKSUP.WEI.ROUGH_TOP_K",
-    "MODEL.WEI.SCHEMES": "WEAKSUP.WEI.SCHEMES",
-    "MODEL.WEI.SCORE_THRESH": "WEAKSUP.WEI.SCORE_THRESH",
-}
+__all__ = ["add_wei_config"]
 
 
 def add_wei_config(cfg: CN) -> CN:
@@ -67,7 +46,7 @@ def add_wei_config(cfg: CN) -> CN:
     # Crops per forward pass when scoring all proposals (stage 2).
     _C.MODEL.HCP.TEST_BATCH_SIZE = 64
 
-    # Wei et al. pipeline (WEAKSUP.PIPELINE: "WeiImageLevel"; docs/wei_image_level.md). The
+    # Wei et al. pipeline (WEAKSUP.PIPELINE: "Wei"; docs/wei.md). The
     # config holding these keys is the segmentation network's (SemanticSegmentor); DATASETS.TRAIN
     # is one image-level dataset, DATASETS.TEST semantic datasets.
     _C.WEAKSUP.WEI = CN()

@@ -10,7 +10,7 @@ labelme_voc3 on one class list, and a semantic validation set with derived label
   pedestrian, so without them "person" is the street scene;
 * ``wei_demo_val_sem_seg``: PennFudan val (42) + nuts_coco val (6, every third image by id),
   label maps derived once from their instance masks (``$WEAKSUP_CACHE/sem_seg/wei_demo_val``,
-  :func:`~weaksup.data.mask_subset.register_instance_sem_seg`), for the ``sem_seg`` evaluator;
+  :func:`~weaksup.data.datasets.mask_subset.register_instance_sem_seg`), for the ``sem_seg`` evaluator;
 * scoring only (``WEAKSUP.WEI.HCP_TEST_DATASET`` / ``LABEL_GT_DATASET``, read by no training):
   ``wei_demo_val_image_labels``, the image-level labels of the same 48 validation images, and
   ``wei_demo_train_sem_seg``, label maps of the 143 training images from their instance masks.
@@ -23,7 +23,7 @@ from typing import Dict, List, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from weaksup.data.datasets.image_labels import register_image_label_union
-from weaksup.data.mask_subset import register_instance_sem_seg
+from weaksup.data.datasets.mask_subset import register_instance_sem_seg
 from weaksup.paths import cache_dir
 
 __all__ = ["WEI_DEMO_CLASSES", "register_wei_demo"]

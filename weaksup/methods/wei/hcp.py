@@ -22,7 +22,7 @@ classes. Scores returned are the C object columns of the (C+1)-way softmax, so a
 candidate of class k at confidence > 0.5 exactly as in Sec. 3.1. The paper trains on VOC, where
 classes alternate across scenes; where one class is in every photo of its scenes (the CPU demo's
 PennFudan), a C-way HCP learns the scene and scores every proposal of it as the class
-(docs/wei_image_level.md).
+(docs/wei.md).
 """
 
 from typing import Dict, List, Sequence, Tuple

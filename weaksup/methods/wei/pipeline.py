@@ -1,6 +1,6 @@
 """Wei et al., learning to segment from image-level labels: every stage behind one command.
 
-``WEAKSUP.PIPELINE: "WeiImageLevel"``; the config is the segmentation network's
+``WEAKSUP.PIPELINE: "Wei"``; the config is the segmentation network's
 (``SemanticSegmentor`` + ``SoftLabelSemSegFPNHead``), ``DATASETS.TRAIN`` one image-level dataset
 (:mod:`weaksup.data.datasets.image_labels`: no box or mask is ever read), ``DATASETS.TEST``
 semantic datasets. Stages, each cached under ``OUTPUT_DIR`` (a :class:`~weaksup.engine.stages.Stage`:
@@ -410,7 +410,7 @@ def _check_test_classes(cfg: CfgNode, stuff: Sequence[str]) -> None:
             )
 
 
-@PIPELINE_REGISTRY.register("WeiImageLevel")
+@PIPELINE_REGISTRY.register("Wei")
 def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     """Stages 0-3 with caching (module docstring); returns ``{scheme: evaluation results}``."""
     if len(cfg.DATASETS.TRAIN) != 1:

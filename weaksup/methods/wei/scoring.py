@@ -109,9 +109,7 @@ def format_label_quality_table(quality: Mapping[str, Mapping], stuff: Sequence[s
     source), the classes absent from the ground truth and every source left out."""
     names = list(quality)
     present = [
-        i
-        for i in range(len(stuff))
-        if any(np.isfinite(quality[n]["IoU"][i]) for n in names)
+        i for i in range(len(stuff)) if any(np.isfinite(quality[n]["IoU"][i]) for n in names)
     ]
     images = next(iter(quality.values()))["images"] if quality else 0
     rows = [

@@ -5,10 +5,19 @@ from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import ResNet, build_resnet_backbone
 
-__all__ = ["dilate_resnet", "build_dilated_resnet_backbone"]
+__all__ = ["add_dilated_resnet_config", "dilate_resnet", "build_dilated_resnet_backbone"]
 
 # Stages whose stride becomes dilation, and the dilation of each, per output stride.
 _DILATIONS = {32: {}, 16: {"res5": 2}, 8: {"res4": 2, "res5": 4}}
+
+
+def add_dilated_resnet_config(cfg: CfgNode) -> CfgNode:
+    """Add ``cfg.MODEL.RESNETS.OUTPUT_STRIDE`` (``build_dilated_resnet_backbone``) in place and
+    return the config."""
+    _C = cfg
+    # Output stride 8, 16 or 32 (res4 / res5 strides turned into dilation).
+    _C.MODEL.RESNETS.OUTPUT_STRIDE = 16
+    return cfg
 
 
 def dilate_resnet(resnet: ResNet, output_stride: int) -> ResNet:

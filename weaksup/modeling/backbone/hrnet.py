@@ -16,7 +16,25 @@ from detectron2.layers import ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
 
-__all__ = ["HRNet", "build_hrnet_backbone"]
+__all__ = ["add_hrnet_config", "HRNet", "build_hrnet_backbone"]
+
+
+def add_hrnet_config(cfg: CfgNode) -> CfgNode:
+    """Add ``cfg.MODEL.HRNET`` (HRNetV2, ``MODEL.BACKBONE.NAME: "build_hrnet_backbone"``; BoxCaseg
+    Sec. 3.2) in place and return the config."""
+    _C = cfg
+    _C.MODEL.HRNET = CfgNode()
+    # Channels W of the highest-resolution branch; branches have W, 2W, 4W, 8W (W48 in the paper).
+    _C.MODEL.HRNET.WIDTH = 48
+    # Modules in stages 1-4 (HRNetV2: 1, 1, 4, 3; stage 1 must have one).
+    _C.MODEL.HRNET.NUM_MODULES = [1, 1, 4, 3]
+    # Residual blocks per branch in stages 1-4 (HRNetV2: 4 each).
+    _C.MODEL.HRNET.NUM_BLOCKS = [4, 4, 4, 4]
+    # Normalization of every conv ("BN", "SyncBN", "GN", "FrozenBN").
+    _C.MODEL.HRNET.NORM = "BN"
+    # Returned resolutions: hr2..hr5 are strides 4..32.
+    _C.MODEL.HRNET.OUT_FEATURES = ["hr2", "hr3", "hr4", "hr5"]
+    return cfg
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:

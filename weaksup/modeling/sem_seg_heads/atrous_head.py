@@ -5,12 +5,24 @@ from typing import Dict, List, Optional, Tuple
 import fvcore.nn.weight_init as weight_init
 import torch
 import torch.nn.functional as F
+from detectron2.config import CfgNode as CN
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from torch import nn
 
-__all__ = ["AtrousSemSegHead"]
+__all__ = ["add_atrous_head_config", "AtrousSemSegHead"]
+
+
+def add_atrous_head_config(cfg: CN) -> CN:
+    """Add the ``AtrousSemSegHead`` keys (DeepLab-v2 ASPP) to ``cfg.MODEL.SEM_SEG_HEAD`` in place
+    and return the config."""
+    _C = cfg
+    # Dilations of the parallel 3x3 branches (DeepLab-v2 ASPP-L: 6, 12, 18, 24).
+    _C.MODEL.SEM_SEG_HEAD.ASPP_DILATIONS = [6, 12, 18, 24]
+    # Dropout before each branch's classifier.
+    _C.MODEL.SEM_SEG_HEAD.ASPP_DROPOUT = 0.5
+    return cfg
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
