@@ -16,13 +16,12 @@ Examples:
 import logging
 import os
 
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from weaksup import add_weaksup_config
+from weaksup import load_config
 from weaksup.data.datasets import add_register_argument, register_user_datasets
 from weaksup.engine import (
     PIPELINE_REGISTRY,
@@ -39,10 +38,7 @@ from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 def setup(args):
     """Config from file and command line, logging, device choice."""
-    cfg = get_cfg()
-    add_weaksup_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
     register_user_datasets(cfg, getattr(args, "register", ()))  # in every process, before use
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="weaksup")

@@ -27,12 +27,11 @@ import sys
 import time
 
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import get_detection_dataset_dicts
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
-from weaksup import add_weaksup_config
+from weaksup import load_config
 from weaksup.methods.boxsup.label_update import LabelSpec, make_labelling
 from weaksup.methods.boxsup.labelling import miou_from_confusion
 
@@ -104,9 +103,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     setup_logger(name="weaksup")
     logging.getLogger("weaksup").setLevel(logging.WARNING)  # no per-image progress lines
-    cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
 
     run_dir = args.run_dir
     if run_dir is None:

@@ -38,18 +38,15 @@ def _measure(kind: str, config_file: str, iters: int, warmup: int, opts: list) -
     import tempfile
 
     import torch
-    from detectron2.config import get_cfg
     from detectron2.engine import DefaultTrainer, HookBase
     from detectron2.utils.env import seed_all_rng
     from detectron2.utils.logger import setup_logger
 
-    from weaksup import add_weaksup_config
+    from weaksup import load_config
     from weaksup.engine import WeaksupTrainer, resolve_device
 
     setup_logger(name="fvcore")
-    cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(opts)
+    cfg = load_config(config_file, opts)
     cfg.merge_from_list(
         [
             "DATASETS.TRAIN",

@@ -1,5 +1,6 @@
 """Shared test fixtures: the real data in ``../shared/data`` (skipped with a reason when absent)."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -189,3 +190,54 @@ def check_imagenet_trunk(checkpoint, prefix: str, fine_tuned: bool = True) -> No
         elif not same:
             changed.add(key)
     assert bool(changed) == fine_tuned, (checkpoint, sorted(changed)[:5])
+
+
+class _Log(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def stage_log():
+    """The messages of weaksup.engine.stages (skip / resume / rerun and why) during the test."""
+    handler = _Log()
+    logger = logging.getLogger("weaksup.engine.stages")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def fake_training(monkeypatch, calls):
+    """engine.pipeline.train_stage replaced: writes the files of a finished training, appending
+    the stage's name to ``calls`` (a finished stage is only evaluated)."""
+    from weaksup.engine import pipeline as engine_pipeline
+    from weaksup.engine.pipeline import stage_done
+
+    def train(trainer_cls, cfg, stage):
+        if stage_done(cfg.OUTPUT_DIR):  # a finished stage is only evaluated
+            return {"stage": stage}
+        calls.append(stage)
+        assert not os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "model_old.pth"))
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        Path(cfg.OUTPUT_DIR, "model_final.pth").write_bytes(stage.encode())
+        Path(cfg.OUTPUT_DIR, "last_checkpoint").write_text("model_final.pth")
+        return {"stage": stage}
+
+    monkeypatch.setattr(engine_pipeline, "train_stage", train)
+
+
+def stage_cfg(path: str, tmp_path, *opts):
+    """The frozen config of the repo's ``path`` with ``opts``, writing under ``tmp_path``."""
+    from weaksup import load_config
+
+    cfg = load_config(str(REPO_ROOT / path), list(opts))
+    cfg.OUTPUT_DIR = str(tmp_path / "out")
+    cfg.freeze()
+    return cfg

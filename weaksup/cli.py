@@ -4,7 +4,7 @@ import argparse
 
 from detectron2.config import CfgNode
 
-from . import load_config  # the package's: registers every weaksup component first
+from .config import load_config
 from .data.datasets import add_register_argument, register_user_datasets
 
 __all__ = ["add_config_arguments", "load_tool_config"]

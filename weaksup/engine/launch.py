@@ -31,7 +31,7 @@ def launch(
     waits for the others (a barrier) and then destroys its process group.
 
     Detectron2 leaves the group to interpreter shutdown, and a rank that finishes first then
-    tears down connections the others still hold. Measured with ``tests/test_eval_ddp.py``
+    tears down connections the others still hold. Measured with ``tests/foundation/test_eval_ddp.py``
     (2 CPU processes, gloo): Detectron2's launch failed 1 of 6 runs and destroying the group
     without the barrier 3 of 10, each with "terminate called without an active exception"
     (SIGABRT) after the work was done; with the barrier, 24 of 24 passed. A worker that raises

@@ -21,7 +21,7 @@ class FasterCOCOEvaluator(COCOEvaluator):
     absent from weaksup's build of Detectron2) runs faster-coco-eval's C++ ``COCOeval_faster``.
 
     Everything else (gathering over DDP ranks, the COCO json conversion of the dataset, metric
-    names and per-category AP) is Detectron2's. ``tests/test_eval_coco.py`` checks that it gives
+    names and per-category AP) is Detectron2's. ``tests/foundation/test_eval_coco.py`` checks that it gives
     exactly pycocotools' AP on perturbed real predictions; ``use_fast_impl=False`` runs
     pycocotools (the official API).
 

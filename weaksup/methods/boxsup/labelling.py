@@ -20,7 +20,7 @@ segment S of its image, chosen by the cost of Eq. 4 restricted to that box,
 * ``regression_cost="segment_mean"`` (weaksup's earlier choice, kept as an option): the mean of
   ``-log p_c`` over S's own pixels, no background term. It favours small, confidently predicted
   segments: a quarter of the box predicted at p_c = 0.9 beats the exact box whose other pixels
-  are at 0.6 (``tests/test_boxsup_labels.py``), which can shrink the labels epoch after epoch.
+  are at 0.6 (``tests/methods/boxsup/test_boxsup_labels.py``), which can shrink the labels epoch after epoch.
   Both are computed per superpixel: bincounts and one matrix product for all candidates.
 
 Selection (Sec. 4.3): uniformly among the ``k`` lowest-cost candidates (k = 5; k = 1 is the

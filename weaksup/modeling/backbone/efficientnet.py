@@ -20,7 +20,7 @@ Choices:
 
 * Padding is symmetric (``dilation * (k - 1) / 2``), as Detectron2's convs, not TF's asymmetric
   "SAME" the weights were trained with. Measured on the four grabcut13 images of
-  ``tests/test_efficientnet_backbone.py`` at 224 px, both keep every top-1 class for Lite0/1/2;
+  ``tests/foundation/test_efficientnet_backbone.py`` at 224 px, both keep every top-1 class for Lite0/1/2;
   the confidence drops with symmetric padding on some images (Lite0 llama 0.42 vs 0.83, teddy
   0.70 vs 0.87; banana 0.98 vs 0.99), which fine-tuning absorbs. Symmetric padding also dilates
   cleanly and keeps the features aligned with Detectron2's box coordinates.

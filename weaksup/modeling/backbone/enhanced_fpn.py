@@ -32,7 +32,7 @@ of the ResNet's stages 3-5 and FPN's top-down path. Choices where the paper is s
 
 Extra parameters: ``sum_j (n - 1 - j)`` 3x3 convs of ``out_channels`` squared, i.e. 6 x 590k =
 3.5M for 256 channels (R50-FPN backbone: 26.8M -> 30.3M; printed by ``benchmarks/train_speed.py``,
-tested in ``tests/test_hybrid_enhanced_fpn.py``).
+tested in ``tests/methods/hybrid/test_hybrid_enhanced_fpn.py``).
 """
 
 from typing import Dict, List

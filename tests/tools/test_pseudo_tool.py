@@ -88,7 +88,6 @@ def test_workers_and_seed(tmp_path):
     assert one == two
 
 
-
 def test_two_machines_same_output(tmp_path):
     _, in_json = _coco(tmp_path, 5)
     expected = _run(in_json, tmp_path / "single.json", "ellipse", "--shard-size", "1")

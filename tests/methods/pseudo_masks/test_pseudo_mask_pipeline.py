@@ -8,7 +8,9 @@ import pytest
 
 from conftest import REPO_ROOT, copypaste_lines, run_train_net
 
-CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_consensus_mask_rcnn_Lite0_FPN.yaml"
+CONFIG = (
+    REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_consensus_mask_rcnn_Lite0_FPN.yaml"
+)
 SMALL = [
     "MODEL.DEVICE", "cpu",
     "SOLVER.IMS_PER_BATCH", "2",

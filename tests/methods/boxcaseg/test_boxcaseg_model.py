@@ -222,7 +222,9 @@ def test_inference_gives_one_pasted_mask_per_box():
     feats = model.features(patches)
     size = patches.shape[-2:]
     sal = model._upsample(model.salient_head(feats), size).sigmoid()
-    trans = model._upsample(model.transferred_head(feats, model.transferred_params()), size).sigmoid()
+    trans = model._upsample(
+        model.transferred_head(feats, model.transferred_params()), size
+    ).sigmoid()
     torch.testing.assert_close(probs, 0.7 * trans + 0.3 * sal, atol=1e-5, rtol=0)
     assert probs.shape == (2, 32, 32) and not torch.allclose(sal, trans)
 

@@ -1,5 +1,6 @@
 """Wei et al.'s scores against ground truth (weaksup.methods.wei.scoring,
-weaksup.pseudo.label_metrics): exact values on hand-built inputs and on real PennFudan images with their instance masks."""
+weaksup.pseudo.label_metrics): exact values on hand-built inputs and on real PennFudan images with their instance masks.
+"""
 
 import numpy as np
 import pytest

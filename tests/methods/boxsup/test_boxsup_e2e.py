@@ -53,7 +53,7 @@ def _train(tmp_path, *args, background=False, config=CONFIG):
         "WEAKSUP_CACHE": str(tmp_path / "cache"),
         "OMP_NUM_THREADS": "1",
     }
-    cmd = [sys.executable, str(REPO_ROOT / "tests" / "boxsup_train_tiny.py")]
+    cmd = [sys.executable, str(REPO_ROOT / "tests" / "methods" / "boxsup" / "boxsup_train_tiny.py")]
     cmd += ["--config-file", str(config), *args]
     if background:
         log = open(tmp_path / "killed.log", "w")

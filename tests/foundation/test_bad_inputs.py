@@ -272,7 +272,13 @@ def _demo_cfg(*opts):
 
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file(
-        str(REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+        str(
+            REPO_ROOT
+            / "configs"
+            / "PseudoMasks"
+            / "demo"
+            / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+        )
     )
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0", *opts])
     return cfg
@@ -531,7 +537,13 @@ def test_training_output_dir_not_writable(tmp_path):
     setup = runpy.run_path(str(REPO_ROOT / "train_net.py"))["setup"]
     (tmp_path / "a_file").write_text("x")
     args = argparse.Namespace(
-        config_file=str(REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"),
+        config_file=str(
+            REPO_ROOT
+            / "configs"
+            / "PseudoMasks"
+            / "demo"
+            / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+        ),
         opts=["OUTPUT_DIR", str(tmp_path / "a_file" / "run")],
         eval_only=False,
         resume=False,

@@ -6,7 +6,7 @@ with label maps derived from their masks, under ``$WEAKSUP_CACHE``)."""
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, REPO_ROOT)
 
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402

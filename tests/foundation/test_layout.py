@@ -1,6 +1,7 @@
-"""The package's layering (issue 17): every module imports alone, the import graph has no
-cycle, the foundation never imports a method, methods never import each other, and the
-torch-free layer stays torch-free."""
+"""The package's layering (issue 17) and rooms (issue 30): every module imports alone, the import
+graph has no cycle, the foundation never imports a method, methods never import each other, the
+torch-free layer stays torch-free, and each method of ``weaksup.methods.METHODS`` has its code,
+configs, docs and tests in its own folders, so adding one touches nothing else but that list."""
 
 import ast
 import os
@@ -11,7 +12,8 @@ from typing import Dict, List, Set
 
 import pytest
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1] / "weaksup"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO / "weaksup"
 FOUNDATION = (
     "weaksup.data",
     "weaksup.modeling",
@@ -227,3 +229,66 @@ def test_add_weaksup_config_registers_everything():
         "PredictionOverlays",
     ):
         assert f"'{name}'" in r.stdout, (name, r.stdout)
+
+
+def _methods():
+    from weaksup.methods import METHODS
+
+    return METHODS
+
+
+def test_method_list_is_the_method_folders():
+    folders = {p.parent.name for p in (PACKAGE_DIR / "methods").glob("*/__init__.py")}
+    assert folders == set(_methods())
+
+
+@pytest.mark.parametrize("package", sorted(_methods()))
+def test_each_method_has_its_rooms(package):
+    name = _methods()[package]
+    config = f"weaksup.methods.{package}.config"
+    assert config in MODULES, f"{package} has no config.py"
+    defs = {
+        n.name
+        for n in ast.parse(MODULES[config].read_text()).body
+        if isinstance(n, ast.FunctionDef)
+    }
+    assert f"add_{package}_config" in defs, f"{config} has no add_{package}_config"
+    assert (REPO / "configs" / name).is_dir(), f"configs/{name}/ missing"
+    assert (REPO / "docs" / f"{package}.md").is_file(), f"docs/{package}.md missing"
+    assert list((REPO / "tests" / "methods" / package).glob("test_*.py")), package
+
+
+def test_top_level_configs_are_shared_bases_and_method_folders():
+    names = set(_methods().values())
+    for p in (REPO / "configs").iterdir():
+        if p.is_dir():
+            assert p.name in names, f"configs/{p.name}/ is no method's folder"
+        else:
+            # configs/boxcaseg_coco.yaml: the main command's path (points into configs/BoxCaseg)
+            assert p.name.startswith("Base-") or p.name == "boxcaseg_coco.yaml", p
+
+
+@pytest.mark.parametrize("module", sorted(TOP))
+def test_composition_names_no_method(module):
+    """config, registration and cli reach the methods through METHODS only."""
+    bad = sorted(n for n in _imports(module, False) if n.startswith("weaksup.methods."))
+    assert not bad, f"{module} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for d in ("foundation", "tools") for p in (REPO / "tests" / d).glob("test_*.py")),
+    ids=lambda p: p.name,
+)
+def test_shared_tests_import_no_method(path):
+    """A method's tests live in tests/methods/<method>/ (the layout checks here excepted)."""
+    if path.name == "test_layout.py":
+        return
+    tree = ast.parse(path.read_text())
+    names = [
+        a.name if isinstance(node, ast.Import) else (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for a in (node.names if isinstance(node, ast.Import) else [None])
+    ]
+    assert not [n for n in names if n.startswith("weaksup.methods.")], path
