@@ -16,6 +16,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["weaksup", "weaksup.*"]),
+    # configs/ ships inside the package as weaksup/model_zoo/configs (a link to it in the clone,
+    # so there is one tree), found by weaksup.model_zoo.get_config_file as in Detectron2
+    package_data={"weaksup.model_zoo": ["configs/*.yaml", "configs/**/*.yaml"]},
     install_requires=[
         "torch>=2.0",
         "torchvision>=0.15",

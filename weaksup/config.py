@@ -25,7 +25,17 @@ from .modeling.backbone.efficientnet import add_efficientnet_config
 from .modeling.backbone.hrnet import add_hrnet_config
 from .modeling.sem_seg_heads.atrous_head import add_atrous_head_config
 
-__all__ = ["add_shared_config", "add_weaksup_config", "load_config"]
+__all__ = [
+    "CONFIGS_ROOT",
+    "add_shared_config",
+    "add_weaksup_config",
+    "load_config",
+    "resolve_config_path",
+]
+
+# The shipped configs: the repository's configs/ (linked from the package in a clone, copied into
+# the wheel when it is built), read by weaksup.model_zoo.
+CONFIGS_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_zoo", "configs")
 
 
 def add_shared_config(cfg: CN) -> CN:
@@ -80,11 +90,27 @@ def add_weaksup_config(cfg: CN) -> CN:
     return cfg
 
 
+def resolve_config_path(path: str, packaged_only: bool = False) -> str:
+    """The config file ``path``: as given (relative to the working directory), else the shipped
+    config of that name (:data:`CONFIGS_ROOT`; a leading ``configs/`` is dropped, so the
+    repository-relative names that configs use for their stage configs work from any folder once
+    weaksup is installed). Raises ``FileNotFoundError`` naming ``path`` when neither exists."""
+    if path and not packaged_only and os.path.isfile(path):
+        return path
+    name = path[len("configs/") :] if path.startswith("configs/") else path
+    shipped = os.path.join(CONFIGS_ROOT, name)
+    if path and not os.path.isabs(name) and os.path.isfile(shipped):
+        return shipped
+    where = (
+        "among weaksup's shipped configs" if packaged_only else "here or among the shipped configs"
+    )
+    raise FileNotFoundError(f"config file {path!r} not found {where} ({CONFIGS_ROOT})")
+
+
 def load_config(path: str, opts: Sequence[str] = ()) -> CN:
-    """A weaksup config (not frozen) from a YAML file and ``KEY VALUE`` overrides; raises
-    ``FileNotFoundError`` naming ``path`` when it is not a file."""
-    if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} not found")
+    """A weaksup config (not frozen) from a YAML file (:func:`resolve_config_path`) and
+    ``KEY VALUE`` overrides; raises ``FileNotFoundError`` naming ``path`` when there is none."""
+    path = resolve_config_path(path)
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file(path)
     cfg.merge_from_list(list(opts))

@@ -24,8 +24,8 @@ FOUNDATION = (
     "weaksup.paths",
 )
 # Modules above the foundation and the methods: the config composition, the registration and
-# the command-line pieces shared by the tools (they load configs).
-TOP = ("weaksup.config", "weaksup.registration", "weaksup.cli")
+# the command-line pieces shared by the tools and the shipped configs (they load configs).
+TOP = ("weaksup.config", "weaksup.registration", "weaksup.cli", "weaksup.model_zoo")
 TORCH_FREE = ("weaksup.pseudo",)
 
 
