@@ -33,5 +33,16 @@ setup(
         "matplotlib",
         "setuptools<81",
     ],
+    # the command-line jobs of tools/ (installed as weaksup.tools: weaksup/tools links there)
+    entry_points={
+        "console_scripts": [
+            "weaksup-train=weaksup.tools.train_net:cli",
+            "weaksup-predict=weaksup.tools.predict:cli",
+            "weaksup-export=weaksup.tools.export_model:cli",
+            "weaksup-pseudo-masks=weaksup.tools.make_pseudo_masks:cli",
+            "weaksup-eval-pseudo-masks=weaksup.tools.eval_pseudo_masks:cli",
+            "weaksup-proxy-masks=weaksup.tools.make_proxy_masks:cli",
+        ]
+    },
     extras_require={"test": ["pytest", "pytest-timeout"]},
 )

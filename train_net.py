@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Train and evaluate weaksup models with Detectron2's trainer.
+"""Train and evaluate weaksup models with Detectron2's trainer (``setup`` and ``main`` are in
+tools/train_net.py, installed as ``weaksup.tools.train_net`` and the ``weaksup-train`` command).
 
 Examples:
-    # CPU demo (box-supervised Mask R-CNN on PennFudan, trained from scratch)
-    python train_net.py --config-file configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml
+    # the README demo: pseudo masks of PennFudan's boxes, then a Mask R-CNN trained on them
+    python train_net.py --config-file configs/PseudoMasks/demo/pennfudan_consensus_mask_rcnn_Lite0_FPN.yaml
     # several processes: GPUs with CUDA, CPU processes over gloo without
-    python train_net.py --config-file configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml --num-gpus 4
+    python train_net.py --config-file configs/boxcaseg_coco.yaml --num-gpus 4
     # your own box-only data (COCO json; see README "Your own data")
     python train_net.py --config-file CONFIG --register mine_train_boxonly=train.json:images
     # resume, or evaluate a checkpoint
@@ -13,84 +14,7 @@ Examples:
     python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
 """
 
-import logging
-import os
-
-from detectron2.engine import default_argument_parser, default_setup
-from detectron2.evaluation import verify_results
-from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
-
-from weaksup import load_config
-from weaksup.data.datasets import add_register_argument, register_user_datasets
-from weaksup.engine import (
-    PIPELINE_REGISTRY,
-    WeaksupTrainer,
-    launch,
-    resolve_device,
-    write_prediction_overlays,
-)
-from weaksup.engine.pipeline import training_stage
-from weaksup.engine.stages import run_stage, stage_changes
-from weaksup.engine.preflight import check_config_names
-from weaksup.utils.checkpoint import SafeDetectionCheckpointer
-
-
-def setup(args):
-    """Config from file and command line, logging, device choice."""
-    cfg = load_config(args.config_file, args.opts)
-    register_user_datasets(cfg, getattr(args, "register", ()))  # in every process, before use
-    default_setup(cfg, args)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="weaksup")
-    resolve_device(cfg)
-    cfg.freeze()
-    return cfg
-
-
-def main(args):
-    cfg = setup(args)
-    # every registry name now, datasets too unless a pipeline registers some of them as it runs
-    check_config_names(cfg, datasets=not cfg.WEAKSUP.PIPELINE)
-    if args.eval_only:
-        model = WeaksupTrainer.build_model(cfg)
-        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
-        res = WeaksupTrainer.test(cfg, model)
-        if comm.is_main_process():
-            verify_results(cfg, res)
-            write_prediction_overlays(cfg, model, os.path.join(cfg.OUTPUT_DIR, "overlays_eval"))
-        return res
-
-    if cfg.WEAKSUP.PIPELINE:  # a multi-stage method (e.g. BoxCaseg) runs its own stages
-        return PIPELINE_REGISTRY.get(cfg.WEAKSUP.PIPELINE)(cfg, args)
-    # one training, recorded as a stage (its config and initial weights, e.g. DASNet's stage 1
-    # checkpoint for stage 2): an explicit --resume is obeyed, with a warning when they changed
-    weights = [cfg.MODEL.WEIGHTS] if os.path.isfile(cfg.MODEL.WEIGHTS) else []
-    stage = training_stage(cfg, "training", weights)
-    changed = stage_changes(stage) if args.resume and comm.is_main_process() else None
-    if changed:
-        logging.getLogger("weaksup").warning(
-            f"--resume: the checkpoints in {cfg.OUTPUT_DIR} were made with other settings or "
-            f"inputs ({changed}); resuming as asked"
-        )
-
-    def train():
-        trainer = WeaksupTrainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        return trainer.train()
-
-    how = "resuming (--resume)" if args.resume else "training from MODEL.WEIGHTS (no --resume)"
-    return run_stage(stage, train, force=how)
-
+from weaksup.tools.train_net import cli, main, setup  # noqa: F401  (main, setup: as Detectron2's)
 
 if __name__ == "__main__":
-    args = add_register_argument(default_argument_parser()).parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    cli()

@@ -148,5 +148,11 @@ def main(argv: Optional[List[str]] = None) -> Tuple[List[List[Any]], "OrderedDic
     return rows, stats
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """The console script: exit status 0 once the job is done (errors raise)."""
     main()
+    return 0
+
+
+if __name__ == "__main__":
+    cli()

@@ -183,6 +183,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     return export(cfg, args.output, args.format, args.sample_image)
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """``weaksup-export``: exit status 0 once the files are written."""
     main()
-    sys.exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

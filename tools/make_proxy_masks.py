@@ -27,17 +27,13 @@ its finished shards. Examples::
 """
 
 import os
-import sys
 
 from detectron2.engine import default_argument_parser
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from train_net import setup  # noqa: E402  (same config, logging and device set-up)
-
-from weaksup.data.datasets import add_register_argument, register_coco_boxonly  # noqa: E402
-from weaksup.engine.launch import launch  # noqa: E402
-from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer  # noqa: E402
-from weaksup.methods.boxcaseg.pipeline import make_proxy_masks, stage1_config  # noqa: E402
+from weaksup.data.datasets import add_register_argument, register_coco_boxonly
+from weaksup.engine.launch import launch
+from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer, make_proxy_masks, stage1_config
+from weaksup.tools.train_net import setup  # same config, logging and device set-up
 from weaksup.methods.boxcaseg.proxy_masks import generate_proxy_masks  # noqa: E402
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
 
@@ -76,13 +72,14 @@ def main(args):
     return make_proxy_masks(cfg, cfg1)[0]
 
 
-if __name__ == "__main__":
+def cli(argv=None) -> None:
+    """Parse the arguments (``train_net.py``'s and the ones above) and launch :func:`main`."""
     parser = add_register_argument(default_argument_parser())
     parser.add_argument("--input-json", default="", help="COCO json of boxes to label (any data)")
     parser.add_argument("--image-root", default="", help="folder of the json's file names")
     parser.add_argument("--weights", default="", help="stage-1 checkpoint (with --input-json)")
     parser.add_argument("--output", default="", help="proxy-mask json to write (--input-json)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     launch(
         main,
         args.num_gpus,
@@ -91,3 +88,7 @@ if __name__ == "__main__":
         dist_url=args.dist_url,
         args=(args,),
     )
+
+
+if __name__ == "__main__":
+    cli()

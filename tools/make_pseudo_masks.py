@@ -161,5 +161,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     run(args)
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """The console script: exit status 0 once the job is done (errors raise)."""
     main()
+    return 0
+
+
+if __name__ == "__main__":
+    cli()

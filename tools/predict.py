@@ -412,5 +412,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     return run(args)
 
 
+def cli() -> int:
+    """``weaksup-predict``: exit status 0 when something was predicted."""
+    return 0 if main() else 1
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(cli())

@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Train and evaluate weaksup models with Detectron2's trainer: the clone's ``train_net.py`` and
+the installed ``weaksup-train`` (same arguments).
+
+Examples: the clone's train_net.py.
+"""
+
+import logging
+import os
+
+from detectron2.engine import default_argument_parser, default_setup
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from weaksup import load_config
+from weaksup.data.datasets import add_register_argument, register_user_datasets
+from weaksup.engine import (
+    PIPELINE_REGISTRY,
+    WeaksupTrainer,
+    launch,
+    resolve_device,
+    write_prediction_overlays,
+)
+from weaksup.engine.pipeline import training_stage
+from weaksup.engine.stages import run_stage, stage_changes
+from weaksup.engine.preflight import check_config_names
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
+
+
+def setup(args):
+    """Config from file and command line, logging, device choice."""
+    cfg = load_config(args.config_file, args.opts)
+    register_user_datasets(cfg, getattr(args, "register", ()))  # in every process, before use
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="weaksup")
+    resolve_device(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    # every registry name now, datasets too unless a pipeline registers some of them as it runs
+    check_config_names(cfg, datasets=not cfg.WEAKSUP.PIPELINE)
+    if args.eval_only:
+        model = WeaksupTrainer.build_model(cfg)
+        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = WeaksupTrainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+            write_prediction_overlays(cfg, model, os.path.join(cfg.OUTPUT_DIR, "overlays_eval"))
+        return res
+
+    if cfg.WEAKSUP.PIPELINE:  # a multi-stage method (e.g. BoxCaseg) runs its own stages
+        return PIPELINE_REGISTRY.get(cfg.WEAKSUP.PIPELINE)(cfg, args)
+    # one training, recorded as a stage (its config and initial weights, e.g. DASNet's stage 1
+    # checkpoint for stage 2): an explicit --resume is obeyed, with a warning when they changed
+    weights = [cfg.MODEL.WEIGHTS] if os.path.isfile(cfg.MODEL.WEIGHTS) else []
+    stage = training_stage(cfg, "training", weights)
+    changed = stage_changes(stage) if args.resume and comm.is_main_process() else None
+    if changed:
+        logging.getLogger("weaksup").warning(
+            f"--resume: the checkpoints in {cfg.OUTPUT_DIR} were made with other settings or "
+            f"inputs ({changed}); resuming as asked"
+        )
+
+    def train():
+        trainer = WeaksupTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+
+    how = "resuming (--resume)" if args.resume else "training from MODEL.WEIGHTS (no --resume)"
+    return run_stage(stage, train, force=how)
+
+
+def cli(argv=None) -> None:
+    """Parse Detectron2's training arguments (and ``--register``) and launch :func:`main` in
+    ``--num-gpus`` processes per machine."""
+    args = add_register_argument(default_argument_parser()).parse_args(argv)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+if __name__ == "__main__":
+    cli()
