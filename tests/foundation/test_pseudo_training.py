@@ -1,7 +1,6 @@
 """Training reads make_pseudo_masks.py output through the ``pseudo_json`` mask source
 (``WEAKSUP.PSEUDO_MASKS``): masks and flags reach ``Instances``; train_net.py trains with them."""
 
-import importlib.util
 import json
 import runpy
 
@@ -97,9 +96,9 @@ def test_train_net_with_pseudo_masks(tmp_path):
     (registered ``pennfudan_train_boxonly``, matched by annotation id): 3 iterations, a
     checkpoint, evaluation."""
     _, out = _pseudo_json(tmp_path, "train", "ellipse")
-    spec = importlib.util.spec_from_file_location("train_net", REPO_ROOT / "train_net.py")
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
+    from detectron2.engine import default_argument_parser
+
+    from weaksup.tools import train_net
     opts = {
         "WEAKSUP.PSEUDO_MASKS": str(out),
         "OUTPUT_DIR": str(tmp_path / "train"),
@@ -115,7 +114,7 @@ def test_train_net_with_pseudo_masks(tmp_path):
         "WEAKSUP.VIS.NUM_IMAGES": "1",
     }
     opts = [v for kv in opts.items() for v in kv]
-    parser = train_net.default_argument_parser()
+    parser = default_argument_parser()
     train_net.main(parser.parse_args(["--config-file", str(DEMO)] + opts))
     assert (tmp_path / "train" / "model_0000001.pth").is_file()
     final = ["MODEL.WEIGHTS", str(tmp_path / "train" / "model_final.pth")]

@@ -77,7 +77,7 @@ IMAGENET_LITE0 = "Loading from weaksup://ImageNetPretrained/efficientnet_lite0.p
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "config_name", ["boxcaseg_demo_pennfudan.yaml", "boxcaseg_demo_pennfudan_Lite0_FPN.yaml"]
+    "config_name", ["demo_pennfudan_R18_FPN_GN.yaml", "demo_pennfudan_Lite0_FPN.yaml"]
 )
 def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path, config_name):
     records, _ = pennfudan_records(8)
@@ -108,7 +108,7 @@ def test_pipeline_three_stages_resume_stage1_and_cache(tmp_path, config_name):
         "WEAKSUP.BOXCASEG.PROXY.GT_DATASETS", "['bc_e2e_train']",
         "WEAKSUP.BOXCASEG.STAGE1_OPTS", repr(stage1),
     ]  # fmt: skip
-    config = REPO_ROOT / "configs" / config_name
+    config = REPO_ROOT / "configs" / "BoxCaseg" / config_name
     log_file = out / "log.txt"
     proxy = out / "proxy_masks" / "bc_e2e_train_boxonly.json"
 

@@ -206,7 +206,7 @@ def test_make_proxy_masks_labels_any_box_json_as_stage_2_does(tmp_path, shared_d
     from weaksup.methods.boxcaseg.pipeline import stage1_config
 
     root = shared_data("nuts_coco", "data")
-    config = str(REPO_ROOT / "configs" / "boxcaseg_demo_pennfudan_Lite0_FPN.yaml")
+    config = str(REPO_ROOT / "configs" / "BoxCaseg" / "demo_pennfudan_Lite0_FPN.yaml")
     opts = ["OUTPUT_DIR", str(tmp_path / "pipeline"), "MODEL.DEVICE", "cpu"]
     cfg = load_config(config, opts)
     cfg1 = stage1_config(cfg)

@@ -30,13 +30,13 @@ TINY_BRANCH = [
 ]  # fmt: skip
 
 
-def _run(opts, log_file, config="hybrid_demo_pennfudan.yaml"):
-    """``train_net.main`` on ``configs/<config>`` in this process; returns what was logged to
+def _run(opts, log_file, config="demo_pennfudan_R18_FPN_GN.yaml"):
+    """``train_net.main`` on ``configs/Hybrid/<config>`` in this process; returns what was logged to
     ``log_file`` meanwhile and the results."""
     import train_net
     from detectron2.engine import default_argument_parser
 
-    config = REPO_ROOT / "configs" / config
+    config = REPO_ROOT / "configs" / "Hybrid" / config
     start = os.path.getsize(log_file) if os.path.exists(log_file) else 0
     args = default_argument_parser().parse_args(["--config-file", str(config), *opts])
     results = train_net.main(args)
@@ -221,7 +221,7 @@ def test_lite0_pipeline_imagenet_branches_resume(tmp_path):
     # all, so the fused model's metrics are numbers, not "no prediction"
     opts, _ = _pipeline_opts(out, ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"])
     log_file = out / "log.txt"
-    config = "hybrid_demo_pennfudan_Lite0_FPN.yaml"
+    config = "demo_pennfudan_Lite0_FPN.yaml"
 
     log, results = _run(opts, log_file, config)
     assert log.count("Loading from weaksup://ImageNetPretrained/efficientnet_lite0.pth") == 3
