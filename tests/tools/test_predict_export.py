@@ -337,29 +337,3 @@ def test_predict_semantic_model(tmp_path):
         assert sorted(r["category_id"] for r in mine) == sorted(np.unique(labels).tolist())
         for r in mine:
             assert np.array_equal(mask_util.decode(r["segmentation"]), labels == r["category_id"])
-
-
-def _readme_command(script: str) -> list:
-    """The arguments of README's "Your own data" call of ``script`` (continuation lines joined)."""
-    text = (REPO_ROOT / "README.md").read_text()
-    section = text[text.index("## Your own data") :]
-    block = section[section.index("```bash") : section.index("```", section.index("```bash") + 7)]
-    joined = block.replace("\\\n", " ")
-    line = next(ln for ln in joined.splitlines() if script in ln)
-    return line.split(script, 1)[1].split()
-
-
-def test_readme_export_and_predict_commands_parse_as_intended():
-    """README's steps 3-4 as argparse reads them: every flag keeps its values and the trailing
-    KEY VALUE pairs stay overrides (``--format a b MODEL.WEIGHTS w`` once swallowed the key)."""
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    import export_model
-    import predict
-
-    args = export_model.build_parser().parse_args(_readme_command("tools/export_model.py"))
-    assert args.format == ["torchscript", "onnx"]
-    assert args.output == "output/nuts/export"
-    assert args.opts == ["MODEL.WEIGHTS", "output/nuts/model_final.pth"]
-    args = predict.build_parser().parse_args(_readme_command("tools/predict.py"))
-    assert args.opts == ["MODEL.WEIGHTS", "output/nuts/model_final.pth"]
-    assert args.confidence_threshold == 0.05
