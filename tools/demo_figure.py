@@ -7,7 +7,6 @@ red: flagged invalid), and the trained model's masks on a validation image it ne
 """
 
 import argparse
-import glob
 import json
 import os
 from typing import List, Optional, Sequence
@@ -33,15 +32,16 @@ def _panel(image: np.ndarray, title: str, height: int) -> np.ndarray:
     """``image`` (BGR) scaled to ``height`` with ``title`` on a white strip above it."""
     image = cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
     strip = np.full((28, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, image])
 
 
-def demo_figure(run_dir: str, train_index: int = 0, val_index: int = 0, height: int = 260):
-    """The three panels side by side (BGR) from ``run_dir`` (its ``config.yaml``,
-    ``model_final.pth`` and ``pseudo_masks/*.json``)."""
-    (pseudo_json,) = glob.glob(os.path.join(run_dir, "pseudo_masks", "*.json"))
-    with open(pseudo_json) as f:
+def demo_figure(run_dir: str, train_index: int = 0, val_index: int = 0, height: int = 200):
+    """The three panels side by side (BGR) from ``run_dir`` (its ``config.yaml``, the
+    ``WEAKSUP.PSEUDO_MASKS`` json it names and ``model_final.pth``)."""
+    weights = os.path.join(run_dir, "model_final.pth")
+    cfg = load_config(os.path.join(run_dir, "config.yaml"), ["MODEL.DEVICE", "cpu"])
+    with open(cfg.WEAKSUP.PSEUDO_MASKS) as f:  # the json that stage 2 trained on
         pseudo = json.load(f)
     record = sorted(pseudo["images"], key=lambda r: r["id"])[train_index]
     anns = [a for a in pseudo["annotations"] if a["image_id"] == record["id"]]
@@ -50,8 +50,6 @@ def demo_figure(run_dir: str, train_index: int = 0, val_index: int = 0, height: 
     masks = [mask_util.decode(a["segmentation"]).astype(bool) for a in anns]
     valid = [a["mask_valid"] for a in anns]
 
-    weights = os.path.join(run_dir, "model_final.pth")
-    cfg = load_config(os.path.join(run_dir, "config.yaml"), ["MODEL.DEVICE", "cpu"])
     model = WeaksupTrainer.build_model(cfg)
     SafeDetectionCheckpointer(model).load(weights)
     model.eval()
@@ -64,7 +62,7 @@ def demo_figure(run_dir: str, train_index: int = 0, val_index: int = 0, height: 
     panels = [
         _panel(draw_pseudo_masks(image, [], boxes, []), "1. boxes (the labels)", height),
         _panel(draw_pseudo_masks(image, masks, boxes, valid), "2. pseudo masks", height),
-        _panel(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), "3. trained model, unseen image", height),
+        _panel(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), "3. trained model", height),
     ]
     gap = np.full((height + 28, 6, 3), 255, np.uint8)
     return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
@@ -78,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     parser.add_argument("--val-index", type=int, default=0, help="image of DATASETS.TEST[0]")
     args = parser.parse_args(argv)
     figure = demo_figure(args.run_dir, args.train_index, args.val_index)
-    ok, png = cv2.imencode(".png", figure)
+    ok, png = cv2.imencode(".png", figure, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise RuntimeError(f"cannot encode {args.output}")
     write_atomic(png.tobytes(), args.output)

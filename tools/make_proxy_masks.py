@@ -28,14 +28,11 @@ its finished shards. Examples::
 
 import os
 
-from detectron2.engine import default_argument_parser
-
-from weaksup.data.datasets import add_register_argument, register_coco_boxonly
-from weaksup.engine.launch import launch
+from weaksup.data.datasets import register_coco_boxonly
 from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer, make_proxy_masks, stage1_config
-from weaksup.tools.train_net import setup  # same config, logging and device set-up
-from weaksup.methods.boxcaseg.proxy_masks import generate_proxy_masks  # noqa: E402
-from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
+from weaksup.methods.boxcaseg.proxy_masks import generate_proxy_masks
+from weaksup.tools.train_net import build_parser, launch_job, setup  # as train_net.py
+from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 INPUT_DATASET = "make_proxy_masks_input_boxonly"
 
@@ -74,20 +71,12 @@ def main(args):
 
 def cli(argv=None) -> None:
     """Parse the arguments (``train_net.py``'s and the ones above) and launch :func:`main`."""
-    parser = add_register_argument(default_argument_parser())
+    parser = build_parser()
     parser.add_argument("--input-json", default="", help="COCO json of boxes to label (any data)")
     parser.add_argument("--image-root", default="", help="folder of the json's file names")
     parser.add_argument("--weights", default="", help="stage-1 checkpoint (with --input-json)")
     parser.add_argument("--output", default="", help="proxy-mask json to write (--input-json)")
-    args = parser.parse_args(argv)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_job(main, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

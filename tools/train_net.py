@@ -5,15 +5,17 @@ the installed ``weaksup-train`` (same arguments).
 Examples: the clone's train_net.py.
 """
 
+import argparse
 import logging
 import os
+from typing import Callable
 
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from weaksup import load_config
+from weaksup.config import load_config, resolve_config_path
 from weaksup.data.datasets import add_register_argument, register_user_datasets
 from weaksup.engine import (
     PIPELINE_REGISTRY,
@@ -29,7 +31,9 @@ from weaksup.utils.checkpoint import SafeDetectionCheckpointer
 
 
 def setup(args):
-    """Config from file and command line, logging, device choice."""
+    """Config from file and command line, logging, device choice. ``args.config_file`` becomes
+    the file found (a shipped config's name works from any folder), which default_setup reads."""
+    args.config_file = resolve_config_path(args.config_file)
     cfg = load_config(args.config_file, args.opts)
     register_user_datasets(cfg, getattr(args, "register", ()))  # in every process, before use
     default_setup(cfg, args)
@@ -76,18 +80,27 @@ def main(args):
     return run_stage(stage, train, force=how)
 
 
-def cli(argv=None) -> None:
-    """Parse Detectron2's training arguments (and ``--register``) and launch :func:`main` in
-    ``--num-gpus`` processes per machine."""
-    args = add_register_argument(default_argument_parser()).parse_args(argv)
-    launch(
-        main,
+def build_parser() -> argparse.ArgumentParser:
+    """Detectron2's training arguments and ``--register``."""
+    return add_register_argument(default_argument_parser())
+
+
+def launch_job(job: Callable, args: argparse.Namespace):
+    """Run ``job(args)`` in ``--num-gpus`` processes on each of ``--num-machines`` machines."""
+    return launch(
+        job,
         args.num_gpus,
         num_machines=args.num_machines,
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
     )
+
+
+def cli(argv=None) -> None:
+    """``train_net.py`` / ``weaksup-train``: parse :func:`build_parser`'s arguments and launch
+    :func:`main`."""
+    launch_job(main, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

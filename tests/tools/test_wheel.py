@@ -138,6 +138,8 @@ def test_wheel_runs_outside_the_clone(installed, tmp_path):
             "run/config.yaml",
             "--format",
             "torchscript",
+            "--sample-image",
+            images[0],
             "--output",
             "exp",
             *weights,
