@@ -12,6 +12,8 @@ Examples:
     # resume, or evaluate a checkpoint
     python train_net.py --config-file CONFIG --resume
     python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
+    # collectives inside training time out after --dist-timeout minutes (default 30)
+    python train_net.py --config-file CONFIG --num-gpus 8 --dist-timeout 60
 """
 
 from weaksup.tools.train_net import cli, main, setup  # noqa: F401  (main, setup: as Detectron2's)

@@ -60,7 +60,9 @@ def free_port() -> int:
 
 def run_train_net(config, *args) -> str:
     """Run ``train_net.py --config-file config *args`` on the shared PennFudan; return its log.
-    Multi-process runs get a free ``--dist-url`` port unless one is given."""
+    Multi-process runs get a free ``--dist-url`` port unless one is given, and run CPU processes
+    with CUDA hidden (``MODEL.DEVICE cpu``: a multi-process job stops when CUDA is asked for and
+    missing; see :func:`launch_on_cpu`)."""
     import subprocess
     import sys
 
@@ -68,6 +70,9 @@ def run_train_net(config, *args) -> str:
         # before the args: trailing KEY VALUE overrides take the rest of the command line
         args = ("--dist-url", f"tcp://127.0.0.1:{free_port()}", *args)
     env = {**os.environ, "DETECTRON2_DATASETS": str(shared_path("PennFudanPed").parent)}
+    if "--num-gpus" in args:
+        args = (*args, "MODEL.DEVICE", "cpu")  # trailing: joins the KEY VALUE overrides
+        env["CUDA_VISIBLE_DEVICES"] = ""
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(config), *args],
         capture_output=True,
@@ -241,3 +246,27 @@ def stage_cfg(path: str, tmp_path, *opts):
     cfg.OUTPUT_DIR = str(tmp_path / "out")
     cfg.freeze()
     return cfg
+
+
+def launch_on_cpu(main_func, num_processes: int, *args, timeout=None) -> None:
+    """Run ``main_func(*args)`` in ``num_processes`` CPU processes (gloo) through weaksup's
+    ``launch``, with CUDA hidden from them: Detectron2's launch asks for one GPU per process and
+    NCCL whenever CUDA is visible, so a multi-process test would fail on a 1-GPU machine."""
+    from weaksup.engine.launch import launch
+
+    kwargs = {"timeout": timeout} if timeout is not None else {}
+    old = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # read by the spawned processes at start
+    try:
+        launch(
+            main_func,
+            num_processes,
+            dist_url=f"tcp://127.0.0.1:{free_port()}",
+            args=args,
+            **kwargs,
+        )
+    finally:
+        if old is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = old

@@ -8,6 +8,7 @@ Examples: the clone's train_net.py.
 import argparse
 import logging
 import os
+from datetime import timedelta
 from typing import Callable
 
 from detectron2.engine import default_argument_parser, default_setup
@@ -24,6 +25,7 @@ from weaksup.engine import (
     resolve_device,
     write_prediction_overlays,
 )
+from weaksup.engine.launch import add_dist_timeout_argument
 from weaksup.engine.pipeline import training_stage
 from weaksup.engine.stages import run_stage, stage_changes
 from weaksup.engine.preflight import check_config_names
@@ -81,8 +83,8 @@ def main(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Detectron2's training arguments and ``--register``."""
-    return add_register_argument(default_argument_parser())
+    """Detectron2's training arguments, ``--register`` and ``--dist-timeout``."""
+    return add_dist_timeout_argument(add_register_argument(default_argument_parser()))
 
 
 def launch_job(job: Callable, args: argparse.Namespace):
@@ -94,6 +96,7 @@ def launch_job(job: Callable, args: argparse.Namespace):
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
+        timeout=timedelta(minutes=args.dist_timeout),  # the process-group timeout
     )
 
 

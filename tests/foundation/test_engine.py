@@ -13,10 +13,9 @@ from detectron2.utils import comm
 
 from weaksup import add_weaksup_config
 from weaksup.engine import AtomicDetectionCheckpointer, create_ddp_model, resolve_device
-from weaksup.engine.launch import launch
 from weaksup.engine.loss_curve import plot_loss_curves, read_loss_series
 
-from conftest import REPO_ROOT, curve_pixels
+from conftest import REPO_ROOT, curve_pixels, launch_on_cpu
 
 
 def _ddp_worker(out_dir):
@@ -33,7 +32,7 @@ def test_ddp_on_cpu_averages_gradients(tmp_path):
     """Two CPU processes over gloo (Detectron2's own create_ddp_model fails here)."""
     if torch.cuda.is_available():
         pytest.skip("tests the CPU path")
-    launch(_ddp_worker, 2, dist_url="auto", args=(str(tmp_path),))
+    launch_on_cpu(_ddp_worker, 2, str(tmp_path))
     g0, g1 = (torch.load(tmp_path / f"grad{r}.pt") for r in range(2))
     # per-rank gradients are 2*(r+1) for every weight; DDP averages them to 3
     assert torch.allclose(g0, torch.full((1, 3), 3.0)) and torch.allclose(g1, g0)

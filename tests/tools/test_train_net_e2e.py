@@ -44,7 +44,7 @@ def test_train_two_cpu_processes_resume_and_eval_only(tmp_path):
 
     log = run_train_net(CONFIG, *common, "SOLVER.MAX_ITER", "4")
     assert "World size: 2" in log
-    assert "CUDA is not available: using CPU" in log or "MODEL.DEVICE='cuda'" in log
+    assert "MODEL.DEVICE='cpu'" in log  # CPU processes on purpose (run_train_net)
     assert (out_dir / "last_checkpoint").read_text() == "model_final.pth"
     assert {"model_0000001.pth", "model_0000003.pth", "model_final.pth"} <= set(os.listdir(out_dir))
     assert not [f for f in os.listdir(out_dir) if "partial" in f]

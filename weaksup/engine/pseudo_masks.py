@@ -27,6 +27,7 @@ from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, ShardedJob, job_output_complete
 from ..pseudo.validity import validity_statistics
+from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 from ..utils.coco_json import check_coco_dict
 from .stages import Stage, run_stage
 
@@ -113,19 +114,26 @@ def run_sharded_job(
     when ``output_json`` is this job's finished output (:func:`job_output_complete`); otherwise
     another job's shards are cleared, each process ``compute`` s its shards (``rank, rank +
     world, ...``; it writes the missing ones, so an interrupted run resumes) and the main process
-    writes the output json and removes the work dir. Returns whether the job ran."""
-    if job_output_complete(output_json, job.fingerprint):
+    writes the output json and removes the work dir. Returns whether the job ran.
+
+    The main process decides whether the job is done and every process follows (a file another
+    process sees differently cannot split them); the output's folder must be the same for all
+    (:func:`~weaksup.engine.launch.check_shared_folder`). Processes wait for the main one's
+    assembly without the process-group timeout (:func:`~weaksup.engine.launch.wait_for_all`)."""
+    check_shared_folder(os.path.dirname(os.path.abspath(output_json)), "pseudo-mask output folder")
+    done = comm.is_main_process() and job_output_complete(output_json, job.fingerprint)
+    if broadcast_from_main(done):
         return False
     if comm.is_main_process():
         job.reset_if_foreign()
-    comm.synchronize()
+    wait_for_all()
     compute(job.shards_of(comm.get_rank(), comm.get_world_size()))
-    comm.synchronize()
+    wait_for_all()
     if comm.is_main_process():
         job.write_output(coco, job.collect(), method, output_json, **info)
         job.cleanup(range(len(job.shards)))
         logger.info(f"Wrote {output_json}")
-    comm.synchronize()
+    wait_for_all()
     return True
 
 

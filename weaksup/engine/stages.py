@@ -15,7 +15,9 @@ run and whether the stage finished, and decides, logging which case applies and 
   the stale output; the log names the settings or inputs that changed.
 
 Every process of a job calls :func:`run_stage`; only the main process reads and writes the
-record and clears, and all processes take the same decision.
+record and clears, and all processes take the same decision. They wait for each other at the
+stage's start and end without the process-group timeout (:func:`~weaksup.engine.launch.wait_for_all`),
+and a stage's folder must be the same for all of them (checked).
 """
 
 import hashlib
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from detectron2.utils import comm
+
+from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 
 __all__ = [
     "Stage",
@@ -193,6 +197,7 @@ def run_stage(
         force: a reason to run ``body`` whatever the record says (it is then written anew).
     """
     output_done = output_done or (lambda: os.path.exists(stage.output))
+    check_shared_folder(stage.output if stage.is_dir else os.path.dirname(stage.output) or ".")
     decision = [None]
     if comm.is_main_process():
         decision[0] = (
@@ -200,7 +205,7 @@ def run_stage(
             if force
             else _decide(stage, output_done)
         )
-    decision = _broadcast(decision[0])
+    decision = broadcast_from_main(decision[0])
     action, reason = decision["action"], decision["reason"]
     if action == "skip":
         logger.info(f"{stage.name}: skipped, {reason} (fingerprint {stage.fingerprint[:12]})")
@@ -221,12 +226,12 @@ def run_stage(
         if stage.is_dir:
             os.makedirs(stage.output, exist_ok=True)
         _write_record(stage, complete=False, run=run)
-    comm.synchronize()
+    wait_for_all()
     result = body()
-    comm.synchronize()
+    wait_for_all()
     if comm.is_main_process():
         _write_record(stage, complete=True, run=run)
-    comm.synchronize()
+    wait_for_all()
     return result
 
 
@@ -241,9 +246,3 @@ def stage_changes(stage: Stage) -> Optional[str]:
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
 
-
-def _broadcast(obj: Any) -> Any:
-    """The main process's ``obj`` in every process."""
-    if comm.get_world_size() == 1:
-        return obj
-    return comm.all_gather(obj)[0]

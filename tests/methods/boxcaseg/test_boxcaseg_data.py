@@ -8,7 +8,7 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 
-from conftest import free_port, pennfudan_records, shared_path
+from conftest import launch_on_cpu, pennfudan_records, shared_path
 from weaksup import add_weaksup_config
 from weaksup.methods.boxcaseg.data import (
     BoxCasegPatchMapper,
@@ -17,7 +17,6 @@ from weaksup.methods.boxcaseg.data import (
     box_instance_records,
     jitter_box,
 )
-from weaksup.engine.launch import launch
 
 
 def test_jitter_box_stays_within_the_documented_ranges():
@@ -144,7 +143,7 @@ def _sampler_worker(out_dir):
 
 @pytest.mark.slow
 def test_sampler_under_two_processes(tmp_path):
-    launch(_sampler_worker, 2, dist_url=f"tcp://127.0.0.1:{free_port()}", args=(str(tmp_path),))
+    launch_on_cpu(_sampler_worker, 2, str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     _check_batches(r0 + r1, 100, 9, 7)
     # the ranks split the same global batches: no box repeats in the first pass (5 x 18 < 100)

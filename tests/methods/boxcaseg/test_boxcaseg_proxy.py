@@ -10,7 +10,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from conftest import pennfudan_records, register_dataset, small_boxcaseg_cfg
+from conftest import launch_on_cpu, pennfudan_records, register_dataset, small_boxcaseg_cfg
 from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 from weaksup.data.datasets import load_coco_json
@@ -166,7 +166,6 @@ def _generate_sharded(weights, out_dir):
 @pytest.mark.slow
 def test_two_processes_give_the_single_process_proxy_masks(tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
-    from weaksup.engine.launch import launch
 
     torch.manual_seed(0)
     DetectionCheckpointer(build_model(_tiny_model_cfg()), save_dir=str(tmp_path)).save("tiny")
@@ -176,7 +175,7 @@ def test_two_processes_give_the_single_process_proxy_masks(tmp_path):
         _generate_sharded(weights, str(tmp_path))
     finally:
         torch.set_num_threads(threads)
-    launch(_generate_sharded, 2, dist_url="auto", args=(weights, str(tmp_path)))
+    launch_on_cpu(_generate_sharded, 2, weights, str(tmp_path))
 
     # 5 images in 5 shards: rank 0 segments shards 0, 2, 4 and rank 1 shards 1, 3, none twice
     assert [(tmp_path / f"world2-rank{r}.txt").read_text() for r in (0, 1)] == ["3", "2"]

@@ -55,6 +55,9 @@ def _train(tmp_path, *args, background=False, config=CONFIG):
     }
     cmd = [sys.executable, str(REPO_ROOT / "tests" / "methods" / "boxsup" / "boxsup_train_tiny.py")]
     cmd += ["--config-file", str(config), *args]
+    if "--num-gpus" in args:  # CPU processes with CUDA hidden (conftest.launch_on_cpu)
+        cmd += ["MODEL.DEVICE", "cpu"]
+        env["CUDA_VISIBLE_DEVICES"] = ""
     if background:
         log = open(tmp_path / "killed.log", "w")
         return subprocess.Popen(

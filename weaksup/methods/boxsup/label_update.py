@@ -54,6 +54,7 @@ from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import HookBase
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
+from weaksup.engine.launch import wait_for_all
 from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
@@ -510,7 +511,7 @@ class BoxSupLabelUpdate(HookBase):
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             write_json_atomic(summary, os.path.join(self.label_dir(epoch), "DONE.json"))
-        comm.synchronize()
+        wait_for_all()
         msg = f"label mIoU vs GT {miou:.2f}" if miou is not None else "no GT dataset"
         if changed is not None:
             msg += f", {100 * changed:.1f}% of the boxes changed candidate"

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Mapping
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
+from weaksup.engine.launch import wait_for_all
 from tabulate import tabulate
 
 from weaksup.pseudo import PseudoMaskConfig
@@ -209,7 +210,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         evaluate_when_done=True, inputs=[pseudo],
     )  # fmt: skip
     results["baseline"] = _per_dataset(cfg, trained)
-    comm.synchronize()
+    wait_for_all()
     for large, small in splits:
         tag = "" if (large, small) == split else f" [large: {large}, small: {small}]"
         dirs = {}
@@ -225,7 +226,7 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
                 evaluate_when_done=True, inputs=[pseudo],
             )  # fmt: skip
             results[which + tag] = _per_dataset(cfg, trained)
-            comm.synchronize()
+            wait_for_all()
         fused = cfg.clone()
         fused.defrost()
         fused.MODEL.HYBRID.LARGE_WEIGHTS = os.path.join(
@@ -250,5 +251,5 @@ def run_hybrid_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
         text = "\n\n".join(tables)
         logger.info("Hybrid ablation (Tab. 1-2 metrics):\n" + text)
         write_atomic((text + "\n").encode(), os.path.join(cfg.OUTPUT_DIR, "ablation.md"))
-    comm.synchronize()
+    wait_for_all()
     return results

@@ -35,6 +35,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
+from weaksup.engine.launch import wait_for_all
 
 from weaksup.data.datasets import register_or_replace
 from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
@@ -468,7 +469,7 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
             and os.path.isfile(path),
             skipped=load,
         )
-    comm.synchronize()
+    wait_for_all()
     if comm.is_main_process():
         if cfg.DATASETS.TEST:
             scores[BASELINE] = background_only_results(cfg.DATASETS.TEST[0], stuff)

@@ -29,6 +29,7 @@ from detectron2.config import CfgNode
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.utils import comm
+from weaksup.engine.launch import wait_for_all
 from tqdm import tqdm
 
 from weaksup.utils.file_io import write_atomic
@@ -115,7 +116,7 @@ def score_proposals(
             features=feats[index].astype(np.float16),
         )
         write_atomic(buf.getvalue(), path(r))
-    comm.synchronize()
+    wait_for_all()
 
 
 def refine(
