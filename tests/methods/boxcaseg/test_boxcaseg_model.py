@@ -78,6 +78,16 @@ def test_pairwise_term_equals_direct_eight_neighbour_sum():
     assert got == pytest.approx(sum(expected) / 2, rel=1e-5)
 
 
+def test_pairwise_smoothness_of_float16_probabilities_is_the_float32_value():
+    """Under AMP the head's probabilities come in float16; a 288 px patch of a noisy map has
+    ~330k pairs whose squared differences add up past float16's 65504."""
+    torch.manual_seed(0)
+    probs = torch.randint(0, 2, (2, 288, 288)).float()
+    got = pairwise_smoothness_loss(probs.half())
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(pairwise_smoothness_loss(probs).item(), rel=1e-6)
+
+
 def _patches(n_box, n_salient, size=32):
     torch.manual_seed(2)
     out = []

@@ -58,8 +58,10 @@ def pairwise_smoothness_loss(probs: torch.Tensor) -> torch.Tensor:
 
     The mean over all neighbouring pixel pairs of each ``(N, H, W)`` map (each unordered pair once:
     right, down and the two diagonals; the edge set of :mod:`.pairwise`, shared with BoxInst),
-    averaged over the batch.
+    averaged over the batch. Computed in float32 whatever ``probs`` is (under AMP a float16 sum
+    of a map's squared differences overflows to inf).
     """
+    probs = probs.float()
     neighbours, valid = neighbour_values(probs[:, None], dilation=1, unique=True)
     sq_diff = (probs[:, None, None] - neighbours).pow(2) * valid
     return (sq_diff.flatten(1).sum(dim=1) / valid.sum().clamp(min=1)).mean()
