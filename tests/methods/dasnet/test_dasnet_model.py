@@ -233,3 +233,18 @@ def test_box_attention_off_gives_the_decoder_the_whole_maps():
     assert fine[0, :, 4:].abs().sum() == 0 and fine[0, :, :, 4:].abs().sum() == 0
     torch.testing.assert_close(fine[1, :, 4:, 4:], feats[0][0, :, 4:, 4:])
     assert fine[1, :, :4].abs().sum() == 0
+
+
+def test_polygon_targets_follow_the_boxes_device():
+    """Polygon ``gt_masks`` (COCO / VOC json) are rasterised on the CPU; the dense targets must
+    land on the device of the instances (on a GPU they are indexed with CUDA masks). The meta
+    device stands in for CUDA on a CPU machine."""
+    from detectron2.structures import Boxes, Instances, PolygonMasks
+
+    from weaksup.methods.dasnet.meta_arch import _dense_masks
+
+    inst = Instances((8, 10))
+    inst.gt_boxes = Boxes(torch.tensor([[1.0, 1.0, 6.0, 5.0]], device="meta"))
+    inst.gt_masks = PolygonMasks([[[1.0, 1.0, 6.0, 1.0, 6.0, 5.0, 1.0, 5.0]]])
+    dense = _dense_masks(inst, 12, 16)
+    assert dense.device.type == "meta" and dense.shape == (1, 12, 16)

@@ -27,11 +27,12 @@ STAGES = ("detection", "segmentation", "joint")
 
 
 def _dense_masks(instances: Instances, height: int, width: int) -> torch.Tensor:
-    """``gt_masks`` of ``instances`` as a (G, height, width) bool tensor (zero padded)."""
+    """``gt_masks`` of ``instances`` as a (G, height, width) bool tensor (zero padded), on the
+    device of their boxes (polygons are rasterised on the CPU)."""
     masks = instances.gt_masks
     if isinstance(masks, PolygonMasks):
         masks = BitMasks.from_polygon_masks(masks, *instances.image_size)
-    dense = masks.tensor.bool()
+    dense = masks.tensor.bool().to(instances.gt_boxes.device)
     return F.pad(dense, (0, width - dense.shape[2], 0, height - dense.shape[1]))
 
 
