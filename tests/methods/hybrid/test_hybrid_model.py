@@ -157,6 +157,8 @@ def test_segment_detections_grabcut_or_ellipse_on_real_images():
         boxes = np.clip(np.array(boxes, dtype=np.float64), 0, [w, h, w, h])
         masks = segment_detections(image, boxes, 0.5)
         assert masks.shape == (len(boxes), *image.shape[:2]) and masks.dtype == bool
+        # the detections segmented by 3 threads (evaluation): the same masks
+        assert np.array_equal(segment_detections(image, boxes, 0.5, threads=3), masks)
         cfg = PseudoMaskConfig()
         for k, (box, mask) in enumerate(zip(boxes, masks)):
             assert not (mask & ~box_mask(box, *image.shape[:2])).any()

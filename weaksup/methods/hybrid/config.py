@@ -28,6 +28,9 @@ def add_hybrid_config(cfg: CN) -> CN:
     # Validity (Sec. 1): a GrabCut mask is valid when IoU(its tight box, its box) >= this; the
     # same rule replaces the small branch's invalid GrabCut masks by ellipses (Sec. 2.2).
     _C.MODEL.HYBRID.VALID_THRESHOLD = 0.5
+    # Threads segmenting one image's detections by GrabCut at inference (small branch); the
+    # masks are the same for any count (docs/hybrid.md, "GrabCut at evaluation").
+    _C.MODEL.HYBRID.GRABCUT_THREADS = 4
 
     # The Hybrid pipeline's stages (WEAKSUP.PIPELINE: "Hybrid"; docs/hybrid.md).
     _C.WEAKSUP.HYBRID = CN()
