@@ -67,6 +67,10 @@ def add_shared_config(cfg: CN) -> CN:
     # Name (in weaksup.engine.PIPELINE_REGISTRY) of a multi-stage pipeline that train_net.py runs
     # instead of one training (e.g. "BoxCaseg"); "" trains the configured model once.
     _C.WEAKSUP.PIPELINE = ""
+    # The KEY VALUE overrides the config was loaded with (set by load_config: for train_net.py,
+    # its command line). A pipeline passes some of them on to every stage config it loads
+    # (weaksup.engine.pipeline.FORWARDED_KEYS; docs/foundation.md, "Several GPUs / machines").
+    _C.WEAKSUP.OVERRIDES = []
     add_overlays_config(_C)  # WEAKSUP.VIS: prediction overlays
     add_voc_instance_evaluation_config(_C)  # WEAKSUP.VOC_EVAL: mAP^r and ABO
     add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones
@@ -109,9 +113,11 @@ def resolve_config_path(path: str, packaged_only: bool = False) -> str:
 
 def load_config(path: str, opts: Sequence[str] = ()) -> CN:
     """A weaksup config (not frozen) from a YAML file (:func:`resolve_config_path`) and
-    ``KEY VALUE`` overrides; raises ``FileNotFoundError`` naming ``path`` when there is none."""
+    ``KEY VALUE`` overrides (recorded in ``WEAKSUP.OVERRIDES``); raises ``FileNotFoundError``
+    naming ``path`` when there is none."""
     path = resolve_config_path(path)
     cfg = add_weaksup_config(get_cfg())
     cfg.merge_from_file(path)
     cfg.merge_from_list(list(opts))
+    cfg.WEAKSUP.OVERRIDES = [o if isinstance(o, str) else repr(o) for o in opts]
     return cfg

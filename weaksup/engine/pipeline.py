@@ -7,7 +7,7 @@ import copy
 import glob
 import logging
 import os
-from typing import Any, Dict, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 from detectron2.config import CfgNode
@@ -19,7 +19,10 @@ from .stages import Stage, run_stage
 
 __all__ = [
     "PIPELINE_REGISTRY",
+    "FORWARDED_KEYS",
     "config_settings",
+    "forwarded_overrides",
+    "ignored_overrides",
     "run_training_stage",
     "stage_config",
     "stage_done",
@@ -31,6 +34,7 @@ __all__ = [
 # is checkpointed, evaluated or drawn): left out of a training stage's fingerprint.
 VOLATILE_KEYS = (
     "OUTPUT_DIR",
+    "WEAKSUP.OVERRIDES",
     "MODEL.DEVICE",
     "DATALOADER.NUM_WORKERS",
     "SOLVER.CHECKPOINT_PERIOD",
@@ -38,6 +42,17 @@ VOLATILE_KEYS = (
     "VIS_PERIOD",
     "CUDNN_BENCHMARK",
     "WEAKSUP.VIS",
+)
+# Command-line overrides a pipeline passes on to every stage config it loads (stage_config): how
+# and where the job runs, the same for all its stages. MODEL.WEIGHTS follows its own rule
+# (forwarded_overrides); any other command-line key sets the pipeline's own config only.
+FORWARDED_KEYS = (
+    "MODEL.DEVICE",
+    "SOLVER.AMP.ENABLED",
+    "DATALOADER.NUM_WORKERS",
+    "SOLVER.REFERENCE_WORLD_SIZE",
+    "SEED",
+    "CUDNN_BENCHMARK",
 )
 # Keys that only choose what a trained model is evaluated on (not how it trains): a training
 # stage is not redone when they change, so a rerun evaluates the cached model on other datasets.
@@ -54,14 +69,92 @@ generation stages, each skipped when its result exists and resumed when it was i
 """
 
 
-def stage_config(cfg: CfgNode, output_dir: str) -> CfgNode:
+def stage_config(
+    cfg: CfgNode,
+    output_dir: str,
+    pipeline: Optional[CfgNode] = None,
+    opts: Sequence[Any] = (),
+    name: str = "",
+) -> CfgNode:
     """A stage's config: ``cfg`` (as loaded from its file and overrides by the method, e.g. with
     :func:`weaksup.config.load_config`), its ``OUTPUT_DIR`` set to ``output_dir``, its device
-    resolved for this machine, frozen."""
+    resolved for this machine, frozen.
+
+    With ``pipeline`` (the config the job was started with), the stage takes the pipeline's
+    command-line overrides of :data:`FORWARDED_KEYS` (and ``MODEL.WEIGHTS`` where
+    :func:`forwarded_overrides` says), then ``opts`` again (what the method set for the stage
+    wins); a WARNING named ``name`` lists the command-line overrides the stage does not take."""
+    if pipeline is not None:
+        cfg.merge_from_list(forwarded_overrides(pipeline, cfg) + list(opts))
+        ignored = ignored_overrides(pipeline, cfg, opts)
+        if ignored:
+            logger.warning(
+                f"{name or output_dir}: command-line overrides not taken by this stage (its own "
+                f"config file sets them; docs/foundation.md, 'Several GPUs / machines'): "
+                + ", ".join(ignored)
+            )
     cfg.OUTPUT_DIR = output_dir
     resolve_device(cfg)
     cfg.freeze()
     return cfg
+
+
+def _trunk(cfg: CfgNode) -> Tuple[Any, ...]:
+    """The backbone's family and size: which ImageNet weights file it loads."""
+    name = cfg.MODEL.BACKBONE.NAME
+    if "hrnet" in name:
+        return ("hrnet", cfg.MODEL.HRNET.WIDTH)
+    if "efficientnet" in name:
+        return ("efficientnet", cfg.MODEL.EFFICIENTNET.VARIANT)
+    if "resnet" in name:
+        return ("resnet", cfg.MODEL.RESNETS.DEPTH)
+    return (name,)
+
+
+def _command_line_keys(pipeline: CfgNode) -> List[str]:
+    opts = list(pipeline.WEAKSUP.OVERRIDES)
+    return [str(k) for k in opts[0::2]]
+
+
+def _get(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def forwarded_overrides(pipeline: CfgNode, stage: CfgNode) -> List[Any]:
+    """``KEY VALUE`` pairs of the pipeline's command-line overrides (``WEAKSUP.OVERRIDES``) that a
+    stage config takes: the keys of :data:`FORWARDED_KEYS` always; ``MODEL.WEIGHTS`` (the
+    trunk's initial weights) when the stage's backbone is the pipeline's (family and depth /
+    width, :func:`_trunk`)."""
+    out: List[Any] = []
+    for key in dict.fromkeys(_command_line_keys(pipeline)):
+        take = key in FORWARDED_KEYS or (
+            key == "MODEL.WEIGHTS" and _trunk(stage) == _trunk(pipeline)
+        )
+        if take:
+            out += [key, _get(pipeline, key)]
+    return out
+
+
+def ignored_overrides(pipeline: CfgNode, stage: CfgNode, opts: Sequence[Any] = ()) -> List[str]:
+    """The pipeline's command-line keys whose value the stage does not have (``KEY (VALUE)``),
+    besides ``OUTPUT_DIR``, the pipeline's own settings (``WEAKSUP.<group>.*``) and the keys the
+    method sets for the stage (``opts``, e.g. the previous stage's weights)."""
+    out = []
+    own = {str(k) for k in list(opts)[0::2]}
+    for key in dict.fromkeys(_command_line_keys(pipeline)):
+        parts = key.split(".")
+        if key in own or key == "OUTPUT_DIR" or (parts[0] == "WEAKSUP" and len(parts) > 2):
+            continue
+        try:
+            value = _get(pipeline, key)
+            if _get(stage, key) != value:
+                out.append(f"{key} ({value!r})")
+        except KeyError:  # a renamed or unknown key was rejected when the config was loaded
+            continue
+    return out
 
 
 def stage_done(output_dir: str) -> bool:

@@ -73,13 +73,15 @@ def run_boxcaseg_network(cfg: CfgNode, args: Namespace):
 
 
 def stage1_config(cfg: CfgNode) -> CfgNode:
-    """The stage-1 config: ``WEAKSUP.BOXCASEG.STAGE1_CONFIG`` + ``STAGE1_OPTS``, its output in
+    """The stage-1 config: ``WEAKSUP.BOXCASEG.STAGE1_CONFIG``, the job-wide command-line
+    overrides (:func:`~weaksup.engine.pipeline.stage_config`), ``STAGE1_OPTS``; its output in
     ``<OUTPUT_DIR>/stage1``, its device resolved for this machine."""
     path = cfg.WEAKSUP.BOXCASEG.STAGE1_CONFIG
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f"WEAKSUP.BOXCASEG.STAGE1_CONFIG={path!r}: no such config file")
     opts = list(cfg.WEAKSUP.BOXCASEG.STAGE1_OPTS)
-    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, "stage1"))
+    out = os.path.join(cfg.OUTPUT_DIR, "stage1")
+    return stage_config(load_config(path, opts), out, cfg, opts, "stage 1")
 
 
 def proxy_stage(cfg: CfgNode, dataset_name: str, stage1: Stage) -> Stage:

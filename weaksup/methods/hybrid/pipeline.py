@@ -152,7 +152,8 @@ def _branch_config(cfg: CfgNode, which: str, train: str, pseudo_json: str, out: 
         "WEAKSUP.PSEUDO_MASKS", pseudo_json,
         "MODEL.HYBRID.VALID_THRESHOLD", h.VALID_THRESHOLD,
     ]  # fmt: skip
-    return stage_config(load_config(path, list(opts) + pipeline), os.path.join(cfg.OUTPUT_DIR, out))
+    opts = list(opts) + pipeline
+    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, out), cfg, opts, out)
 
 
 def _per_dataset(cfg: CfgNode, results: Any) -> Dict[str, Dict]:

@@ -152,9 +152,11 @@ def _image_level_records(name: str) -> List[Dict]:
 
 def hcp_config(cfg: CfgNode, path: str, subdir: str, opts: Sequence[str]) -> CfgNode:
     """An HCP stage config: the file ``path`` + ``opts``, no evaluation, output
-    ``<OUTPUT_DIR>/<subdir>`` (:func:`~weaksup.engine.pipeline.stage_config`)."""
+    ``<OUTPUT_DIR>/<subdir>``, the job-wide command-line overrides
+    (:func:`~weaksup.engine.pipeline.stage_config`)."""
     opts = ["DATASETS.TEST", "()"] + list(opts)
-    return stage_config(load_config(path, opts), os.path.join(cfg.OUTPUT_DIR, subdir))
+    out = os.path.join(cfg.OUTPUT_DIR, subdir)
+    return stage_config(load_config(path, opts), out, cfg, opts, subdir)
 
 
 def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
