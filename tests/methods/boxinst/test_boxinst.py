@@ -166,6 +166,20 @@ def test_pairwise_term_counts_no_edge_when_none_passes():
     assert (logits.grad == 0).all()
 
 
+def test_pairwise_term_of_float16_logits_is_the_float32_value():
+    """Under AMP the mask head's logits come in float16: 32 ROIs of 28 x 28 bins have ~200k edges,
+    past float16's 65504, whose count made the loss 0."""
+    torch.manual_seed(0)
+    logits = torch.randn(32, 28, 28) * 3
+    sim = torch.ones(32, 8, 28, 28)
+    box = torch.ones(32, 28, 28)
+    expected = pairwise_affinity_loss(logits, sim, box)
+    got = pairwise_affinity_loss(logits.half(), sim.half(), box.half())
+    assert expected.item() > 0.1
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(pairwise_affinity_loss(logits.half().float(), sim, box).item(), rel=1e-6)
+
+
 def test_projection_loss_zero_for_a_mask_filling_the_box_and_positive_otherwise():
     box = roi_box_masks(
         torch.tensor([[10.0, 20.0, 38.0, 76.0]]), torch.tensor([[17.0, 20.0, 31.0, 62.0]]), 28

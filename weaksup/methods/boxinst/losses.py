@@ -122,12 +122,15 @@ def pairwise_affinity_loss(
     ``log P(y_e = 1) = log(m_i m_j + (1 - m_i)(1 - m_j))`` is computed from the logits as
     ``logaddexp(log m_i + log m_j, log(1 - m_i) + log(1 - m_j))``, which stays finite for
     saturated masks. No edge counts (0 returned, still a function of every logit) when none passes.
+    Computed in float32 whatever the logits are: under AMP a float16 count of a batch's edges
+    passes 65504 (inf), which made the loss 0.
 
     Args:
         mask_logits: ``(N, H, W)``.
         similarity: ``(N, K, H, W)`` from :func:`colour_similarity` with the same ``dilation``.
         box_masks: ``(N, H, W)`` from :func:`roi_box_masks`.
     """
+    mask_logits = mask_logits.float()
     log_fg = F.logsigmoid(mask_logits)[:, None]  # (N, 1, H, W)
     log_bg = F.logsigmoid(-mask_logits)[:, None]
     neighbour_fg, valid = neighbour_values(log_fg, dilation)
