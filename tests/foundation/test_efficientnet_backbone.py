@@ -232,3 +232,15 @@ def test_pretrained_mask_rcnn_trains_checkpoints_resumes_and_evaluates(tmp_path)
     tasks = [l for l in copypaste_lines(log) if l.startswith("Task:")]
     assert tasks == ["Task: bbox", "Task: segm", "Task: voc_instance"]
     assert len(list((out_dir / "overlays").iterdir())) == 2
+
+
+@pytest.mark.parametrize("outputs", [("res2", "res3"), ("res4",), ("stem",)])
+def test_stages_past_the_deepest_output_are_not_built(outputs):
+    """As Detectron2's ResNet: no stage after the deepest requested output, so every parameter
+    trains (DDP raises on one without a gradient) and nothing unused runs."""
+    net = EfficientNetLite("lite0", out_features=outputs, norm="BN")
+    out = net(torch.randn(1, 3, 64, 64))
+    assert sorted(out) == sorted(outputs)
+    sum(v.sum() for v in out.values()).backward()
+    idle = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not idle

@@ -362,3 +362,16 @@ def test_head_activity_tool_finds_a_dead_transferred_head_on_real_box_patches(tm
     assert table[weights[1], "weak"] == table[weights[0], "weak"]
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         tool.activity_rows(cfg, [str(tmp_path / "nope.pth")], records, 5)
+
+
+@pytest.mark.parametrize("outputs", [["hr2"], ["hr2", "hr4"], ["hr5"]])
+def test_hrnet_outputs_left_out_are_not_computed_and_every_parameter_trains(outputs):
+    """A config that drops an output must leave no parameter without a gradient (DDP raises on
+    one) and make no map it does not return."""
+    torch.manual_seed(0)
+    net = HRNet(width=8, num_modules=[1, 1, 2, 2], num_blocks=[1, 1, 1, 1], out_features=outputs)
+    out = net(torch.randn(1, 3, 64, 64))
+    assert sorted(out) == sorted(outputs)
+    sum(v.sum() for v in out.values()).backward()
+    idle = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not idle

@@ -261,7 +261,11 @@ class EfficientNetLite(Backbone):
         dilations = _DILATIONS[output_stride]
         stride, channels = 2, _STEM_CHANNELS
         self.stage_names = []
-        for name in _STAGES:
+        # the stages up to the deepest output (all with the classifier): every parameter trains
+        # (DDP requires it) and no unused stage runs
+        requested = [_STAGES.index(f) for f in out_features if f in _STAGES]
+        last = len(_STAGES) - 1 if num_classes else max(requested, default=-1)
+        for name in _STAGES[: last + 1]:
             d = dilations.get(name, 1)
             blocks = []
             for index, (expand, kernel, s, cin, cout, stage) in enumerate(table):

@@ -93,9 +93,12 @@ def _make_layer(block, in_ch: int, ch: int, num_blocks: int, norm: str) -> nn.Se
 
 
 class HighResolutionModule(nn.Module):
-    """Parallel branches of basic blocks followed by all-to-all multi-resolution fusion."""
+    """Parallel branches of basic blocks followed by all-to-all multi-resolution fusion; with
+    ``outputs`` (branch indices), only those fused outputs are made (the others are None)."""
 
-    def __init__(self, channels: List[int], num_blocks: int, norm: str):
+    def __init__(
+        self, channels: List[int], num_blocks: int, norm: str, outputs: Optional[List[int]] = None
+    ):
         super().__init__()
         n = len(channels)
         self.branches = nn.ModuleList(
@@ -103,6 +106,9 @@ class HighResolutionModule(nn.Module):
         )
         self.fuse_layers = nn.ModuleList()
         for i in range(n):
+            if outputs is not None and i not in outputs:
+                self.fuse_layers.append(None)
+                continue
             layers = []
             for j in range(n):
                 if j > i:  # lower resolution: 1x1 conv, upsampled in forward
@@ -134,6 +140,9 @@ class HighResolutionModule(nn.Module):
         xs = [branch(x) for branch, x in zip(self.branches, xs)]
         out = []
         for i, fuse in enumerate(self.fuse_layers):
+            if fuse is None:
+                out.append(None)
+                continue
             y = xs[i]
             for j, layer in enumerate(fuse):
                 if j < i:
@@ -190,7 +199,8 @@ class HRNet(Backbone):
             num_modules: modules of stages 1-4 (stage 1 must have one; HRNetV2: 1, 1, 4, 3).
             num_blocks: residual blocks per branch in stages 1-4 (HRNetV2: 4 each).
             norm: Detectron2 norm name ("BN", "SyncBN", "GN", "FrozenBN").
-            out_features: subset of ``hr2``..``hr5`` (default all).
+            out_features: subset of ``hr2``..``hr5`` (default all); the last module fuses only
+                these, so every parameter trains (DDP requires it) and no unused map is made.
         """
         super().__init__()
         if len(num_modules) != 4 or len(num_blocks) != 4 or num_modules[0] != 1:
@@ -202,23 +212,26 @@ class HRNet(Backbone):
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = _make_layer(Bottleneck, 64, 64, num_blocks[0], norm)
         pre = [64 * Bottleneck.expansion]
-        for s in (2, 3, 4):
-            cur = [width * 2**i for i in range(s)]
-            setattr(self, f"transition{s - 1}", _make_transition(pre, cur, norm))
-            modules = [HighResolutionModule(cur, num_blocks[s - 1], norm)]
-            modules += [
-                HighResolutionModule(cur, num_blocks[s - 1], norm)
-                for _ in range(1, num_modules[s - 1])
-            ]
-            setattr(self, f"stage{s}", nn.Sequential(*modules))
-            pre = cur
         names = [f"hr{i + 2}" for i in range(4)]
         self._out_features = list(out_features or names)
-        self._out_feature_strides = {n: 4 * 2**i for i, n in enumerate(names)}
-        self._out_feature_channels = {n: width * 2**i for i, n in enumerate(names)}
         for n in self._out_features:
             if n not in names:
                 raise ValueError(f"unknown HRNet output {n!r}; available: {names}")
+        last_outputs = [names.index(n) for n in self._out_features]
+        for s in (2, 3, 4):
+            cur = [width * 2**i for i in range(s)]
+            setattr(self, f"transition{s - 1}", _make_transition(pre, cur, norm))
+            count = num_modules[s - 1]
+            modules = [
+                HighResolutionModule(
+                    cur, num_blocks[s - 1], norm, last_outputs if (s, m) == (4, count - 1) else None
+                )
+                for m in range(count)
+            ]
+            setattr(self, f"stage{s}", nn.Sequential(*modules))
+            pre = cur
+        self._out_feature_strides = {n: 4 * 2**i for i, n in enumerate(names)}
+        self._out_feature_channels = {n: width * 2**i for i, n in enumerate(names)}
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         x = self.relu(self.bn1(self.conv1(x)))
