@@ -5,13 +5,14 @@ are replaced by tiny fakes so that the tests are fast; the e2e tests run the rea
 
 import json
 import os
+import weakref
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO_ROOT, fake_training, stage_cfg
 from weaksup import load_config
-from weaksup.engine.pipeline import run_training_stage, training_stage
+from weaksup.engine.pipeline import run_training_stage, train_stage, training_stage
 from weaksup.engine.stages import Stage, run_stage, stage_record_path
 
 
@@ -172,3 +173,39 @@ def test_sharded_jobs_share_one_notion_of_done(tmp_path):
 def _result(i, value):
     return {"id": i, "segmentation": None, "area": 0, "box_agreement": value,
             "mask_valid": True, "fallback": None}  # fmt: skip
+
+
+class _CycleTrainer:
+    """A trainer shaped as Detectron2's: its EvalHook's function closes over the trainer."""
+
+    alive = []
+
+    def __init__(self, cfg):
+        from detectron2.engine import hooks
+
+        self.model = object()  # stands for the model, optimizer and loader workers
+        self._hooks = [hooks.EvalHook(0, lambda: self.test())]
+        _CycleTrainer.alive.append(weakref.ref(self))
+
+    def resume_or_load(self, resume):
+        pass
+
+    def train(self):
+        self._last_eval_results = {"segm": {"AP": 1.0}}
+
+    def test(self):
+        return {}
+
+
+def test_a_finished_training_stage_releases_its_trainer(tmp_path):
+    """The next stage must not run with the previous one's model and loader workers alive."""
+    import gc
+
+    cfg = load_config(str(REPO_ROOT / "configs/Base-Weaksup-RCNN-FPN.yaml"))
+    cfg.OUTPUT_DIR = str(tmp_path)
+    gc.disable()  # a collection must not hide a cycle
+    try:
+        assert train_stage(_CycleTrainer, cfg, "stage") == {"segm": {"AP": 1.0}}
+        assert [ref() for ref in _CycleTrainer.alive] == [None]
+    finally:
+        gc.enable()

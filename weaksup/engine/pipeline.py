@@ -4,6 +4,7 @@ its :class:`~weaksup.engine.stages.Stage` (fingerprint: the stage's config and i
 training it with resume."""
 
 import copy
+import gc
 import glob
 import logging
 import os
@@ -258,4 +259,10 @@ def train_stage(trainer_cls, cfg: CfgNode, stage: str):
     trainer.resume_or_load(resume=True)
     trainer.train()
     # DefaultTrainer.train returns them only with TEST.EXPECTED_RESULTS; its EvalHook keeps them
-    return getattr(trainer, "_last_eval_results", {})
+    results = getattr(trainer, "_last_eval_results", {})
+    # Detectron2's EvalHook closes over the trainer (a reference cycle): without this the model,
+    # optimizer and loader workers of a finished stage lived on into the next stages
+    trainer._hooks = []
+    del trainer
+    gc.collect()
+    return results

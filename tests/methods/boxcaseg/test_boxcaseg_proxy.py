@@ -15,6 +15,7 @@ from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 from weaksup.data.datasets import load_coco_json
 from weaksup.pseudo import job as job_module
+from weaksup.methods.boxcaseg import proxy_masks as proxy_module
 from weaksup.methods.boxcaseg.proxy_masks import (
     generate_proxy_masks,
     merge_and_drop,
@@ -95,12 +96,18 @@ def test_generate_resume_and_read_back(tmp_path, monkeypatch):
     ]
     first_shard = json.loads((tmp_path / "proxy.json.work" / "shard_000000.json").read_text())
 
-    inferred = []
+    inferred, loaders = [], []
     monkeypatch.setattr(
         model, "inference", lambda x, f=model.inference: inferred.append(len(x)) or f(x)
     )
+    monkeypatch.setattr(
+        proxy_module,
+        "build_detection_test_loader",
+        lambda *a, f=proxy_module.build_detection_test_loader, **k: loaders.append(1) or f(*a, **k),
+    )
     generate_proxy_masks(cfg, model, "boxcaseg_test_boxonly", out, shard_size=2, progress=False)
     assert sum(inferred) == 3  # only the 3 images of the unfinished shards
+    assert len(loaders) == 1  # one loader (one start of its workers) for both shards
     assert not (tmp_path / "proxy.json.work").exists()
 
     data = json.loads(open(out).read())

@@ -148,24 +148,28 @@ def generate_proxy_masks(
             desc=f"proxy masks [{comm.get_rank()}]",
             disable=not progress,
         )
-        for k in todo:
-            shard = job.shards[k]
-            loader = build_detection_test_loader(
-                [dicts[i] for i in shard],
-                mapper=mapper,
-                sampler=torch.utils.data.SequentialSampler(shard),
-                batch_size=images_per_batch,
-                num_workers=cfg.DATALOADER.NUM_WORKERS,
-            )
-            results, position = [], iter(shard)
-            for inputs in loader:
-                for x, out in zip(inputs, model(inputs)):
-                    i = next(position)
-                    results += _image_results(
-                        dicts[i], ann_ids[i], x, out["instances"], merge, drop_threshold
-                    )
-                    bar.update(len(ann_ids[i]))
-            job.write_shard(k, results)
+        # one loader (its workers started once) over the images of every pending shard, in order;
+        # each shard is written as soon as its last image is done
+        images = [i for k in todo for i in job.shards[k]]
+        loader = build_detection_test_loader(
+            [dicts[i] for i in images],
+            mapper=mapper,
+            sampler=torch.utils.data.SequentialSampler(images),
+            batch_size=images_per_batch,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+        shards, position, results = iter(todo), iter(images), []
+        k = next(shards, None)
+        for inputs in loader if images else ():
+            for x, out in zip(inputs, model(inputs)):
+                i = next(position)
+                results += _image_results(
+                    dicts[i], ann_ids[i], x, out["instances"], merge, drop_threshold
+                )
+                bar.update(len(ann_ids[i]))
+                if i == job.shards[k][-1]:
+                    job.write_shard(k, results)
+                    k, results = next(shards, None), []
         bar.close()
 
     run_sharded_job(job, compute, coco, PROXY_METHOD, output_json, dataset=dataset_name)
