@@ -270,3 +270,23 @@ def launch_on_cpu(main_func, num_processes: int, *args, timeout=None) -> None:
             del os.environ["CUDA_VISIBLE_DEVICES"]
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = old
+
+
+WORLD_SIZES = (1, 2, 3, 4, 8)
+
+
+def check_world_sizes(name: str, cfg, readme_gpus: int) -> None:
+    """A training config whose batch follows the world size (Detectron2's
+    ``SOLVER.REFERENCE_WORLD_SIZE``): at 1, 2, 3, 4, 8 and the README's process count, the batch
+    per process stays ``IMS_PER_BATCH / REFERENCE_WORLD_SIZE`` and the learning rate scales
+    linearly, as ``WeaksupTrainer`` scales it. Returns nothing; asserts, naming ``name``."""
+    from detectron2.engine import DefaultTrainer
+
+    s = cfg.SOLVER
+    assert s.REFERENCE_WORLD_SIZE, f"{name}: batch fixed whatever the world size"
+    assert s.IMS_PER_BATCH % s.REFERENCE_WORLD_SIZE == 0, name
+    per_process = s.IMS_PER_BATCH // s.REFERENCE_WORLD_SIZE
+    for world in WORLD_SIZES + (readme_gpus,):
+        scaled = DefaultTrainer.auto_scale_workers(cfg, world)
+        assert scaled.SOLVER.IMS_PER_BATCH == per_process * world, f"{name} x{world}"
+        assert scaled.SOLVER.BASE_LR == pytest.approx(s.BASE_LR * world / s.REFERENCE_WORLD_SIZE)
