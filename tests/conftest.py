@@ -290,3 +290,21 @@ def check_world_sizes(name: str, cfg, readme_gpus: int) -> None:
         scaled = DefaultTrainer.auto_scale_workers(cfg, world)
         assert scaled.SOLVER.IMS_PER_BATCH == per_process * world, f"{name} x{world}"
         assert scaled.SOLVER.BASE_LR == pytest.approx(s.BASE_LR * world / s.REFERENCE_WORLD_SIZE)
+
+
+def check_stages_seeded(pipeline: str, stages) -> None:
+    """Every shipped config (bases left out) that runs ``pipeline``, and each of its stage configs
+    (``stages(cfg)``: ``{name: config}``, as the pipeline composes them), has a seed: a run
+    repeats. Call with the repository as the working directory (stage configs name paths in it)."""
+    import glob
+
+    from weaksup import load_config
+
+    paths = sorted(glob.glob("configs/**/*.yaml", recursive=True))
+    cfgs = {p: load_config(p) for p in paths if "/Base-" not in p}
+    cfgs = {p: c for p, c in cfgs.items() if c.WEAKSUP.PIPELINE == pipeline}
+    assert cfgs, pipeline
+    for path, cfg in cfgs.items():
+        assert cfg.SEED >= 0, path
+        for name, stage in stages(cfg).items():
+            assert stage.SEED >= 0, f"{path}: {name} is a new random run each time"

@@ -128,3 +128,14 @@ def test_dist_timeout_argument():
     parser = add_dist_timeout_argument(argparse.ArgumentParser())
     assert parser.parse_args([]).dist_timeout == 30
     assert parser.parse_args(["--dist-timeout", "90"]).dist_timeout == 90
+
+
+@pytest.mark.parametrize("tool", ["train_net", "make_proxy_masks"])
+def test_tools_that_launch_take_dist_timeout(tool, monkeypatch):
+    import importlib
+
+    module = importlib.import_module(f"weaksup.tools.{tool}")
+    launched = []
+    monkeypatch.setattr(module, "launch_job", lambda main, args: launched.append(args))
+    module.cli(["--config-file", "c.yaml", "--num-gpus", "2", "--dist-timeout", "90"])
+    assert launched[0].dist_timeout == 90 and launched[0].num_gpus == 2

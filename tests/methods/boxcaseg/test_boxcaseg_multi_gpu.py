@@ -2,14 +2,13 @@
 with 9:7 patches in every step of every process, and the command-line overrides that reach
 stage 1 (docs/foundation.md, "Several GPUs / machines")."""
 
-import glob
 import logging
 
 import pytest
 from detectron2.engine import DefaultTrainer
 from detectron2.utils import comm
 
-from conftest import REPO_ROOT, WORLD_SIZES, check_world_sizes
+from conftest import REPO_ROOT, WORLD_SIZES, check_stages_seeded, check_world_sizes
 from weaksup import load_config
 from weaksup.methods.boxcaseg.data import _batch_split
 from weaksup.methods.boxcaseg.pipeline import stage1_config
@@ -32,14 +31,7 @@ def test_every_stage_runs_at_1_2_3_4_and_8_processes_with_9_to_7_patches(path, m
 
 def test_every_stage_config_is_seeded(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
-    paths = [
-        p
-        for p in sorted(glob.glob("configs/**/*.yaml", recursive=True))
-        if "/Base-" not in p and load_config(p).WEAKSUP.PIPELINE == "BoxCaseg"
-    ]
-    assert len(paths) >= 4
-    for path in paths:
-        assert stage1_config(load_config(path)).SEED >= 0, f"{path}: stage 1 unseeded"
+    check_stages_seeded("BoxCaseg", lambda cfg: {"stage 1": stage1_config(cfg)})
 
 
 def test_job_wide_overrides_reach_stage_1_and_the_rest_are_named(monkeypatch, caplog):

@@ -2,9 +2,7 @@
 seeded, and taking the command line's trunk weights (docs/foundation.md, "Several GPUs /
 machines")."""
 
-import glob
-
-from conftest import REPO_ROOT, check_world_sizes
+from conftest import REPO_ROOT, check_stages_seeded, check_world_sizes
 from weaksup import load_config
 from weaksup.methods.hybrid.pipeline import _branch_config
 
@@ -24,15 +22,7 @@ def test_every_branch_runs_at_1_2_3_4_and_8_processes(monkeypatch):
 
 def test_every_branch_config_is_seeded(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
-    paths = [
-        p
-        for p in sorted(glob.glob("configs/**/*.yaml", recursive=True))
-        if "/Base-" not in p and load_config(p).WEAKSUP.PIPELINE == "Hybrid"
-    ]
-    assert len(paths) >= 3
-    for path in paths:
-        for which, cfg in _branches(load_config(path)).items():
-            assert cfg.SEED >= 0, f"{path}: {which} unseeded"
+    check_stages_seeded("Hybrid", _branches)
 
 
 def test_trunk_weights_and_seed_of_the_command_line_reach_every_branch(monkeypatch):

@@ -2,10 +2,9 @@
 at 1-8 processes, seeded, and the command line's ResNet-101 weights not silently given to the
 ResNet-50 HCP (docs/foundation.md, "Several GPUs / machines")."""
 
-import glob
 import logging
 
-from conftest import REPO_ROOT, check_world_sizes
+from conftest import REPO_ROOT, check_stages_seeded, check_world_sizes
 from weaksup import load_config
 from weaksup.methods.wei.pipeline import hcp_config
 
@@ -30,17 +29,7 @@ def test_every_stage_runs_at_1_2_3_4_and_8_processes(monkeypatch):
 
 def test_every_stage_config_is_seeded(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
-    paths = [
-        p
-        for p in sorted(glob.glob("configs/**/*.yaml", recursive=True))
-        if "/Base-" not in p and load_config(p).WEAKSUP.PIPELINE == "Wei"
-    ]
-    assert len(paths) >= 4
-    for path in paths:
-        cfg = load_config(path)
-        assert cfg.SEED >= 0, path
-        for name, stage in _hcp(cfg).items():
-            assert stage.SEED >= 0, f"{path}: {name} unseeded"
+    check_stages_seeded("Wei", _hcp)
 
 
 def test_resnet_101_weights_are_not_given_to_the_resnet_50_hcp_silently(monkeypatch, caplog):
