@@ -105,8 +105,8 @@ def _patches(n_box, n_salient, size=32):
 def test_weight_transfer_sends_no_gradient_into_the_weak_head():
     model = build_model(small_boxcaseg_cfg())
     losses = model(_patches(2, 2))
-    assert set(losses) == {"loss_mil", "loss_pairwise", "loss_salient", "loss_transferred"}
-    losses["loss_transferred"].backward()
+    assert set(losses) == {"loss_mil", "loss_pairwise", "loss_pixel"}
+    losses["loss_pixel"].backward()
     for p in model.weak_head.parameters():
         assert p.grad is None or not p.grad.any()
     assert any(p.grad is not None and p.grad.any() for p in model.weight_transfer.parameters())
@@ -162,7 +162,7 @@ def test_transferred_norm_undoes_a_shift_shared_by_all_filters(norm):
 def test_loss_of_box_only_batch_is_connected_to_every_parameter():
     model = build_model(small_boxcaseg_cfg())
     losses = model(_patches(3, 0))
-    assert losses["loss_salient"].item() == 0 and losses["loss_transferred"].item() == 0
+    assert losses["loss_pixel"].item() == 0
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -226,16 +226,14 @@ def test_inference_gives_one_pasted_mask_per_box():
     assert out.pred_masks.shape == (2, 50, 70) and out.pred_masks.dtype == torch.bool
     assert out.gt_index.tolist() == [0, 2]
     assert not out.pred_masks[0, 46:].any() and not out.pred_masks[1, :, :29].any()
-    # predict_patches: alpha * sigmoid(transferred) + (1 - alpha) * sigmoid(salient) (Eq. 3)
+    # predict_patches: sigmoid(alpha * transferred + (1 - alpha) * salient logits) (Eq. 3)
     patches = model.crop_patches(image, gt.gt_boxes.tensor)
     probs = model.predict_patches(patches)
     feats = model.features(patches)
     size = patches.shape[-2:]
-    sal = model._upsample(model.salient_head(feats), size).sigmoid()
-    trans = model._upsample(
-        model.transferred_head(feats, model.transferred_params()), size
-    ).sigmoid()
-    torch.testing.assert_close(probs, 0.7 * trans + 0.3 * sal, atol=1e-5, rtol=0)
+    sal = model._upsample(model.salient_head(feats), size)
+    trans = model._upsample(model.transferred_head(feats, model.transferred_params()), size)
+    torch.testing.assert_close(probs, (0.7 * trans + 0.3 * sal).sigmoid(), atol=1e-5, rtol=0)
     assert probs.shape == (2, 32, 32) and not torch.allclose(sal, trans)
 
 
@@ -272,9 +270,9 @@ def test_rescaled_probabilities_set_each_patch_to_zero_one_before_the_threshold(
     "heads, losses",
     [
         (["weak"], {"loss_mil", "loss_pairwise"}),
-        (["salient"], {"loss_salient"}),
-        (["weak", "salient"], {"loss_mil", "loss_pairwise", "loss_salient"}),
-        (["weak", "transferred"], {"loss_mil", "loss_pairwise", "loss_transferred"}),
+        (["salient"], {"loss_pixel"}),
+        (["weak", "salient"], {"loss_mil", "loss_pairwise", "loss_pixel"}),
+        (["weak", "transferred"], {"loss_mil", "loss_pairwise", "loss_pixel"}),
     ],
 )
 def test_head_ablation_trains_and_predicts_with_the_chosen_heads(heads, losses):
@@ -375,3 +373,53 @@ def test_hrnet_outputs_left_out_are_not_computed_and_every_parameter_trains(outp
     sum(v.sum() for v in out.values()).backward()
     idle = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert not idle
+
+
+def _constant_pixel_heads(model, salient: float, transferred: float):
+    """The salient and transferred heads replaced by constant logit maps (hand-computable)."""
+
+    def const(value):
+        return lambda feats, *_: torch.full((len(feats), *feats.shape[-2:]), value)
+
+    model.salient_head.forward = const(salient)
+    model.transferred_head = const(transferred)
+    return model
+
+
+def test_pixel_loss_is_one_bce_of_the_mixed_logits_over_salient_pixels():
+    """Eq. 3 as the authors' train_pd: the two heads' logits mixed (alpha on the transferred
+    head), one BCE, averaged over the salient patches' pixels and not scaled by their share of
+    the batch. Salient head right (+2), transferred head wrong (-2), an all-foreground mask:
+    BCE(0.3 * 2 + 0.7 * -2 = -0.8, 1) = softplus(0.8) = 1.1711. The old reading (the two BCEs
+    mixed, times the salient share 2/4) gave 0.5 * (0.3 * 0.1269 + 0.7 * 2.1269) = 0.763."""
+    model = _constant_pixel_heads(build_model(small_boxcaseg_cfg()), 2.0, -2.0)
+    patches = _patches(2, 2)
+    for p in patches[2:]:
+        p["salient_mask"][:] = 1
+    loss = model(patches)["loss_pixel"].item()
+    assert loss == pytest.approx(math.log1p(math.exp(0.8)), abs=1e-4)
+
+
+@pytest.mark.parametrize("alpha, logit", [(0.7, -0.8), (1.0, -2.0), (0.0, 2.0)])
+def test_prediction_is_the_sigmoid_of_the_mixed_logits_alpha_on_the_transferred_head(alpha, logit):
+    """Tab. 6: alpha 0 is the salient head alone, alpha 1 the transferred head alone (Tab. 4's
+    rows); in between the logits mix (0.7: sigmoid(-0.8) = 0.3100, where mixing the
+    probabilities gave 0.3 * 0.8808 + 0.7 * 0.1192 = 0.3477)."""
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.BOXCASEG.ALPHA = alpha
+    model = _constant_pixel_heads(build_model(cfg).eval(), 2.0, -2.0)
+    with torch.no_grad():
+        probs = model.predict_patches(torch.randn(1, 3, 32, 32))
+    torch.testing.assert_close(probs, torch.full_like(probs, 1 / (1 + math.exp(-logit))))
+
+
+def test_pairwise_term_has_no_border_term():
+    """Eq. 2 sums over pairs of 8-connected pixels of the patch: a map that is foreground up to
+    the patch border is perfectly smooth (the authors' zero-padded convolution adds a term that
+    pushes border foreground to 0, where box crops at test put the object)."""
+    assert pairwise_smoothness_loss(torch.ones(2, 6, 5)).item() == 0.0
+    # one column of 1s in a 0-map: 5 horizontal neighbours each side + 4 diagonal pairs x 2
+    probs = torch.zeros(1, 5, 5)
+    probs[0, :, 2] = 1
+    pairs = 2 * (5 * 4) + 2 * (4 * 4)  # horizontal + vertical + both diagonals, each once
+    assert pairwise_smoothness_loss(probs).item() == pytest.approx((2 * 5 + 2 * 2 * 4) / pairs)

@@ -34,8 +34,9 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     _C.MODEL.BOXCASEG.TRANSFER_HIDDEN_DIM = 256
     # Weight of the 8-neighbour pairwise smoothness term of the MIL loss (Eq. 1-2).
     _C.MODEL.BOXCASEG.PAIRWISE_WEIGHT = 0.05
-    # alpha of Eq. 3: weight of the transferred head against the salient head, in the pixel loss
-    # and in the prediction (Tab. 6: 0.7).
+    # alpha of Eq. 3: weight of the transferred head's logits against the salient head's, in the
+    # pixel loss and in the prediction (Tab. 6: 0.7; its alpha 0 / 1 rows are Tab. 4's "weak +
+    # salient" / "weak + transferred"). The authors' --fcn_ratio weights the salient head instead.
     _C.MODEL.BOXCASEG.ALPHA = 0.7
     # Heads that train and predict (Tab. 4): a subset of "weak", "salient", "transferred"; the
     # prediction mixes salient and transferred (Eq. 3), else takes the one on, else the weak head.

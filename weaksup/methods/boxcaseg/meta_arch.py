@@ -146,7 +146,8 @@ class BoxCaseg(nn.Module):
     Training input: a list of patch dicts ``{"image": (3, S, S) tensor, "mil_box": (4,) int
     tensor, optional "salient_mask": (S, S) tensor}``; every patch trains the weak head (MIL,
     Eq. 1-2, with the box or the salient mask's tight box); salient patches also train the
-    salient and transferred heads (Eq. 3). Loss per Eq. 4, averaged over the patches of the batch.
+    salient and transferred heads (Eq. 3: one BCE of their mixed logits, averaged over the salient
+    patches' pixels, as the authors' code; the MIL terms are averaged over all patches).
 
     Inference input: Detectron2 dicts ``{"image": (3, H, W) at original resolution, "instances":
     Instances with gt_boxes (and gt_classes)}``; output per image ``{"instances"}`` with one
@@ -183,7 +184,8 @@ class BoxCaseg(nn.Module):
             transfer_norm: norm of the transferred head's hidden convs (its own layers).
             transfer_hidden_dim: hidden width of the weight-transfer MLP.
             pairwise_weight: weight of the pairwise term (Eq. 1; 0.05).
-            alpha: weight of the transferred head vs. the salient head (Eq. 3; 0.7).
+            alpha: weight of the transferred head's logits against the salient head's (Eq. 3;
+                0.7), in the pixel loss and the prediction.
             mask_threshold: foreground probability threshold of pasted masks.
             rescale_probs: rescale each patch's probabilities to [0, 1] (min-max) before the
                 threshold, as the authors' released test code (``normPRED``); the paper does
@@ -193,9 +195,9 @@ class BoxCaseg(nn.Module):
             pixel_mean, pixel_std: input normalization (as GeneralizedRCNN).
             heads: the heads that train and predict (Tab. 4's ablation), a non-empty subset of
                 ``("weak", "salient", "transferred")``. The others are built but get no loss.
-                Prediction: the alpha mix of salient and transferred (Eq. 3) when both are on,
-                the one of them that is, else the weak head. Eq. 3's pixel loss keeps its
-                weights ``1 - alpha`` / ``alpha`` with both, weight 1 for the only one.
+                Prediction: the alpha mix of salient and transferred (Eq. 3,
+                :meth:`pixel_logits`) when both are on, the one of them that is, else the weak
+                head; the pixel loss is the BCE of the same map.
         """
         super().__init__()
         heads = tuple(heads)
@@ -316,14 +318,7 @@ class BoxCaseg(nn.Module):
             )
         salient = [i for i, x in enumerate(batched_inputs) if "salient_mask" in x]
         params = self.transferred_params()
-        pixel_heads = [
-            (name, head, weight)
-            for name, head, weight in (
-                ("salient", lambda f: self.salient_head(f), 1.0 - self.alpha),
-                ("transferred", lambda f: self.transferred_head(f, params), self.alpha),
-            )
-            if name in self.heads
-        ]
+        pixel_heads = [h for h in ("salient", "transferred") if h in self.heads]
         # parameters without a loss in this batch get a zero loss (DDP waits for all of them)
         trained = set(self.heads) if salient else set(self.heads) & {"weak"}
         unused = []
@@ -335,18 +330,32 @@ class BoxCaseg(nn.Module):
             unused += [w.sum() + b.sum() for w, b in params]
             unused += [p.sum() for p in self.weight_transfer.norms.parameters()]
         zero = sum(unused) * 0.0 if unused else None
-        if not salient or not pixel_heads:
-            losses.update({f"loss_{name}": zero for name, _, _ in pixel_heads})
+        if not pixel_heads:
             return self._connect(losses, zero)
-        sal_feats = feats[salient]
+        if not salient:
+            return self._connect({**losses, "loss_pixel": zero}, zero)
         target = torch.stack([batched_inputs[i]["salient_mask"] for i in salient])
         target = target.to(self.device, torch.float32)
-        # Eq. 4 averaged over the batch: the pixel loss of each salient patch / all patches
-        scale = len(salient) / len(batched_inputs)
-        for name, head, weight in pixel_heads:
-            bce = F.binary_cross_entropy_with_logits(self._upsample(head(sal_feats), size), target)
-            losses[f"loss_{name}"] = (weight if len(pixel_heads) == 2 else 1.0) * scale * bce
+        # Eq. 3: one BCE of the mixed logits over the salient patches' pixels (the authors'
+        # train_pd; not scaled by the salient share of the batch)
+        logits = self._upsample(self.pixel_logits(feats[salient], params), size)
+        losses["loss_pixel"] = F.binary_cross_entropy_with_logits(logits, target)
         return self._connect(losses, zero)
+
+    def pixel_logits(self, feats: torch.Tensor, params: ConvParams) -> torch.Tensor:
+        """Eq. 3's map: ``(1 - alpha) s + alpha t`` of the salient (s) and transferred (t) heads'
+        logits (the authors' code mixes logits, in training and at test; alpha weights the
+        transferred head, as Tab. 6's alpha 0 / 1 rows equal Tab. 4's "weak + salient" / "weak +
+        transferred"); the one of the two that is on alone. ``params``: the transferred head's
+        (:meth:`transferred_params`)."""
+        out = 0.0
+        if "salient" in self.heads:
+            weight = 1.0 - self.alpha if "transferred" in self.heads else 1.0
+            out = out + weight * self.salient_head(feats)
+        if "transferred" in self.heads:
+            weight = self.alpha if "salient" in self.heads else 1.0
+            out = out + weight * self.transferred_head(feats, params)
+        return out
 
     @staticmethod
     def _connect(losses: Dict[str, torch.Tensor], zero: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -359,20 +368,14 @@ class BoxCaseg(nn.Module):
         return {**losses, last: zero if value is zero else value + zero}
 
     def predict_patches(self, patches: torch.Tensor) -> torch.Tensor:
-        """Foreground probability ``(N, S, S)`` of normalized patches: the alpha-weighted mix of
-        the salient and transferred heads (Eq. 3, Sec. 3.4)."""
+        """Foreground probability ``(N, S, S)`` of normalized patches: the sigmoid of the
+        salient and transferred heads' mixed logits (Eq. 3, Sec. 3.4; :meth:`pixel_logits`)."""
         feats = self.features(patches)
-        if "salient" in self.heads and "transferred" in self.heads:
-            salient = self.salient_head(feats).sigmoid()
-            transferred = self.transferred_head(feats, self.transferred_params()).sigmoid()
-            probs = (1.0 - self.alpha) * salient + self.alpha * transferred
-        elif "salient" in self.heads:
-            probs = self.salient_head(feats).sigmoid()
-        elif "transferred" in self.heads:
-            probs = self.transferred_head(feats, self.transferred_params()).sigmoid()
+        if "salient" in self.heads or "transferred" in self.heads:
+            logits = self.pixel_logits(feats, self.transferred_params())
         else:
-            probs = self.weak_head(feats).sigmoid()
-        return self._upsample(probs, patches.shape[-2:])
+            logits = self.weak_head(feats)
+        return self._upsample(logits, patches.shape[-2:]).sigmoid()
 
     def crop_patches(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Normalized ``(N, 3, S, S)`` patches of ``image`` (3, H, W) at ``boxes`` (N, 4),
