@@ -11,14 +11,18 @@ ablations of Tab. 4 (heads at inference), Tab. 5 (fixed ratio vs random sampling
    a rerun with the same config reuses it), unless ``--weights`` names a trained one.
    ``KEY VALUE`` overrides follow the options, e.g. ``DATASETS.SALIENT_TRAIN "('ecssd_train',)"``
    to hold ECSSD's ``ecssd_heldout`` images out of training.
-2. For every GT box of each ``--datasets`` entry, one mask per method: BoxCaseg (crop at the box,
-   salient + transferred heads, paste back) and the engine's methods; each with Sec. 3.4's
+2. For every GT box of each ``--datasets`` entry, one mask per method: BoxCaseg (crop at the box
+   with ``INPUT.BOXCASEG.TEST_CONTEXT``, salient + transferred heads, paste back; with a context,
+   also the same network cropping at the box) and the engine's methods; each with Sec. 3.4's
    post-processing (merge "smaller object better", then drop by proxy box agreement). Table per
    dataset: mIoU*, IoU@50, IoU@75 of all masks; for each ``--drop`` threshold (0.95 of Tab. 8,
    0.6 of the CPU demo) the share kept and the mIoU* of the kept and of the dropped masks; and
    instances per CPU-second (``time.process_time``: every thread's CPU time, network inference or
    engine method plus merge), with the hours one core needs for COCO train2017's 860k instances.
-   Each dataset's header says how many of its photos stage 1 trained on (by real path).
+   Each dataset's header says how many of its photos stage 1 trained on (by real path). A last
+   table gives every dataset's mIoU* by box size (COCO's small < 32^2 <= medium < 96^2 <= large);
+   the default datasets include small-object views (``*_half``, ``*_eighth``: images shrunk on a
+   canvas of their size, ``weaksup/data/small_view.py``).
    ``SEED S`` seeds every stage 1 (default 0); run-to-run spread: rerun with other seeds.
 3. ``--tab4``: BoxCaseg's mIoU* with the heads of Tab. 4 at inference (same weights).
    ``--tab5``: a second stage 1 with ``DATALOADER.BOX_SALIENT_SAMPLING random``; ``--tab6 A ...``:
@@ -57,6 +61,9 @@ from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image  # noqa: E40
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
 
 COCO_TRAIN_INSTANCES = 860_000
+# Box-size buckets by box area, COCO's: small < 32^2 <= medium < 96^2 <= large.
+SIZES = ("small", "medium", "large")
+SIZE_LIMITS = (32**2, 96**2)
 # Tab. 4's rows: the heads that predict (MODEL.BOXCASEG.HEADS; salient + transferred mix by Eq. 3).
 TAB4_HEADS = (("weak",), ("salient",), ("transferred",), ("salient", "transferred"))
 
@@ -126,32 +133,51 @@ def engine_masks(cfg, records, boxes, method: str) -> Tuple[List[np.ndarray], fl
     return masks, secs
 
 
-def quality_row(masks, secs, gts, classes, boxes, thresholds) -> List[float]:
-    """mIoU*, IoU@50, IoU@75 after merge; per threshold kept %, kept and dropped mIoU*;
-    instances per CPU-second with the merge timed in."""
+def merged_masks(masks, boxes) -> Tuple[List[np.ndarray], np.ndarray, float]:
+    """Every image's masks merged (Sec. 3.4, smaller object wins), in instance order; their
+    proxy box agreements; the CPU seconds of the merge."""
     merged, agreements = [], []
     start = time.process_time()
     for m, b in zip(masks, boxes):
         mm, agreement, _ = merge_and_drop(m, b, merge=True, drop_threshold=1.0)
         merged += list(mm)
         agreements += list(agreement)
-    secs += time.process_time() - start
-    agreements = np.array(agreements)
+    return merged, np.array(agreements), time.process_time() - start
+
+
+def subset_miou(merged, gts, classes, select: np.ndarray) -> float:
+    """mIoU* of the instances where ``select`` is True (nan when none)."""
+    if not select.any():
+        return float("nan")
+    pick = np.flatnonzero(select)
+    return box_mask_quality(
+        [merged[i] for i in pick], [gts[i] for i in pick], [classes[i] for i in pick]
+    )["mIoU*"]
+
+
+def quality_row(masks, secs, gts, classes, boxes, thresholds) -> List[float]:
+    """mIoU*, IoU@50, IoU@75 after merge; per threshold kept %, kept and dropped mIoU*;
+    instances per CPU-second with the merge timed in; mIoU* per box-size bucket (``SIZES``)."""
+    merged, agreements, merge_secs = merged_masks(masks, boxes)
+    secs += merge_secs
     q = box_mask_quality(merged, gts, classes)
     row = [q["mIoU*"], q["IoU@50"], q["IoU@75"]]
-
-    def miou(select):
-        if not select.any():
-            return float("nan")
-        pick = np.flatnonzero(select)
-        return box_mask_quality(
-            [merged[i] for i in pick], [gts[i] for i in pick], [classes[i] for i in pick]
-        )["mIoU*"]
-
     for t in thresholds:
-        row += [100 * (agreements >= t).mean(), miou(agreements >= t), miou(agreements < t)]
+        row += [
+            100 * (agreements >= t).mean(),
+            subset_miou(merged, gts, classes, agreements >= t),
+            subset_miou(merged, gts, classes, agreements < t),
+        ]
     rate = len(gts) / max(secs, 1e-9)
-    return row + [rate, COCO_TRAIN_INSTANCES / rate / 3600]
+    bucket = size_buckets(np.concatenate(boxes))
+    by_size = [subset_miou(merged, gts, classes, bucket == k) for k in range(len(SIZES))]
+    return row + [rate, COCO_TRAIN_INSTANCES / rate / 3600] + by_size
+
+
+def size_buckets(boxes: np.ndarray) -> np.ndarray:
+    """Index into ``SIZES`` of each ``XYXY_ABS`` box by its area (COCO's 32^2 / 96^2 limits)."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.searchsorted(SIZE_LIMITS, area, side="right")
 
 
 def print_table(header: List[str], rows: List[List]) -> None:
@@ -182,18 +208,40 @@ def mask_quality_tables(cfg, model, datasets, methods, thresholds) -> Dict[str, 
             f"{shared} of its photos in stage 1's training data"
         )
         per_method = {"boxcaseg": boxcaseg_masks(cfg, model, records)}
+        if tuple(model.test_context) != (1.0, 0.0):  # the same network, crops at the boxes
+            context, model.test_context = model.test_context, (1.0, 0.0)
+            per_method["boxcaseg, crop = box"] = boxcaseg_masks(cfg, model, records)
+            model.test_context = context
         for m in methods:
             per_method[m] = engine_masks(cfg, records, boxes, m)
         header = ["method", "mIoU*", "IoU@50", "IoU@75"]
         for t in thresholds:
             header += [f"kept % (>= {t})", "kept mIoU*", "dropped mIoU*"]
-        header += ["inst / CPU-s", "COCO h / core"]
+        header += ["inst / CPU-s", "COCO h / core", *(f"{k} mIoU*" for k in SIZES)]
         rows = [
             [m, *quality_row(*per_method[m], gts, classes, boxes, thresholds)] for m in per_method
         ]
         print_table(header, rows)
-        data[name] = {"records": records, "gt": (gts, classes, boxes), "boxcaseg": rows[0][1]}
+        counts = np.bincount(size_buckets(np.concatenate(boxes)), minlength=len(SIZES))
+        data[name] = {
+            "records": records,
+            "gt": (gts, classes, boxes),
+            "boxcaseg": rows[0][1],
+            "by_size": {r[0]: [r[1], *r[-len(SIZES) :], r[2]] for r in rows},
+            "counts": counts.tolist(),
+        }
     return data
+
+
+def print_size_table(data: Dict[str, Dict]) -> None:
+    """One table of every dataset and method: mIoU* of all instances and per box-size bucket,
+    IoU@50; instance counts per bucket in the dataset column."""
+    rows = []
+    for name, d in data.items():
+        label = f"{name} ({' / '.join(str(c) for c in d['counts'])})"
+        rows += [[label, method, *values] for method, values in d["by_size"].items()]
+    print("\nmIoU* by box size (instances small / medium / large after the dataset's name)")
+    print_table(["dataset", "method", "all", *SIZES, "IoU@50"], rows)
 
 
 def miou_star(cfg, model, data) -> List[float]:
@@ -221,6 +269,11 @@ def main():
             "nuts_coco_val",
             "grabcut13",
             "ecssd_heldout_instances",
+            "pennfudan_val_half",
+            "pennfudan_val_eighth",
+            "nuts_coco_train_eighth",
+            "nuts_coco_val_eighth",
+            "ecssd_heldout_eighth",
         ],
     )
     parser.add_argument("--methods", nargs="*", default=["consensus", "grabcut", "ellipse", "box"])
@@ -239,6 +292,7 @@ def main():
     model = load_model(cfg, weights)
     print(f"\nstage 1: {args.config} {' '.join(args.opts)}; weights {weights}")
     data = mask_quality_tables(cfg, model, args.datasets, args.methods, args.drop)
+    print_size_table(data)
 
     if args.tab4:
         print("\nTab. 4: BoxCaseg mIoU* by the heads used at inference (same weights)")

@@ -170,3 +170,33 @@ def test_sampler_under_two_processes(tmp_path):
     assert len(set(first_pass)) == len(first_pass)
     # one epoch (3 global batches of 14 salient) covers all 37 salient images
     assert {i - 100 for b in r0[:3] + r1[:3] for i in b[9:]} == set(range(37))
+
+
+@pytest.mark.parametrize("salient", [False, True])
+def test_low_res_patches_carry_only_the_low_resolution_copys_detail(tmp_path, salient):
+    """``LOW_RES_PROB 1``: a 1-px 0/255 checkerboard shrunk to an 8-px side averages 5 x 5
+    blocks (12 or 13 of 25 pixels white: 122.4 or 132.6) and the patch resized from it stays
+    within those values; at full resolution the patch keeps the 0 / 255 pixels. Box patches
+    and salient patches alike; the salient target mask keeps its full resolution."""
+    import cv2
+
+    board = ((np.indices((40, 40)).sum(0) % 2) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "board.png"), np.repeat(board[:, :, None], 3, axis=2))
+    cv2.imwrite(str(tmp_path / "mask.png"), board)
+    record = {"file_name": str(tmp_path / "board.png"), "bbox": [0.0, 0.0, 40.0, 40.0]}
+    if salient:
+        record["salient_mask_file"] = str(tmp_path / "mask.png")
+    for prob, low, high in ((1.0, 122, 133), (0.0, 0, 255)):
+        mapper = BoxCasegPatchMapper(
+            patch_size=40,
+            salient_resize=40,
+            center_jitter=0,
+            scale_jitter=(1, 1),
+            image_format="BGR",
+            low_res_prob=prob,
+            low_res_side=(8, 8),
+        )
+        out = mapper(record)
+        assert out["image"].min() == low and out["image"].max() == high
+        if salient:
+            assert out["salient_mask"].sum() == 800  # the full-resolution checkerboard

@@ -423,3 +423,59 @@ def test_pairwise_term_has_no_border_term():
     probs[0, :, 2] = 1
     pairs = 2 * (5 * 4) + 2 * (4 * 4)  # horizontal + vertical + both diagonals, each once
     assert pairwise_smoothness_loss(probs).item() == pytest.approx((2 * 5 + 2 * 2 * 4) / pairs)
+
+
+def test_small_box_patch_and_its_back_mapped_mask_exact():
+    """A 12 x 20 px box (x 10..22, y 5..25) at a 32-px test crop: on an image whose channels
+    are the pixel's column and row, patch column j samples x = 10 + (j + 0.5) * 12 / 32 - 0.5
+    and row i samples y = 5 + (i + 0.5) * 20 / 32 - 0.5 (pixel centres, bilinear, one sample
+    per bin). A patch foreground on its left half pastes back as exactly the box's left 6
+    columns: pixels 10..15 of rows 5..24, 120 pixels, nothing outside the box."""
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    model = build_model(cfg).eval()
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(50.0), indexing="ij")
+    image = torch.stack([xs, ys, xs + ys])
+    box = torch.tensor([[10.0, 5.0, 22.0, 25.0]])
+    patch = model.crop_patches(image, box)[0]
+    j = torch.arange(32.0)
+    torch.testing.assert_close(patch[0], (10 + (j + 0.5) * 12 / 32 - 0.5).expand(32, 32))
+    torch.testing.assert_close(patch[1], (5 + (j + 0.5) * 20 / 32 - 0.5)[:, None].expand(32, 32))
+    left = torch.zeros(1, 32, 32)
+    left[:, :, :16] = 1
+    model.predict_patches = lambda patches: left
+    gt = Instances((40, 50))
+    gt.gt_boxes = Boxes(box)
+    mask = model([{"image": image, "instances": gt}])[0]["instances"].pred_masks[0]
+    expected = torch.zeros(40, 50, dtype=torch.bool)
+    expected[5:25, 10:16] = True
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("context, crop", [((1.5, 0.0), (7, 0, 25, 30)), ((1.0, 4.0), (6, 1, 26, 29))])
+def test_small_box_test_crop_with_context_and_its_mask_cut_to_the_box(context, crop):
+    """``TEST_CONTEXT``: the 12 x 20 px box (10, 5, 22, 25) is cropped with its half sides 6 x 10
+    scaled by 1.5 (9 x 15) or grown by 4 px (10 x 14) around its centre (16, 15); a patch that
+    is foreground everywhere pastes back over the crop and is cut to the box: exactly the box's
+    240 pixels."""
+    cfg = small_boxcaseg_cfg()
+    cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    cfg.INPUT.BOXCASEG.TEST_CONTEXT = context
+    model = build_model(cfg).eval()
+    box = torch.tensor([[10.0, 5.0, 22.0, 25.0]])
+    x0, y0, x1, y1 = crop
+    assert model.context_boxes(box).tolist() == [[float(v) for v in crop]]
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(50.0), indexing="ij")
+    patch = model.crop_patches(torch.stack([xs, ys, xs]), model.context_boxes(box))[0]
+    j = torch.arange(32.0)
+    torch.testing.assert_close(patch[0, 0], x0 + (j + 0.5) * (x1 - x0) / 32 - 0.5)
+    # a sample in the image's border half pixel takes the border pixel (roi_align clamps)
+    rows = (y0 + (j + 0.5) * (y1 - y0) / 32 - 0.5).clamp(min=0)
+    torch.testing.assert_close(patch[1, :, 0], rows)
+    model.predict_patches = lambda patches: torch.ones(len(patches), 32, 32)
+    gt = Instances((40, 50))
+    gt.gt_boxes = Boxes(box)
+    mask = model([{"image": torch.zeros(3, 40, 50), "instances": gt}])[0]["instances"]
+    expected = torch.zeros(40, 50, dtype=torch.bool)
+    expected[5:25, 10:22] = True
+    assert torch.equal(mask.pred_masks[0], expected)

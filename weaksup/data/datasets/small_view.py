@@ -82,7 +82,8 @@ def register_small_object_view(name: str, base_name: str, scale: float) -> None:
     its images for the leak check), images under ``<cache>/small_view/<name>_s<scale>``."""
     image_dir = os.path.join(cache_dir(), "small_view", f"{name}_s{scale:g}")
     DatasetCatalog.register(name, lambda: _load(base_name, scale, image_dir))
-    meta = {k: v for k, v in MetadataCatalog.get(base_name).as_dict().items() if k != "name"}
+    meta = MetadataCatalog.get(base_name).as_dict()
+    meta = {k: v for k, v in meta.items() if k not in ("name", "image_sources")}
     meta.update(image_root=image_dir, small_view_scale=scale)
     MetadataCatalog.get(name).set(**meta)
     declare_image_sources(name, [base_name])
@@ -90,3 +91,8 @@ def register_small_object_view(name: str, base_name: str, scale: float) -> None:
 
 register_small_object_view("pennfudan_val_small", "pennfudan_val", 0.25)
 register_small_object_view("pennfudan_val_half", "pennfudan_val", 0.5)
+# scale 1/8: most boxes under 32 x 32 px (BoxCaseg's small-box benchmark, issue 32)
+register_small_object_view("pennfudan_val_eighth", "pennfudan_val", 0.125)
+register_small_object_view("nuts_coco_train_eighth", "nuts_coco_train", 0.125)
+register_small_object_view("nuts_coco_val_eighth", "nuts_coco_val", 0.125)
+register_small_object_view("ecssd_heldout_eighth", "ecssd_heldout_instances", 0.125)

@@ -60,6 +60,17 @@ def add_boxcaseg_config(cfg: CN) -> CN:
     _C.INPUT.BOXCASEG.CENTER_JITTER = 0.25
     # ... and each half side (left, right, top, bottom) is scaled by U(lo, hi).
     _C.INPUT.BOXCASEG.SCALE_JITTER = (0.5, 1.5)
+    # Probability that a training patch (box or salient) is made from a low-resolution copy of
+    # its crop (area-shrunk to a longer side of U(LOW_RES_SIDE) px, then resized to PATCH_SIZE):
+    # the pixels of a small object's test crop (docs/boxcaseg.md, "Small boxes"); 0: never.
+    _C.INPUT.BOXCASEG.LOW_RES_PROB = 0.0
+    # Range of the low-resolution copy's longer side in pixels (COCO "small": under 32).
+    _C.INPUT.BOXCASEG.LOW_RES_SIDE = (8, 32)
+    # Test crop around each box: (scale, pixels): half sides max(scale x the box's, the box's +
+    # pixels), the mask pasted over the crop and cut to the box. (1.0, 0.0): the crop is the box
+    # (Sec. 4). A crop at the box leaves small objects' masks short of the box sides
+    # (docs/boxcaseg.md, "Small boxes").
+    _C.INPUT.BOXCASEG.TEST_CONTEXT = (1.0, 0.0)
     # Side of the square patch cropped at each GT box at inference (Sec. 4: 320).
     _C.INPUT.BOXCASEG.TEST_SIZE = 320
     # Salient-image datasets (dicts with `salient_mask_file`) trained jointly with DATASETS.TRAIN.

@@ -95,14 +95,34 @@ class BoxCasegPatchMapper:
         center_jitter: float,
         scale_jitter: Tuple[float, float],
         image_format: str,
+        low_res_prob: float = 0.0,
+        low_res_side: Tuple[int, int] = (8, 32),
     ):
+        """
+        Args:
+            patch_size, salient_resize: sides of the patches and of the resized salient images.
+            center_jitter, scale_jitter: the box-patch augmentation (:func:`jitter_box`).
+            image_format: the images' channel order.
+            low_res_prob: probability that a patch (box or salient) is made from a
+                low-resolution copy of its content: the crop is shrunk (area interpolation) so
+                that its longer side is ``U(*low_res_side)`` px, then resized to the patch as
+                usual, the pixels a small object's test crop has (:meth:`BoxCaseg.crop_patches`).
+                0 keeps every patch at the crop's own resolution.
+        """
         if salient_resize < patch_size:
             raise ValueError(f"salient resize {salient_resize} < patch size {patch_size}")
+        if not 0 <= low_res_prob <= 1 or not 1 <= low_res_side[0] <= low_res_side[1]:
+            raise ValueError(
+                f"INPUT.BOXCASEG.LOW_RES_PROB {low_res_prob} must be in [0, 1] and LOW_RES_SIDE "
+                f"{tuple(low_res_side)} an increasing pair of sides >= 1"
+            )
         self.patch_size = patch_size
         self.salient_resize = salient_resize
         self.center_jitter = center_jitter
         self.scale_jitter = tuple(scale_jitter)
         self.image_format = image_format
+        self.low_res_prob = low_res_prob
+        self.low_res_side = tuple(low_res_side)
 
     @classmethod
     def from_config(cls, cfg: CfgNode, is_train: bool = True) -> Dict[str, Any]:
@@ -113,7 +133,21 @@ class BoxCasegPatchMapper:
             "center_jitter": p.CENTER_JITTER,
             "scale_jitter": p.SCALE_JITTER,
             "image_format": cfg.INPUT.FORMAT,
+            "low_res_prob": p.LOW_RES_PROB,
+            "low_res_side": p.LOW_RES_SIDE,
         }
+
+    def _low_res(self, image: np.ndarray, rng) -> np.ndarray:
+        """``image`` shrunk to a longer side of ``U(*low_res_side)`` px with probability
+        ``low_res_prob`` (never enlarged), else unchanged (see ``low_res_prob``)."""
+        if self.low_res_prob <= 0 or rng.rand() >= self.low_res_prob:
+            return image
+        h, w = image.shape[:2]
+        scale = rng.uniform(*self.low_res_side) / max(h, w)
+        if scale >= 1:
+            return image
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
 
     def __call__(self, record: Dict[str, Any]) -> Dict[str, Any]:
         image = utils.read_image(record["file_name"], format=self.image_format)
@@ -129,7 +163,8 @@ class BoxCasegPatchMapper:
             jitter_box(box, h, w, rng, self.center_jitter, self.scale_jitter), h, w
         )
         s = self.patch_size
-        patch = cv2.resize(image[y0:y1, x0:x1], (s, s), interpolation=cv2.INTER_LINEAR)
+        crop = self._low_res(image[y0:y1, x0:x1], rng)
+        patch = cv2.resize(crop, (s, s), interpolation=cv2.INTER_LINEAR)
         sx, sy = s / (x1 - x0), s / (y1 - y0)
         mil = np.round(
             [(box[0] - x0) * sx, (box[1] - y0) * sy, (box[2] - x0) * sx, (box[3] - y0) * sy]
@@ -148,6 +183,9 @@ class BoxCasegPatchMapper:
         image, mask = image[oy : oy + s, ox : ox + s], mask[oy : oy + s, ox : ox + s]
         if rng.rand() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
+        low = self._low_res(image, rng)
+        if low is not image:
+            image = cv2.resize(low, (s, s), interpolation=cv2.INTER_LINEAR)
         return {
             "image": _chw(image),
             "mil_box": torch.from_numpy(tight_box(mask).astype(np.int64)),

@@ -139,6 +139,15 @@ def rescale_min_max(probs: torch.Tensor) -> torch.Tensor:
     return (probs - low) / span
 
 
+def inside_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N, height, width)`` bool: the pixels whose centre lies in each ``XYXY_ABS`` box."""
+    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
+    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
+    in_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
+    in_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])
+    return in_y[:, :, None] & in_x[:, None, :]
+
+
 @META_ARCH_REGISTRY.register()
 class BoxCaseg(nn.Module):
     """Backbone + fused features + weak, salient and transferred heads.
@@ -174,6 +183,7 @@ class BoxCaseg(nn.Module):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         heads: Sequence[str] = HEADS,
+        test_context: Tuple[float, float] = (1.0, 0.0),
     ):
         """
         Args:
@@ -198,6 +208,10 @@ class BoxCaseg(nn.Module):
                 Prediction: the alpha mix of salient and transferred (Eq. 3,
                 :meth:`pixel_logits`) when both are on, the one of them that is, else the weak
                 head; the pixel loss is the BCE of the same map.
+            test_context: ``(scale, pixels)``: the test crop's half sides are the box's times
+                ``scale``, at least the box's plus ``pixels`` (:meth:`context_boxes`); the mask
+                is pasted over the crop and cut to the box. ``(1, 0)``: the crop is the box
+                (Sec. 4).
         """
         super().__init__()
         heads = tuple(heads)
@@ -218,6 +232,11 @@ class BoxCaseg(nn.Module):
         self.rescale_probs = rescale_probs
         self.test_size = test_size
         self.test_batch_size = test_batch_size
+        if test_context[0] < 1 or test_context[1] < 0:
+            raise ValueError(
+                f"INPUT.BOXCASEG.TEST_CONTEXT must be (scale >= 1, pixels >= 0): {test_context}"
+            )
+        self.test_context = (float(test_context[0]), float(test_context[1]))
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -253,6 +272,7 @@ class BoxCaseg(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "heads": b.HEADS,
+            "test_context": cfg.INPUT.BOXCASEG.TEST_CONTEXT,
         }
 
     @property
@@ -385,6 +405,15 @@ class BoxCaseg(nn.Module):
         rois = torch.cat([boxes.new_zeros(len(boxes), 1), boxes], dim=1).to(image)
         return roi_align(image, rois, self.test_size, 1.0, sampling_ratio=0, aligned=True)
 
+    def context_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """The test crops of ``boxes`` (N, 4) ``XYXY_ABS``: same centres, half sides
+        ``max(scale * half side, half side + pixels)`` (``test_context``), not clipped."""
+        scale, pixels = self.test_context
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        half = (boxes[:, 2:] - boxes[:, :2]) / 2
+        half = torch.maximum(half * scale, half + pixels)
+        return torch.cat([centre - half, centre + half], dim=1)
+
     @torch.no_grad()
     def inference(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
         """One mask per input box: crop, predict (rescaled to [0, 1] per patch when
@@ -395,7 +424,7 @@ class BoxCaseg(nn.Module):
             boxes = x["instances"].gt_boxes.tensor.to(self.device, torch.float32)
             per_image.append(boxes)
             if len(boxes):
-                patches.append(self.crop_patches(x["image"], boxes))
+                patches.append(self.crop_patches(x["image"], self.context_boxes(boxes)))
         probs = torch.zeros(0, self.test_size, self.test_size, device=self.device)
         if patches:
             patches = torch.cat(patches)
@@ -422,7 +451,7 @@ class BoxCaseg(nn.Module):
                 else torch.arange(len(boxes), device=self.device)
             )
             result.pred_masks = paste_masks_in_image(
-                p, boxes, (height, width), threshold=self.mask_threshold
-            )
+                p, self.context_boxes(boxes), (height, width), threshold=self.mask_threshold
+            ) & inside_boxes(boxes, height, width)
             results.append({"instances": result})
         return results

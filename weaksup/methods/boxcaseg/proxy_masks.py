@@ -80,6 +80,7 @@ def _job_key(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: fl
         "weights": os.path.abspath(weights),
         "weights_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
         "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
+        "test_context": list(cfg.INPUT.BOXCASEG.TEST_CONTEXT),
         "alpha": cfg.MODEL.BOXCASEG.ALPHA,
         "mask_threshold": cfg.MODEL.BOXCASEG.MASK_THRESHOLD,
         "merge": merge,
