@@ -8,7 +8,9 @@ does not undo the shrinking (a plainly downscaled image would be upscaled back b
 64 x 64 px, which PennFudan hardly has: ``pennfudan_val_small`` (scale 1/4) puts its median
 pedestrian at about 26 x 72 px (mask ~900 px^2, most under COCO's 32^2 "small");
 ``pennfudan_val_half`` (scale 1/2) keeps them in reach of the detectors' 32 px anchors, with 82 of
-its 111 masks under 64 x 64 px (median ~3,750 px^2) and the rest above it.
+its 111 masks under 64 x 64 px (median ~3,750 px^2) and the rest above it. The ``*_eighth`` views
+(scale 1/8) of pennfudan_val, nuts_coco and held-out ECSSD put most boxes under COCO's 32^2
+"small": BoxCaseg's small-box benchmark (benchmarks/boxcaseg.py).
 The images are written once as PNG under ``<cache>/small_view/<name>_s<scale>/`` (atomically, so
 parallel processes may race), named by image id and stem.
 """
@@ -91,7 +93,6 @@ def register_small_object_view(name: str, base_name: str, scale: float) -> None:
 
 register_small_object_view("pennfudan_val_small", "pennfudan_val", 0.25)
 register_small_object_view("pennfudan_val_half", "pennfudan_val", 0.5)
-# scale 1/8: most boxes under 32 x 32 px (BoxCaseg's small-box benchmark, issue 32)
 register_small_object_view("pennfudan_val_eighth", "pennfudan_val", 0.125)
 register_small_object_view("nuts_coco_train_eighth", "nuts_coco_train", 0.125)
 register_small_object_view("nuts_coco_val_eighth", "nuts_coco_val", 0.125)
