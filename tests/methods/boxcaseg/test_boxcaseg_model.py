@@ -452,7 +452,9 @@ def test_small_box_patch_and_its_back_mapped_mask_exact():
     assert torch.equal(mask, expected)
 
 
-@pytest.mark.parametrize("context, crop", [((1.5, 0.0), (7, 0, 25, 30)), ((1.0, 4.0), (6, 1, 26, 29))])
+@pytest.mark.parametrize(
+    "context, crop", [((1.5, 0.0), (7, 0, 25, 30)), ((1.0, 4.0), (6, 1, 26, 29))]
+)
 def test_small_box_test_crop_with_context_and_its_mask_cut_to_the_box(context, crop):
     """``TEST_CONTEXT``: the 12 x 20 px box (10, 5, 22, 25) is cropped with its half sides 6 x 10
     scaled by 1.5 (9 x 15) or grown by 4 px (10 x 14) around its centre (16, 15); a patch that
