@@ -5,7 +5,8 @@
    penultimate features; one ``scores/<key>.npz`` per image, images sharded over the processes
    of the job, done images skipped (resume), progress bar.
 2. :func:`refine`: PCA of all candidate features (``PCA_ENERGY``), then Eq. 1 per class across
-   the images with that label (:func:`weaksup.methods.wei.localization.cross_image_refinement`):
+   the images with that label (:class:`weaksup.methods.wei.localization.CrossImageRefinement`),
+   streamed over the score files (memory independent of the number of candidates):
    ``refinement.json`` holds, per image and label, the kept candidates and all candidates (the
    "without refinement" ablation).
 3. :func:`write_maps_and_masks`: per image (worker processes, resume, progress bar)
@@ -37,8 +38,8 @@ from weaksup.pseudo.candidate_cache import load_candidates
 from weaksup.pseudo.proposals import PerImageFileJob, file_key
 
 from .localization import (
-    cross_image_refinement,
-    fit_pca,
+    CrossImageRefinement,
+    PCAMoments,
     localization_maps,
     pca_project,
     region_means,
@@ -119,6 +120,17 @@ def score_proposals(
     wait_for_all()
 
 
+def _candidate_features(r: Dict, score_dir: str, thresh: float, min_cands: int):
+    """One image's candidates per label (:func:`_candidates`), their HCP confidences and their
+    float16 features, read from its score file."""
+    with np.load(os.path.join(score_dir, file_key(r["image_id"]) + ".npz")) as z:
+        scores, index, f = z["scores"], z["feature_index"], z["features"]
+    cands = _candidates(scores, r["image_labels"], thresh, min_cands)
+    row = {int(p): i for i, p in enumerate(index)}
+    feats = {k: f[[row[int(p)] for p in c]] for k, c in cands.items()}
+    return cands, {k: scores[c, k] for k, c in cands.items()}, feats
+
+
 def refine(
     records: List[Dict],
     score_dir: str,
@@ -129,47 +141,48 @@ def refine(
     order: str,
 ) -> Dict[str, Any]:
     """Step 2 (module docstring). Returns ``{"refined": {key: {label: [proposal indices]}},
-    "all": {...}, "pca": {"dims_in", "dims_out", "energy"}}``."""
-    cands, feats, confs = {}, {}, {}
+    "all": {...}, "pca": {"dims_in", "dims_out", "energy"}}``.
+
+    Three passes over the score files (PCA moments, Eq. 1's per-image statistics, ranking), one
+    image's features in memory at a time: memory is ``O(D^2)`` plus the candidate indices, not
+    ``O(candidates x D)`` (:class:`~weaksup.methods.wei.localization.PCAMoments`).
+    """
+    read = functools.partial(
+        _candidate_features, score_dir=score_dir, thresh=thresh, min_cands=min_cands
+    )
+    cands, confs, moments, dims_in = {}, {}, PCAMoments(), 0
+    for r in tqdm(records, desc="Refinement PCA", unit="img", mininterval=10):
+        key = file_key(r["image_id"])
+        cands[key], confs[key], feats = read(r)
+        for f in feats.values():
+            moments.add(f)
+            dims_in = f.shape[1]
+    if not moments.n:
+        raise RuntimeError("no proposal candidate in any training image; is the HCP trained?")
+    mean, comps, kept_energy = moments.fit(energy)
+    logger.info(
+        f"Refinement PCA: {dims_in} -> {comps.shape[1]} dims, "
+        f"{100 * kept_energy:.1f}% of the energy of {moments.n} candidate features"
+    )
+    refinements: Dict[int, CrossImageRefinement] = {}
+    for r in tqdm(records, desc="Refinement Eq. 1", unit="img", mininterval=10):
+        key = file_key(r["image_id"])
+        for k, f in read(r)[2].items():
+            refinements.setdefault(k, CrossImageRefinement(keep, order))
+            refinements[k].add(key, pca_project(f, mean, comps))
+    refined = {key: {} for key in cands}
     for r in records:
         key = file_key(r["image_id"])
-        with np.load(os.path.join(score_dir, key + ".npz")) as z:
-            scores, index, f = z["scores"], z["feature_index"], z["features"].astype(np.float64)
-        cands[key] = _candidates(scores, r["image_labels"], thresh, min_cands)
-        row = {int(p): i for i, p in enumerate(index)}
-        feats[key] = {k: f[[row[int(p)] for p in c]] for k, c in cands[key].items()}
-        confs[key] = {k: scores[c, k] for k, c in cands[key].items()}
-    stacked = [f for per in feats.values() for f in per.values() if len(f)]
-    if not stacked:
-        raise RuntimeError("no proposal candidate in any training image; is the HCP trained?")
-    all_feats = np.concatenate(stacked)
-    mean, comps = fit_pca(all_feats, energy)
-    centred = all_feats - all_feats.mean(axis=0)
-    total = float((centred**2).sum())
-    kept_energy = float(((centred @ comps) ** 2).sum() / total) if total > 0 else 1.0
-    logger.info(
-        f"Refinement PCA: {all_feats.shape[1]} -> {comps.shape[1]} dims, "
-        f"{100 * kept_energy:.1f}% of the energy of {len(all_feats)} candidate features"
-    )
-    refined = {key: {} for key in cands}
-    classes = sorted({k for per in cands.values() for k in per})
-    for k in classes:
-        keys = [key for key in cands if k in cands[key]]
-        kept = cross_image_refinement(
-            {key: pca_project(feats[key][k], mean, comps) for key in keys},
-            keep_fraction=keep,
-            order=order,
-            confidences={key: confs[key][k] for key in keys},
-        )
-        for key in keys:
-            refined[key][k] = cands[key][k][kept[key]]
+        for k, f in read(r)[2].items():
+            kept = refinements[k].keep(key, pca_project(f, mean, comps), confs[key][k])
+            refined[key][k] = cands[key][k][kept]
     as_lists = lambda d: {  # noqa: E731
         key: {str(k): [int(i) for i in v] for k, v in per.items()} for key, per in d.items()
     }
     return {
         "refined": as_lists(refined),
         "all": as_lists(cands),
-        "pca": {"dims_in": all_feats.shape[1], "dims_out": comps.shape[1], "energy": kept_energy},
+        "pca": {"dims_in": dims_in, "dims_out": comps.shape[1], "energy": kept_energy},
     }
 
 
