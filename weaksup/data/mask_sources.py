@@ -12,13 +12,13 @@ whose loader keeps annotation ids can train with any pseudo-mask file made from 
 ``"annotation"`` source when the pseudo-mask json itself is registered as the training dataset.
 """
 
-import json
 from typing import Any, Dict, List, Optional
 
 from detectron2.config import CfgNode
 from detectron2.structures import BoxMode
 from ..registry import Registry
 from ..utils.rle import check_annotation_rles
+from .annotation_index import AnnotationIndex
 from .datasets.coco import PSEUDO_MASK_KEYS
 
 MASK_SOURCE_REGISTRY = Registry("WEAKSUP_MASK_SOURCE")
@@ -70,26 +70,33 @@ class PseudoJsonMaskSource:
 
     The training dataset's loader must keep annotation ids (``extra_annotation_keys``), and the
     json must have been made from the same annotations; an annotation without an id or whose id
-    the json lacks raises an error naming it.
+    the json lacks raises an error naming it. The json is read once into an on-disk
+    :class:`~weaksup.data.annotation_index.AnnotationIndex` (``$WEAKSUP_CACHE``), looked up per
+    annotation, so no mapper copy holds every RLE.
     """
 
     def __init__(self, json_file: str):
         if not json_file:
             raise ValueError("cfg.WEAKSUP.MASK_SOURCE='pseudo_json' needs cfg.WEAKSUP.PSEUDO_MASKS")
-        with open(json_file) as f:
-            data = json.load(f)
-        annotations = data["annotations"]
-        sizes = {i["id"]: (i["height"], i["width"]) for i in data.get("images", [])}
-        check_annotation_rles(annotations, sizes, json_file)
-        keys = ("segmentation",) + PSEUDO_MASK_KEYS
+
+        def check(data: Dict[str, Any]) -> None:
+            annotations = data["annotations"]
+            sizes = {i["id"]: (i["height"], i["width"]) for i in data.get("images", [])}
+            check_annotation_rles(annotations, sizes, json_file)
+            missing = [
+                a["id"] for a in annotations if "mask_valid" not in a or "segmentation" not in a
+            ]
+            if missing:
+                raise ValueError(
+                    f"{json_file}: annotations without a segmentation or mask_valid (ids "
+                    f"{missing[:10]}): not a pseudo-mask json of tools/make_pseudo_masks.py"
+                )
+
         self.json_file = json_file
-        self._by_id = {a["id"]: {k: a[k] for k in keys if k in a} for a in annotations}
-        missing = [a["id"] for a in annotations if "mask_valid" not in a or "segmentation" not in a]
-        if missing:
-            raise ValueError(
-                f"{json_file}: annotations without a segmentation or mask_valid (ids "
-                f"{missing[:10]}): not a pseudo-mask json of tools/make_pseudo_masks.py"
-            )
+        # on disk, memory-mapped: no copy of every RLE in each rank's and worker's mapper
+        self._by_id = AnnotationIndex.of_json(
+            json_file, ("segmentation",) + PSEUDO_MASK_KEYS, check
+        )
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "PseudoJsonMaskSource":
@@ -102,9 +109,9 @@ class PseudoJsonMaskSource:
                 f"{self.json_file}: load the training dataset with annotation ids kept "
                 "(extra_annotation_keys including 'id')"
             )
-        if anno["id"] not in self._by_id:
+        found = self._by_id.get(anno["id"])
+        if found is None:
             raise KeyError(f"{self.json_file} has no annotation with id {anno['id']!r}")
-        found = self._by_id[anno["id"]]
         return {**anno, **found, "mask_valid": bool(found["mask_valid"])}
 
 

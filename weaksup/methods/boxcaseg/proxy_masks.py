@@ -31,7 +31,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 from tqdm import tqdm
 
-from weaksup.evaluation import box_mask_quality
+from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo import box_agreement, merge_smaller_wins
 from weaksup.engine.pseudo_masks import run_sharded_job
@@ -218,7 +218,7 @@ def proxy_mask_quality(
     by_image: Dict[Any, List[Dict]] = {}
     for a in proxy["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
-    preds, gts, classes, valid = [], [], [], []
+    ious, classes, valid = [], [], []  # one image's masks at a time: never all at full size
     for d in DatasetCatalog.get(gt_dataset):
         anns = by_image.get(d["image_id"], [])
         if len(anns) != len(d.get("annotations", [])):
@@ -226,25 +226,25 @@ def proxy_mask_quality(
                 f"{proxy_json}: image {d['image_id']} has {len(anns)} annotations, "
                 f"{gt_dataset} has {len(d.get('annotations', []))}"
             )
-        for p, g in zip(anns, d.get("annotations", [])):
-            if g.get("iscrowd", 0):
-                continue
-            preds.append(mask_util.decode(p["segmentation"]).astype(bool))
-            gts.append(segmentation_to_bitmask(g["segmentation"], d["height"], d["width"]))
-            classes.append(g["category_id"])
-            valid.append(bool(p["mask_valid"]))
+        pairs = [(p, g) for p, g in zip(anns, d.get("annotations", [])) if not g.get("iscrowd", 0)]
+        ious.append(
+            paired_mask_iou(
+                [mask_util.decode(p["segmentation"]).astype(bool) for p, _ in pairs],
+                [
+                    segmentation_to_bitmask(g["segmentation"], d["height"], d["width"])
+                    for _, g in pairs
+                ],
+            )
+        )
+        classes += [g["category_id"] for _, g in pairs]
+        valid += [bool(p["mask_valid"]) for p, _ in pairs]
     if class_names is None:
         class_names = MetadataCatalog.get(gt_dataset).get("thing_classes")
-    valid = np.array(valid)
-    report = {k: v for k, v in box_mask_quality(preds, gts, classes, class_names).items()}
+    ious, classes, valid = np.concatenate(ious + [np.zeros(0)]), np.array(classes), np.array(valid)
+    report = summarize_mask_quality(ious, classes, class_names)
     report = {k: v for k, v in report.items() if not k.startswith("mIoU-")}
     if valid.any():
-        kept = box_mask_quality(
-            [p for p, v in zip(preds, valid) if v],
-            [g for g, v in zip(gts, valid) if v],
-            [c for c, v in zip(classes, valid) if v],
-            class_names,
-        )
+        kept = summarize_mask_quality(ious[valid], classes[valid], class_names)
         report.update({f"kept {k}": v for k, v in kept.items() if not k.startswith("mIoU-")})
     report["drop rate"] = float((~valid).mean() * 100)
     report["instances"] = float(len(valid))

@@ -16,7 +16,7 @@ Plain numpy: the HCP network's per-proposal scores and penultimate features come
 """
 
 import math
-from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
+from typing import Dict, Hashable, Mapping, Sequence, Tuple
 
 import numpy as np
 
