@@ -31,8 +31,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 from tqdm import tqdm
 
-from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
-from weaksup.evaluation.ground_truth import segmentation_to_bitmask
+from weaksup.evaluation.box_mask_quality import summarize_mask_quality
+from weaksup.evaluation.ground_truth import segmentation_to_rle
 from weaksup.pseudo import box_agreement, merge_smaller_wins
 from weaksup.engine.pseudo_masks import run_sharded_job
 from weaksup.pseudo.job import ShardedJob
@@ -218,7 +218,7 @@ def proxy_mask_quality(
     by_image: Dict[Any, List[Dict]] = {}
     for a in proxy["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
-    ious, classes, valid = [], [], []  # one image's masks at a time: never all at full size
+    ious, classes, valid = [], [], []  # IoUs of compressed RLEs: no mask decoded at full size
     for d in DatasetCatalog.get(gt_dataset):
         anns = by_image.get(d["image_id"], [])
         if len(anns) != len(d.get("annotations", [])):
@@ -226,16 +226,21 @@ def proxy_mask_quality(
                 f"{proxy_json}: image {d['image_id']} has {len(anns)} annotations, "
                 f"{gt_dataset} has {len(d.get('annotations', []))}"
             )
+        h, w = d["height"], d["width"]
         pairs = [(p, g) for p, g in zip(anns, d.get("annotations", [])) if not g.get("iscrowd", 0)]
-        ious.append(
-            paired_mask_iou(
-                [mask_util.decode(p["segmentation"]).astype(bool) for p, _ in pairs],
-                [
-                    segmentation_to_bitmask(g["segmentation"], d["height"], d["width"])
-                    for _, g in pairs
-                ],
+        for p, _ in pairs:
+            if list(p["segmentation"].get("size", [])) != [h, w]:
+                raise ValueError(
+                    f"{proxy_json}: annotation id {p.get('id')!r}: mask size "
+                    f"{p['segmentation'].get('size')} != image {d['image_id']}'s {[h, w]}"
+                )
+        if pairs:
+            iou = mask_util.iou(
+                [p["segmentation"] for p, _ in pairs],
+                [segmentation_to_rle(g["segmentation"], h, w) for _, g in pairs],
+                [0] * len(pairs),
             )
-        )
+            ious.append(np.diag(np.asarray(iou).reshape(len(pairs), len(pairs))))
         classes += [g["category_id"] for _, g in pairs]
         valid += [bool(p["mask_valid"]) for p, _ in pairs]
     if class_names is None:
