@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""
+Rehearse the README's multi-GPU paper commands on the mini datasets of
+``datasets/make_rehearsal_data.py`` (issue 29): each command as the README gives it, with
+``--num-gpus 2`` (two CPU processes over gloo) and only schedule and size keys changed
+(iterations, image sizes, batch, random-init trunk instead of ImageNet weights), through every
+stage and every evaluator of its config::
+
+    python datasets/make_rehearsal_data.py --output /tmp/rehearsal_datasets
+    python tools/rehearse.py --datasets /tmp/rehearsal_datasets [--only box_mask_rcnn_coco ...]
+
+Each rehearsal runs in its own ``OUTPUT_DIR`` under ``--output`` and prints one line with its
+wall time; a failure prints the command and the log's last lines and the tool exits non-zero.
+What it cannot show (NCCL, SyncBatchNorm on GPUs, GPU memory) is listed in docs/foundation.md.
+"""
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# schedule and size keys only: two iterations of one image per process, small images, no
+# pretrained file, no loader workers, evaluation once at the end (the device is set apart)
+TINY = [
+    "SOLVER.MAX_ITER", "2",
+    "SOLVER.STEPS", "()",
+    "SOLVER.WARMUP_ITERS", "0",
+    "SOLVER.IMS_PER_BATCH", "2",
+    "SOLVER.CHECKPOINT_PERIOD", "1000",
+    "TEST.EVAL_PERIOD", "0",
+    "INPUT.MIN_SIZE_TRAIN", "(128,)",
+    "INPUT.MAX_SIZE_TRAIN", "192",
+    "INPUT.MIN_SIZE_TEST", "128",
+    "INPUT.MAX_SIZE_TEST", "192",
+    "MODEL.WEIGHTS", "",
+    "DATALOADER.NUM_WORKERS", "0",
+]  # fmt: skip
+
+# name -> the README command's config file and the extra keys its rehearsal needs
+REHEARSALS: Dict[str, Dict] = {
+    "box_mask_rcnn_coco": {"config": "configs/box_mask_rcnn_R50_FPN_coco.yaml"},
+    "boxinst_coco": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_coco.yaml"},
+    "boxinst_voc": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_voc.yaml"},
+    "boxsup_voc": {
+        "config": "configs/BoxSup/voc_boxsup_R101_OS8.yaml",
+        "opts": [
+            "INPUT.CROP.SIZE",
+            "(96, 96)",
+            "INPUT.MIN_SIZE_TEST",
+            "0",
+            "INPUT.MAX_SIZE_TEST",
+            "0",
+        ],
+    },
+}
+
+
+def command(name: str, output_dir: str) -> List[str]:
+    spec = REHEARSALS[name]
+    return (
+        [sys.executable, os.path.join(ROOT, "train_net.py")]
+        + ["--config-file", os.path.join(ROOT, spec["config"]), "--num-gpus", "2"]
+        + TINY
+        + ["MODEL.DEVICE", "cpu"]
+        + list(spec.get("opts", []))
+        + ["OUTPUT_DIR", output_dir]
+    )
+
+
+def rehearse(name: str, datasets: str, output: str, timeout: float) -> bool:
+    out_dir = os.path.join(output, name)
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = command(name, out_dir)
+    env = {**os.environ, "DETECTRON2_DATASETS": datasets, "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    log_path = os.path.join(out_dir, "rehearsal.log")
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        try:
+            rc = subprocess.run(
+                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    wall = time.perf_counter() - start
+    if rc == 0:
+        print(f"{name}: passed in {wall:.0f} s ({log_path})", flush=True)
+        return True
+    with open(log_path) as f:
+        tail = f.readlines()[-40:]
+    print(f"{name}: FAILED ({rc}) after {wall:.0f} s: {shlex.join(cmd)}\n" + "".join(tail))
+    return False
+
+
+def main(argv: Sequence[str] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", required=True, help="made by make_rehearsal_data.py")
+    parser.add_argument("--output", default="output/rehearsal")
+    parser.add_argument("--only", nargs="+", choices=sorted(REHEARSALS), default=sorted(REHEARSALS))
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per rehearsal")
+    args = parser.parse_args(argv)
+    results = [
+        rehearse(n, os.path.abspath(args.datasets), args.output, args.timeout) for n in args.only
+    ]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
