@@ -34,10 +34,10 @@ from rehearse import TINY  # noqa: E402  (the rehearsal's schedule and size keys
 # each method's main model: (config, keys that make one training step possible outside its
 # pipeline, e.g. a box mask source in place of a later stage's pseudo-mask json)
 MODELS: Dict[str, Tuple[str, List[str]]] = {
-    "box Mask R-CNN R50-FPN": ("configs/box_mask_rcnn_R50_FPN_coco.yaml", []),
+    "box Mask R-CNN R50-FPN": ("configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml", []),
     "BoxCaseg stage 1 HRNetV2-W48": ("configs/BoxCaseg/coco_duts_single_HRNetV2_W48.yaml", []),
     "Proxy Mask R-CNN R101-FPN": (
-        "configs/boxcaseg_coco.yaml",
+        "configs/BoxCaseg/coco_proxy_mask_rcnn_R101_FPN.yaml",
         ["WEAKSUP.PIPELINE", "", "WEAKSUP.MASK_SOURCE", "box"],
     ),
     "Hybrid small Faster R-CNN R50-FPN": ("configs/Hybrid/voc_small_faster_rcnn_R50_FPN.yaml", []),
@@ -63,14 +63,12 @@ TRUNKS = {
 
 
 def _config(name: str, device: str, opts: Sequence[str]):
-    from weaksup.config import add_weaksup_config
-    from detectron2.config import get_cfg
+    from weaksup.config import load_config
 
     path, extra = MODELS[name]
-    cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(os.path.join(ROOT, path))
-    cfg.merge_from_list(list(extra) + list(opts) + ["MODEL.DEVICE", device])
-    return cfg
+    return load_config(
+        os.path.join(ROOT, path), list(extra) + list(opts) + ["MODEL.DEVICE", device]
+    )
 
 
 def _on_device(obj: Any, device: str) -> bool:

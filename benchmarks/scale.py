@@ -75,7 +75,7 @@ def make_coco(workdir: str, scale: float, seed: int = 0) -> None:
     """GT json, pseudo-mask json and the shard files of a finished sharded job."""
     import pycocotools.mask as mask_util
 
-    from weaksup.pseudo.job import write_json_atomic  # LAYOUT: utils.file_io after issue 30
+    from weaksup.utils.file_io import write_json_atomic
 
     rng = np.random.RandomState(seed)
     n_img, n_ann = max(1, round(COCO_IMAGES * scale)), max(1, round(COCO_BOXES * scale))

@@ -43,7 +43,7 @@ TINY = [
 
 # name -> the README command's config file and the extra keys its rehearsal needs
 REHEARSALS: Dict[str, Dict] = {
-    "box_mask_rcnn_coco": {"config": "configs/box_mask_rcnn_R50_FPN_coco.yaml"},
+    "box_mask_rcnn_coco": {"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml"},
     "boxinst_coco": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_coco.yaml"},
     "boxinst_voc": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_voc.yaml"},
     "boxsup_voc": {

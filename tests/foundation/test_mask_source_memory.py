@@ -1,6 +1,5 @@
 """Issue 29 finding 9: the pseudo-json mask source keeps its masks on disk (one copy per rank
-and loader worker must stay small), and BoxCaseg's proxy quality holds one image's masks at a
-time."""
+and loader worker must stay small)."""
 
 import gc
 import json
@@ -9,10 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from weaksup.data.mask_sources import PseudoJsonMaskSource
-from weaksup.methods.boxcaseg.proxy_masks import proxy_mask_quality
 from weaksup.utils.rle import encode_mask
 
 
@@ -88,42 +85,3 @@ def test_pseudo_json_mask_source_bad_ids(tmp_path, monkeypatch):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match=r"broken\.json: not a valid json"):
         PseudoJsonMaskSource(str(tmp_path / "broken.json"))
-
-
-def test_proxy_mask_quality_holds_one_image_of_masks(tmp_path):
-    """600 proxy masks of 200 x 200: 24 MB as bool masks, twice with their GT masks, which the
-    quality used to keep all at once (COCO: ~500 GB); now one image at a time."""
-    rng = np.random.RandomState(2)
-    data = _pseudo_json(tmp_path / "proxy.json", 100, 6, 200, rng)
-    records = []
-    for img in data["images"]:
-        anns = [a for a in data["annotations"] if a["image_id"] == img["id"]]
-        records.append(
-            {
-                "image_id": img["id"],
-                "file_name": img["file_name"],
-                "height": 200,
-                "width": 200,
-                "annotations": [
-                    {"category_id": 0, "iscrowd": 0, "segmentation": a["segmentation"]}
-                    for a in anns
-                ],
-            }
-        )
-    name = "test_proxy_quality_memory"
-    DatasetCatalog.register(name, lambda: records)
-    MetadataCatalog.get(name).thing_classes = ["a"]
-    try:
-        gc.collect()
-        tracemalloc.start()
-        try:
-            report = proxy_mask_quality(str(tmp_path / "proxy.json"), name)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    finally:
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    assert peak < 8e6, f"proxy quality peaked at {peak / 1e6:.1f} MB"
-    assert report["mIoU*"] == pytest.approx(100.0) and report["drop rate"] == pytest.approx(50.0)
-    assert report["instances"] == 600 and report["kept mIoU*"] == pytest.approx(100.0)
