@@ -41,59 +41,111 @@ TINY = [
     "DATALOADER.NUM_WORKERS", "0",
 ]  # fmt: skip
 
-# name -> the README command's config file and the extra keys its rehearsal needs
-REHEARSALS: Dict[str, Dict] = {
-    "box_mask_rcnn_coco": {"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml"},
-    "boxinst_coco": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_coco.yaml"},
-    "boxinst_voc": {"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_voc.yaml"},
-    "boxsup_voc": {
-        "config": "configs/BoxSup/voc_boxsup_R101_OS8.yaml",
-        "opts": [
-            "INPUT.CROP.SIZE",
-            "(96, 96)",
-            "INPUT.MIN_SIZE_TEST",
-            "0",
-            "INPUT.MAX_SIZE_TEST",
-            "0",
-        ],
-    },
+# name -> the README command's steps: each a config file, the keys its rehearsal adds (a size
+# key the generic ones miss) and the keys naming the stage configs a pipeline loads itself
+# (each gets a copy with the same schedule and size keys: OUTPUT_DIR/<stage>.yaml)
+REHEARSALS: Dict[str, List[Dict]] = {
+    "box_mask_rcnn_coco": [{"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml"}],
+    "box_mask_rcnn_voc": [{"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_voc.yaml"}],
+    "boxinst_coco": [{"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_coco.yaml"}],
+    "boxinst_voc": [{"config": "configs/BoxInst/boxinst_mask_rcnn_R50_FPN_voc.yaml"}],
+    "boxsup_voc": [
+        {
+            "config": "configs/BoxSup/voc_boxsup_R101_OS8.yaml",
+            "opts": ["INPUT.CROP.SIZE", "(96, 96)", "INPUT.MIN_SIZE_TEST", "0"],
+        }
+    ],
+    "dasnet_voc": [
+        {"config": "configs/DASNet/voc_stage1_det_box16.5k_R50_FPN.yaml", "dir": "stage1"},
+        {
+            "config": "configs/DASNet/voc_instance_seg1464_box16.5k_R50_FPN.yaml",
+            "opts": ["MODEL.WEIGHTS", "{out}/stage1/model_final.pth"],
+        },
+    ],
+    "boxcaseg_coco": [
+        {"config": "configs/boxcaseg_coco.yaml", "stages": ["WEAKSUP.BOXCASEG.STAGE1_CONFIG"]}
+    ],
+    "hybrid_voc": [
+        {
+            "config": "configs/Hybrid/voc_pipeline_R50_FPN.yaml",
+            "stages": ["WEAKSUP.HYBRID.LARGE_CONFIG", "WEAKSUP.HYBRID.SMALL_CONFIG"],
+        }
+    ],
+    "wei_voc": [
+        {
+            "config": "configs/Wei/voc_deeplab_R101_OS8.yaml",
+            "opts": ["WEAKSUP.WEI.NUM_CANDIDATES", "50", "INPUT.MIN_SIZE_TEST", "0"],
+            "stages": ["WEAKSUP.WEI.HCP_IMAGE_CONFIG", "WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG"],
+        }
+    ],
 }
 
 
-def command(name: str, output_dir: str) -> List[str]:
-    spec = REHEARSALS[name]
-    return (
-        [sys.executable, os.path.join(ROOT, "train_net.py")]
-        + ["--config-file", os.path.join(ROOT, spec["config"]), "--num-gpus", "2"]
-        + TINY
-        + ["MODEL.DEVICE", "cpu"]
-        + list(spec.get("opts", []))
-        + ["OUTPUT_DIR", output_dir]
-    )
+def _stage_copy(path: str, out_dir: str, key: str) -> str:
+    """The stage config ``path`` with the rehearsal's keys, written whole into ``out_dir``."""
+    from weaksup.config import load_config
+
+    cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"])
+    copy = os.path.join(out_dir, key.split(".")[-1].lower() + ".yaml")
+    with open(copy, "w") as f:
+        f.write(cfg.dump())
+    return copy
+
+
+def commands(name: str, output_dir: str) -> List[List[str]]:
+    """The rehearsal's ``train_net.py`` command lines, one per README step."""
+    from weaksup.config import load_config
+
+    out = []
+    for step in REHEARSALS[name]:
+        step_dir = os.path.join(output_dir, step.get("dir", ""))
+        os.makedirs(step_dir, exist_ok=True)
+        opts = [o.replace("{out}", output_dir) for o in step.get("opts", [])]
+        if step.get("stages"):
+            cfg = load_config(os.path.join(ROOT, step["config"]))
+            for key in step["stages"]:
+                original = cfg
+                for part in key.split("."):
+                    original = original[part]
+                opts += [key, _stage_copy(original, output_dir, key)]
+        out.append(
+            [sys.executable, os.path.join(ROOT, "train_net.py")]
+            + ["--config-file", os.path.join(ROOT, step["config"]), "--num-gpus", "2"]
+            + TINY
+            + ["MODEL.DEVICE", "cpu"]
+            + opts
+            + ["OUTPUT_DIR", step_dir]
+        )
+    return out
 
 
 def rehearse(name: str, datasets: str, output: str, timeout: float) -> bool:
-    out_dir = os.path.join(output, name)
+    out_dir = os.path.join(os.path.abspath(output), name)
     os.makedirs(out_dir, exist_ok=True)
-    cmd = command(name, out_dir)
     env = {**os.environ, "DETECTRON2_DATASETS": datasets, "CUDA_VISIBLE_DEVICES": ""}
     env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     log_path = os.path.join(out_dir, "rehearsal.log")
     start = time.perf_counter()
+    rc = 0
     with open(log_path, "w") as log:
-        try:
-            rc = subprocess.run(
-                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
-            ).returncode
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+        for cmd in commands(name, out_dir):
+            log.write(shlex.join(cmd) + "\n")
+            log.flush()
+            try:
+                rc = subprocess.run(
+                    cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+                ).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+            if rc != 0:
+                break
     wall = time.perf_counter() - start
     if rc == 0:
         print(f"{name}: passed in {wall:.0f} s ({log_path})", flush=True)
         return True
     with open(log_path) as f:
         tail = f.readlines()[-40:]
-    print(f"{name}: FAILED ({rc}) after {wall:.0f} s: {shlex.join(cmd)}\n" + "".join(tail))
+    print(f"{name}: FAILED ({rc}) after {wall:.0f} s; log {log_path}:\n" + "".join(tail))
     return False
 
 
