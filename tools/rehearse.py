@@ -41,9 +41,18 @@ TINY = [
     "DATALOADER.NUM_WORKERS", "0",
 ]  # fmt: skip
 
+# BoxCaseg stage 1 mixes 9 box and 7 salient patches in each process's batch: 16 small patches
+BOXCASEG_STAGE1_TINY = [
+    "SOLVER.IMS_PER_BATCH", "32",
+    "INPUT.BOXCASEG.PATCH_SIZE", "64",
+    "INPUT.BOXCASEG.SALIENT_RESIZE", "72",
+    "INPUT.BOXCASEG.TEST_SIZE", "64",
+]  # fmt: skip
+
 # name -> the README command's steps: each a config file, the keys its rehearsal adds (a size
-# key the generic ones miss) and the keys naming the stage configs a pipeline loads itself
-# (each gets a copy with the same schedule and size keys: OUTPUT_DIR/<stage>.yaml)
+# key the generic ones miss) and the keys naming the stage configs a pipeline loads itself, with
+# the stage's own extra keys (each gets a copy with the schedule and size keys:
+# OUTPUT_DIR/<stage>.yaml)
 REHEARSALS: Dict[str, List[Dict]] = {
     "box_mask_rcnn_coco": [{"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml"}],
     "box_mask_rcnn_voc": [{"config": "configs/PseudoMasks/box_mask_rcnn_R50_FPN_voc.yaml"}],
@@ -63,29 +72,33 @@ REHEARSALS: Dict[str, List[Dict]] = {
         },
     ],
     "boxcaseg_coco": [
-        {"config": "configs/boxcaseg_coco.yaml", "stages": ["WEAKSUP.BOXCASEG.STAGE1_CONFIG"]}
+        {
+            "config": "configs/boxcaseg_coco.yaml",
+            "stages": {"WEAKSUP.BOXCASEG.STAGE1_CONFIG": BOXCASEG_STAGE1_TINY},
+            "opts": ["INPUT.BOXCASEG.TEST_SIZE", "64"],
+        }
     ],
     "hybrid_voc": [
         {
             "config": "configs/Hybrid/voc_pipeline_R50_FPN.yaml",
-            "stages": ["WEAKSUP.HYBRID.LARGE_CONFIG", "WEAKSUP.HYBRID.SMALL_CONFIG"],
+            "stages": {"WEAKSUP.HYBRID.LARGE_CONFIG": [], "WEAKSUP.HYBRID.SMALL_CONFIG": []},
         }
     ],
     "wei_voc": [
         {
             "config": "configs/Wei/voc_deeplab_R101_OS8.yaml",
             "opts": ["WEAKSUP.WEI.NUM_CANDIDATES", "50", "INPUT.MIN_SIZE_TEST", "0"],
-            "stages": ["WEAKSUP.WEI.HCP_IMAGE_CONFIG", "WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG"],
+            "stages": {"WEAKSUP.WEI.HCP_IMAGE_CONFIG": [], "WEAKSUP.WEI.HCP_HYPOTHESES_CONFIG": []},
         }
     ],
 }
 
 
-def _stage_copy(path: str, out_dir: str, key: str) -> str:
+def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str]) -> str:
     """The stage config ``path`` with the rehearsal's keys, written whole into ``out_dir``."""
     from weaksup.config import load_config
 
-    cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"])
+    cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"] + list(extra))
     copy = os.path.join(out_dir, key.split(".")[-1].lower() + ".yaml")
     with open(copy, "w") as f:
         f.write(cfg.dump())
@@ -103,11 +116,11 @@ def commands(name: str, output_dir: str) -> List[List[str]]:
         opts = [o.replace("{out}", output_dir) for o in step.get("opts", [])]
         if step.get("stages"):
             cfg = load_config(os.path.join(ROOT, step["config"]))
-            for key in step["stages"]:
+            for key, extra in step["stages"].items():
                 original = cfg
                 for part in key.split("."):
                     original = original[part]
-                opts += [key, _stage_copy(original, output_dir, key)]
+                opts += [key, _stage_copy(original, output_dir, key, extra)]
         out.append(
             [sys.executable, os.path.join(ROOT, "train_net.py")]
             + ["--config-file", os.path.join(ROOT, step["config"]), "--num-gpus", "2"]
