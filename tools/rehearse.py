@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """
-Rehearse the README's multi-GPU paper commands on the mini datasets of
+Rehearse the multi-GPU paper commands of the README and docs/ on the mini datasets of
 ``datasets/make_rehearsal_data.py`` (issue 29): each command as the README gives it, with
 ``--num-gpus 2`` (two CPU processes over gloo) and only schedule and size keys changed
 (iterations, learning rate, image sizes, batch, random-init trunk instead of ImageNet weights)
@@ -76,6 +76,13 @@ REHEARSALS: Dict[str, List[Dict]] = {
     "boxcaseg_coco": [
         {
             "config": "configs/boxcaseg_coco.yaml",
+            "stages": {"WEAKSUP.BOXCASEG.STAGE1_CONFIG": BOXCASEG_STAGE1_TINY},
+            "opts": ["INPUT.BOXCASEG.TEST_SIZE", "64"],
+        }
+    ],
+    "boxcaseg_voc": [
+        {
+            "config": "configs/BoxCaseg/voc_proxy_mask_rcnn_R101_FPN.yaml",
             "stages": {"WEAKSUP.BOXCASEG.STAGE1_CONFIG": BOXCASEG_STAGE1_TINY},
             "opts": ["INPUT.BOXCASEG.TEST_SIZE", "64"],
         }
