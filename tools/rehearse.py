@@ -3,9 +3,9 @@
 Rehearse the multi-GPU paper commands of the README and docs/ on the mini datasets of
 ``datasets/make_rehearsal_data.py`` (issue 29): each command as the README gives it, with
 ``--num-gpus 2`` (two CPU processes over gloo) and only schedule and size keys changed
-(iterations, learning rate, image sizes, batch, random-init trunk instead of ImageNet weights)
-and ``SyncBN`` made Detectron2's ``naiveSyncBN`` (torch's needs CUDA), through every stage and
-every evaluator of its config::
+(iterations, learning rate, image sizes, batch; the ImageNet EfficientNet-Lite0 in place of a
+ResNet trunk, HRNet at random init) and ``SyncBN`` made Detectron2's ``naiveSyncBN`` (torch's
+needs CUDA), through every stage and every evaluator of its config::
 
     python datasets/make_rehearsal_data.py --output /tmp/rehearsal_datasets
     python tools/rehearse.py --datasets /tmp/rehearsal_datasets [--only box_mask_rcnn_coco ...]
@@ -90,7 +90,11 @@ REHEARSALS: Dict[str, List[Dict]] = {
     "hybrid_voc": [
         {
             "config": "configs/Hybrid/voc_pipeline_R50_FPN.yaml",
-            "stages": {"WEAKSUP.HYBRID.LARGE_CONFIG": [], "WEAKSUP.HYBRID.SMALL_CONFIG": []},
+            "stages": {
+                "WEAKSUP.HYBRID.LARGE_CONFIG": [],
+                "WEAKSUP.HYBRID.SMALL_CONFIG": [],
+                "WEAKSUP.HYBRID.BASELINE_CONFIG": [],
+            },
         }
     ],
     "wei_voc": [
@@ -115,12 +119,43 @@ def cpu_norms(cfg, prefix: str = "") -> List[str]:
     return out
 
 
+# ResNet trunks -> the ImageNet EfficientNet-Lite0 (random-init ResNets with frozen BN give
+# infinite boxes within a step); HRNet stays, random init with BN
+LITE0_FOR = {
+    "build_resnet_fpn_backbone": "build_efficientnet_fpn_backbone",
+    "build_resnet_enhanced_fpn_backbone": "build_efficientnet_enhanced_fpn_backbone",
+    "build_resnet_backbone": "build_efficientnet_backbone",
+    "build_dilated_resnet_backbone": "build_efficientnet_backbone",
+}
+
+
+def lite0_trunk(cfg) -> List[str]:
+    """The keys that put the ImageNet Lite0 trunk in place of ``cfg``'s ResNet (same output
+    names, strides and output stride), none for other trunks."""
+    name = cfg.MODEL.BACKBONE.NAME
+    if name not in LITE0_FOR:
+        return []
+    out = ["MODEL.BACKBONE.NAME", LITE0_FOR[name]]
+    out += ["MODEL.WEIGHTS", "weaksup://ImageNetPretrained/efficientnet_lite0.pth"]
+    out += [
+        "MODEL.PIXEL_MEAN",
+        "[123.675, 116.28, 103.53]",
+        "MODEL.PIXEL_STD",
+        "[58.395, 57.12, 57.375]",
+    ]
+    out += ["INPUT.FORMAT", "RGB", "MODEL.EFFICIENTNET.VARIANT", "lite0"]
+    out += ["MODEL.EFFICIENTNET.OUT_FEATURES", str(list(cfg.MODEL.RESNETS.OUT_FEATURES))]
+    if name == "build_dilated_resnet_backbone":
+        out += ["MODEL.EFFICIENTNET.OUTPUT_STRIDE", str(cfg.MODEL.RESNETS.OUTPUT_STRIDE)]
+    return out
+
+
 def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str]) -> str:
     """The stage config ``path`` with the rehearsal's keys, written whole into ``out_dir``."""
     from weaksup.config import load_config
 
     cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"] + list(extra))
-    cfg.merge_from_list(cpu_norms(cfg))
+    cfg.merge_from_list(cpu_norms(cfg) + lite0_trunk(cfg))
     copy = os.path.join(out_dir, key.split(".")[-1].lower() + ".yaml")
     with open(copy, "w") as f:
         f.write(cfg.dump())
@@ -137,7 +172,7 @@ def commands(name: str, output_dir: str) -> List[List[str]]:
         os.makedirs(step_dir, exist_ok=True)
         opts = [o.replace("{out}", output_dir) for o in step.get("opts", [])]
         cfg = load_config(os.path.join(ROOT, step["config"]))
-        opts += cpu_norms(cfg)
+        opts = cpu_norms(cfg) + lite0_trunk(cfg) + opts
         if step.get("stages"):
             for key, extra in step["stages"].items():
                 original = cfg
