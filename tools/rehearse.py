@@ -106,6 +106,14 @@ REHEARSALS: Dict[str, List[Dict]] = {
     ],
 }
 
+# rehearsals whose pipeline another one runs (the VOC twin of a COCO command): the CI test
+# runs one rehearsal per pipeline
+SAME_PIPELINE = {
+    "box_mask_rcnn_voc": "box_mask_rcnn_coco",
+    "boxinst_voc": "boxinst_coco",
+    "boxcaseg_voc": "boxcaseg_coco",
+}
+
 
 def cpu_norms(cfg, prefix: str = "") -> List[str]:
     """``KEY naiveSyncBN`` for every ``SyncBN`` of ``cfg``: torch's SyncBatchNorm needs CUDA
