@@ -30,14 +30,17 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from rehearse import BOXCASEG_STAGE1_TINY, TINY  # noqa: E402  (the rehearsal's keys)
+from rehearse import BOXCASEG_STAGE1_PER_PROCESS, BOXCASEG_STAGE1_TINY, TINY  # noqa: E402
 
 # each method's main model: (config, keys that make one training step possible outside its
 # pipeline, e.g. a box mask source in place of a later stage's pseudo-mask json); its trainer
 # class (the loader) is WeaksupTrainer unless TRAINERS names another
 TRAINERS = {"BoxCaseg stage 1 HRNetV2-W48": "weaksup.methods.boxcaseg.pipeline.BoxCasegTrainer"}
 # sizes the rehearsal's generic keys miss (BoxCaseg: 16 patches, 9:7, per process)
-TINY_EXTRA = {"BoxCaseg stage 1 HRNetV2-W48": BOXCASEG_STAGE1_TINY}
+TINY_EXTRA = {
+    "BoxCaseg stage 1 HRNetV2-W48": BOXCASEG_STAGE1_TINY
+    + ["SOLVER.IMS_PER_BATCH", str(BOXCASEG_STAGE1_PER_PROCESS)]
+}
 MODELS: Dict[str, Tuple[str, List[str]]] = {
     "box Mask R-CNN R50-FPN": ("configs/PseudoMasks/box_mask_rcnn_R50_FPN_coco.yaml", []),
     "BoxCaseg stage 1 HRNetV2-W48": ("configs/BoxCaseg/coco_duts_single_HRNetV2_W48.yaml", []),
@@ -138,7 +141,8 @@ def check_models(device: str) -> bool:
     for name in MODELS:
         for amp in (False, True):
             try:
-                r = train_step(name, _config(name, device, TINY + TINY_EXTRA.get(name, [])), amp)
+                opts = TINY + ["SOLVER.IMS_PER_BATCH", "2"] + TINY_EXTRA.get(name, [])
+                r = train_step(name, _config(name, device, opts), amp)
                 good = r["finite"] and not r["no_grad"] and r["outputs_on_device"]
                 row = [r["finite"], ", ".join(r["no_grad"][:3]) or "none", r["outputs_on_device"]]
             except Exception as e:  # report every model, then fail

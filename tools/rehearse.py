@@ -25,13 +25,13 @@ from typing import Dict, List, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# schedule and size keys only: two iterations of one image per process, small images, no
-# pretrained file, no loader workers, evaluation once at the end (the device is set apart)
+# schedule and size keys only: two iterations, small images, no pretrained file, no loader
+# workers, evaluation once at the end (the device and the batch, one image per process at the
+# config's SOLVER.REFERENCE_WORLD_SIZE, are set apart)
 TINY = [
     "SOLVER.MAX_ITER", "2",
     "SOLVER.STEPS", "()",
     "SOLVER.WARMUP_ITERS", "0",
-    "SOLVER.IMS_PER_BATCH", "2",
     "SOLVER.BASE_LR", "0.0001",  # random-init trunks diverge at the paper rates in one step
     "SOLVER.CHECKPOINT_PERIOD", "1000",
     "TEST.EVAL_PERIOD", "0",
@@ -44,8 +44,8 @@ TINY = [
 ]  # fmt: skip
 
 # BoxCaseg stage 1 mixes 9 box and 7 salient patches in each process's batch: 16 small patches
+BOXCASEG_STAGE1_PER_PROCESS = 16
 BOXCASEG_STAGE1_TINY = [
-    "SOLVER.IMS_PER_BATCH", "32",
     "INPUT.BOXCASEG.PATCH_SIZE", "64",
     "INPUT.BOXCASEG.SALIENT_RESIZE", "72",
     "INPUT.BOXCASEG.TEST_SIZE", "64",
@@ -158,12 +158,19 @@ def lite0_trunk(cfg) -> List[str]:
     return out
 
 
+def batch(cfg, per_process: int = 1) -> List[str]:
+    """``SOLVER.IMS_PER_BATCH`` giving ``per_process`` images per process: at the config's
+    ``SOLVER.REFERENCE_WORLD_SIZE`` (Detectron2 rescales it to the 2 processes), else at 2."""
+    return ["SOLVER.IMS_PER_BATCH", str(per_process * (cfg.SOLVER.REFERENCE_WORLD_SIZE or 2))]
+
+
 def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str]) -> str:
     """The stage config ``path`` with the rehearsal's keys, written whole into ``out_dir``."""
     from weaksup.config import load_config
 
     cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"] + list(extra))
-    cfg.merge_from_list(cpu_norms(cfg) + lite0_trunk(cfg))
+    per_process = BOXCASEG_STAGE1_PER_PROCESS if key.endswith("BOXCASEG.STAGE1_CONFIG") else 1
+    cfg.merge_from_list(cpu_norms(cfg) + lite0_trunk(cfg) + batch(cfg, per_process))
     copy = os.path.join(out_dir, key.split(".")[-1].lower() + ".yaml")
     with open(copy, "w") as f:
         f.write(cfg.dump())
@@ -180,7 +187,7 @@ def commands(name: str, output_dir: str) -> List[List[str]]:
         os.makedirs(step_dir, exist_ok=True)
         opts = [o.replace("{out}", output_dir) for o in step.get("opts", [])]
         cfg = load_config(os.path.join(ROOT, step["config"]))
-        opts = cpu_norms(cfg) + lite0_trunk(cfg) + opts
+        opts = cpu_norms(cfg) + lite0_trunk(cfg) + batch(cfg) + opts
         if step.get("stages"):
             for key, extra in step["stages"].items():
                 original = cfg

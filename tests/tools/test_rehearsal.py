@@ -24,7 +24,7 @@ rehearse = _load("tools/rehearse.py", "rehearse")
 def test_every_documented_multi_gpu_command_is_rehearsed():
     """Every paper config the README or docs/ run with ``--num-gpus`` (CPU demos aside)."""
     text = "".join(p.read_text() for p in [REPO_ROOT / "README.md", *REPO_ROOT.glob("docs/*.md")])
-    commands = set(re.findall(r"train_net\.py --config-file (\S+) --num-gpus", text))
+    commands = set(re.findall(r"train_net\.py --config-file (configs/\S+\.yaml) --num-gpus", text))
     commands = {c for c in commands if "demo" not in c}
     rehearsed = {steps[0]["config"] for steps in rehearse.REHEARSALS.values()}
     assert len(commands) >= 7
