@@ -152,6 +152,9 @@ def generate_proxy_masks(
         # one loader (its workers started once) over the images of every pending shard, in order;
         # each shard is written as soon as its last image is done
         images = [i for k in todo for i in job.shards[k]]
+        if not images:  # nothing left here (e.g. fewer shards than processes): no loader
+            bar.close()
+            return
         loader = build_detection_test_loader(
             [dicts[i] for i in images],
             mapper=mapper,
@@ -161,7 +164,7 @@ def generate_proxy_masks(
         )
         shards, position, results = iter(todo), iter(images), []
         k = next(shards, None)
-        for inputs in loader if images else ():
+        for inputs in loader:
             for x, out in zip(inputs, model(inputs)):
                 i = next(position)
                 results += _image_results(
