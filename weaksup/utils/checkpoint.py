@@ -7,7 +7,9 @@ given as ``MODEL.WEIGHTS`` or named by ``last_checkpoint``. Here
 * ``.pkl`` files go through :class:`RestrictedUnpickler`, which builds only numpy arrays besides
   plain containers, strings and numbers: the content of Detectron2's model-zoo ``.pkl`` files
   (dicts of numpy arrays and strings);
-* every other file goes through ``torch.load(weights_only=True)`` (tensors, containers, numbers);
+* every other file goes through ``torch.load(weights_only=True)`` (tensors, containers, numbers),
+  pycls' ``.pyth`` files too (Detectron2 reads those with a bare ``torch.load``, which runs a
+  payload when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` is set, as torch's own error suggests);
 
 and anything else, or a file that is no checkpoint at all, raises a ``ValueError`` naming the file.
 :class:`SafeDetectionCheckpointer` is Detectron2's checkpointer with this loading; weaksup's
@@ -103,6 +105,8 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
     """
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
+        if filename.endswith(".pyth"):
+            return _pycls_checkpoint(filename)
         if not filename.endswith(".pkl"):
             return super()._load_file(filename)  # -> _torch_load, then Detectron2's bookkeeping
         data = load_checkpoint_file(filename)
@@ -120,6 +124,17 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         data = load_checkpoint_file(f)
         _check_dict(data, f)
         return data
+
+
+def _pycls_checkpoint(path: str) -> Dict[str, Any]:
+    """A pycls ``.pyth`` checkpoint in Detectron2's form (as its ``_load_file`` builds it), read by
+    :func:`load_checkpoint_file`."""
+    data = load_checkpoint_file(path)
+    _check_dict(data, path)
+    if not isinstance(data.get("model_state"), dict):
+        raise ValueError(f"{path}: not a pycls checkpoint: no 'model_state' dict")
+    model = {k: v for k, v in data["model_state"].items() if not k.endswith("num_batches_tracked")}
+    return {"model": model, "__author__": "pycls", "matching_heuristics": True}
 
 
 def _check_dict(data: Any, path: str) -> None:
