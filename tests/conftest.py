@@ -308,3 +308,16 @@ def check_stages_seeded(pipeline: str, stages) -> None:
         assert cfg.SEED >= 0, path
         for name, stage in stages(cfg).items():
             assert stage.SEED >= 0, f"{path}: {name} is a new random run each time"
+
+
+def untrained_checkpoint(config, path, *opts) -> str:
+    """Save the freshly initialised model of ``config`` (+ ``KEY VALUE`` overrides) as a complete
+    checkpoint at ``path``: every parameter present, none trained (output paths of tools)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from weaksup import load_config
+
+    cfg = load_config(str(config), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+    torch.save({"model": build_model(cfg).state_dict()}, path)
+    return str(path)

@@ -5,12 +5,16 @@ result. Inputs are small copies of real images (nuts_coco JPEGs, PennFudan PNGs)
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 
+import cv2
+import numpy as np
 import pytest
+import torch
 
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, shared_path, untrained_checkpoint
 
 
 def _load_tool(name):
@@ -554,3 +558,90 @@ def test_training_output_dir_not_writable(tmp_path):
     )
     with pytest.raises(OSError, match=r"a_file"):
         setup(args)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31: corrupt scan data, predict without trained weights, unreadable predict inputs
+
+predict_tool = _load_tool("predict")
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+
+
+def _corrupt_scan(path, num_bytes=4000, seed=0):
+    """Randomise ``num_bytes`` of the JPEG's entropy-coded data (2000 bytes into its first scan);
+    its structure (markers up to the scan, EOI) stays intact, so cv2 and PIL still decode it."""
+    data = bytearray(path.read_bytes())
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big") + 2000
+    rng = np.random.default_rng(seed)
+    data[start : start + num_bytes] = rng.integers(0, 256, num_bytes, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_pseudo_tool_corrupt_scan_data(tmp_path):
+    """Item 4: 4000 random bytes in the scan data of a real JPEG (OpenCV decodes it, printing
+    only libjpeg's "Corrupt JPEG data" with no file name): the tool stops, naming the image."""
+    coco, root = _nuts(tmp_path)
+    _corrupt_scan(root / "1.jpg")
+    assert cv2.imread(str(root / "1.jpg")) is not None  # the decoder accepts it
+    with pytest.raises(ValueError, match=r"'[^']*1\.jpg' \(image_id=1\): corrupt image data"):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_weights(tmp_path_factory):
+    """A complete (untrained) checkpoint of the demo model, and one of its backbone only."""
+    folder = tmp_path_factory.mktemp("weights")
+    full = untrained_checkpoint(DEMO_CONFIG, folder / "model_final.pth")
+    model = torch.load(full, weights_only=True)["model"]
+    backbone = {k: v for k, v in model.items() if k.startswith("backbone.")}
+    torch.save({"model": backbone}, folder / "backbone.pth")
+    return full, str(folder / "backbone.pth")
+
+
+def _run_predict(tmp_path, weights, *inputs):
+    return predict_tool.main(
+        ["--config-file", str(DEMO_CONFIG), "--input", *map(str, inputs)]
+        + ["--output", str(tmp_path / "pred"), "--no-progress"]
+        + ["MODEL.WEIGHTS", weights, "MODEL.DEVICE", "cpu"]
+        + ["INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224"]
+    )
+
+
+def _pennfudan_pngs(n=2):
+    return sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:n]
+
+
+def test_predict_refuses_untrained_weights(tmp_path, demo_weights):
+    """Item 5: no MODEL.WEIGHTS, or weights without the heads (a run's config.yaml names the
+    ImageNet backbone), once predicted with untrained heads (rc 0, 30 detections)."""
+    full, backbone = demo_weights
+    png = _pennfudan_pngs(1)
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
+        _run_predict(tmp_path, "", *png)
+    with pytest.raises(ValueError, match=re.escape(backbone) + ": not a trained checkpoint"):
+        _run_predict(tmp_path, backbone, *png)
+    assert not (tmp_path / "pred" / "results.json").exists()
+    assert _run_predict(tmp_path, full, *png)["images"] == 1  # a complete checkpoint predicts
+
+
+def test_predict_unreadable_inputs_named_before_any_prediction(tmp_path, demo_weights):
+    """Items 4 and 10: a corrupt-scan JPEG, a text file named .jpg and a video that is no video,
+    after good images, are all named before the first prediction (once the good ones were
+    predicted, then the job failed without results.json)."""
+    good = _pennfudan_pngs(2)
+    corrupt = tmp_path / "corrupt.jpg"
+    shutil.copy(shared_path("nuts_coco", "data", "images", "1.jpg"), corrupt)
+    _corrupt_scan(corrupt)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image\n")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00" * 1000)
+    with pytest.raises(ValueError, match="3 of 5 inputs cannot be read") as e:
+        _run_predict(tmp_path, demo_weights[0], *good, corrupt, text, video)
+    for path, problem in [(corrupt, "corrupt image data"), (text, "cannot identify"), (video, "")]:
+        assert re.search(re.escape(str(path)) + ": .*" + problem, str(e.value)), str(e.value)
+    assert not (tmp_path / "pred" / "overlays").exists() or not os.listdir(
+        tmp_path / "pred" / "overlays"
+    )

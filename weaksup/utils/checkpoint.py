@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import pickle
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -30,6 +30,7 @@ __all__ = [
     "SafeDetectionCheckpointer",
     "UnsafeCheckpointError",
     "load_checkpoint_file",
+    "load_trained_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,3 +141,37 @@ def _pycls_checkpoint(path: str) -> Dict[str, Any]:
 def _check_dict(data: Any, path: str) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a checkpoint: holds a {type(data).__name__}, not a dict")
+
+
+class _RecordingCheckpointer(SafeDetectionCheckpointer):
+    """Records the model parameters a loaded checkpoint did not have (``missing``)."""
+
+    missing: List[str] = []
+
+    def _load_model(self, checkpoint: Dict[str, Any]):
+        incompatible = super()._load_model(checkpoint)
+        self.missing = list(incompatible.missing_keys) if incompatible is not None else []
+        return incompatible
+
+
+def load_trained_model(model: torch.nn.Module, path: str) -> None:
+    """Load the trained checkpoint ``path`` (``MODEL.WEIGHTS``) into ``model`` for inference.
+
+    Raises ``ValueError`` when ``path`` is empty or the checkpoint lacks some of the model's
+    parameters (e.g. a run's ``config.yaml`` still names the ImageNet backbone as
+    ``MODEL.WEIGHTS``): the model would predict with untrained heads.
+    """
+    if not path:
+        raise ValueError(
+            "MODEL.WEIGHTS is empty: the model would predict with untrained weights; give the "
+            "trained checkpoint, e.g. MODEL.WEIGHTS output/<run>/model_final.pth"
+        )
+    checkpointer = _RecordingCheckpointer(model)
+    checkpointer.load(path)
+    if checkpointer.missing:
+        names = ", ".join(checkpointer.missing[:5])
+        raise ValueError(
+            f"{path}: not a trained checkpoint of this model: it has no values for "
+            f"{len(checkpointer.missing)} of its parameters ({names}, ...); give the trained "
+            "checkpoint, e.g. MODEL.WEIGHTS output/<run>/model_final.pth"
+        )
