@@ -645,3 +645,118 @@ def test_predict_unreadable_inputs_named_before_any_prediction(tmp_path, demo_we
     assert not (tmp_path / "pred" / "overlays").exists() or not os.listdir(
         tmp_path / "pred" / "overlays"
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31: converters (VIA, labelme), class counts, the eval tool's image sizes
+
+
+def _via_project(tmp_path, region=None, entry=None):
+    """A VIA 2 json of nuts image 0.jpg with one polygon region (``region`` replaces it, ``entry``
+    the whole image entry); its path and the image root."""
+    root = shared_path("nuts_coco", "data", "images")
+    shape = {"name": "polygon", "all_points_x": [10, 60, 10], "all_points_y": [10, 10, 50]}
+    good = {"shape_attributes": shape, "region_attributes": {"type": "date"}}
+    if entry is None:
+        entry = {"filename": "0.jpg", "size": 1, "regions": [good if region is None else region]}
+    path = _write_json(tmp_path / "via.json", {"0.jpg1": entry})
+    return str(path), str(root)
+
+
+def _region(shape=None, label="date"):
+    shape = shape or {"name": "polygon", "all_points_x": [10, 60, 10], "all_points_y": [10, 10, 50]}
+    return {"shape_attributes": shape, "region_attributes": {"type": label}}
+
+
+@pytest.mark.parametrize(
+    "region,problem",
+    [
+        (  # item 6: cut to the shorter list before
+            _region(
+                {"name": "polygon", "all_points_x": [10, 60, 10, 5], "all_points_y": [1, 1, 9]}
+            ),
+            r"bad shape_attributes .*4 all_points_x but 3 all_points_y",
+        ),
+        (_region(label={"date": False, "fig": False}), r"0 boxes ticked \[\] of a checkbox class"),
+        (_region(label={"date": True, "fig": True}), r"2 boxes ticked \['date', 'fig'\]"),
+        (_region(label=""), r"empty class name"),  # item 6: a nameless category before
+        ("a region", r'"a region" is not a VIA region'),  # item 11: AttributeError before
+    ],
+)
+def test_via_converter_bad_regions_named(tmp_path, region, problem):
+    from weaksup.data.datasets.convert import via_to_coco
+
+    path, root = _via_project(tmp_path, region)
+    assert via_to_coco(*_via_project(tmp_path / "..", _region()))["annotations"]  # the good one
+    with pytest.raises(
+        ValueError, match=re.escape(path) + r": image '0\.jpg' region 0: .*" + problem
+    ):
+        via_to_coco(path, root)
+
+
+def test_via_converter_entry_not_an_object(tmp_path):
+    from weaksup.data.datasets.convert import via_to_coco
+
+    path, root = _via_project(tmp_path, entry="0.jpg")
+    with pytest.raises(ValueError, match=re.escape(path) + r": image '0\.jpg1': .*not a VIA image"):
+        via_to_coco(path, root)
+
+
+def _labelme(tmp_path, points, label="date", height=600, width=800):
+    """A labelme json of nuts image 0.jpg (copied next to it) with one polygon shape."""
+    shutil.copy(shared_path("nuts_coco", "data", "images", "0.jpg"), tmp_path / "0.jpg")
+    shape = {"label": label, "shape_type": "polygon", "points": points, "group_id": None}
+    return _write_json(
+        tmp_path / "0.json",
+        {"shapes": [shape], "imagePath": "0.jpg", "imageHeight": height, "imageWidth": width},
+    )
+
+
+@pytest.mark.parametrize(
+    "points", [[10, 10, 60, 10, 10, 50], [["10", "10"], ["60", "10"], ["10", "50"]], None, "10,10"]
+)
+def test_labelme_converter_bad_points_named(tmp_path, points):
+    """Item 11: flat, string or null points crashed with a TypeError naming no file."""
+    from weaksup.data.datasets.convert import labelme_to_coco
+
+    assert labelme_to_coco(str(_labelme(tmp_path, [[10, 10], [60, 10], [10, 50]]).parent))
+    path = _labelme(tmp_path, points)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": shape 0 \('date'\): points"):
+        labelme_to_coco(str(tmp_path))
+
+
+def test_converters_box_outside_and_wrong_image_size(tmp_path):
+    """Item 7: a box outside the image and a declared size that is not the file's were converted
+    without a word (the loader found them later, far from the file to fix)."""
+    from weaksup.data.datasets.convert import labelme_to_coco
+
+    _labelme(tmp_path, [[10, 10], [900, 10], [10, 50]])
+    with pytest.raises(ValueError, match=r"0\.jpg' object 0: box .* not inside the 800x600 image"):
+        labelme_to_coco(str(tmp_path))
+    path = _labelme(tmp_path, [[10, 10], [60, 10], [10, 50]], height=480, width=640)
+    with pytest.raises(
+        ValueError, match=re.escape(str(path)) + r": image size 640x480 but .*800x600"
+    ):
+        labelme_to_coco(str(tmp_path))
+    _labelme(tmp_path, [[-0.5, 10], [800.5, 10], [10, 50]])  # clicks on the border: clipped
+    (ann,) = labelme_to_coco(str(tmp_path))["annotations"]
+    assert ann["bbox"] == [0.0, 10.0, 800.0, 40.0]
+
+
+def test_builtin_dataset_class_count_checked_before_any_work():
+    """Item 7: only --register'ed datasets were checked against the model's class count."""
+    from weaksup.engine.preflight import check_config_names
+
+    check_config_names(_demo_cfg())  # PennFudan: one class, NUM_CLASSES 1
+    with pytest.raises(
+        ValueError, match=r"'pennfudan_train_boxonly' has 1 classes \(person\) but MODEL"
+    ):
+        check_config_names(_demo_cfg("MODEL.ROI_HEADS.NUM_CLASSES", "3"))
+
+
+def test_eval_tool_names_images_of_another_size(tmp_path):
+    """Item 11: "different images or image sizes" named no image."""
+    coco, pred = _pseudo_output(tmp_path)
+    pred["images"][1]["height"] += 1
+    with pytest.raises(ValueError, match=r"image id 1 \('1\.jpg'\): 800x601 vs 800x600"):
+        _evaluate(coco, pred, tmp_path)

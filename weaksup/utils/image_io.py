@@ -18,12 +18,12 @@ Plain Python and OpenCV, so pseudo-label workers can use it.
 
 import os
 import re
-from typing import Any
+from typing import Any, Tuple
 
 import cv2
 import numpy as np
 
-__all__ = ["check_image_file", "read_image_bgr"]
+__all__ = ["check_image_file", "image_size", "read_image_bgr"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # An FF (after any fill FFs) that is not a stuffed 00: a marker, inside or between scans.
@@ -139,3 +139,27 @@ def read_image_bgr(file_name: str, height: int, width: int, image_id: Any = None
             f"{where} is {image.shape[1]}x{image.shape[0]} but annotated as {width}x{height}"
         )
     return image
+
+
+# EXIF orientations that turn the stored image by 90 degrees (decoders apply them, as OpenCV's
+# imread and Detectron2's read_image do).
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def image_size(path: str) -> Tuple[int, int]:
+    """``(height, width)`` of the image file ``path`` as decoders return it (EXIF orientation
+    applied), read from its header only (PIL, lazily: no pixel is decoded). Raises ``ValueError``
+    naming ``path`` when it is no image file PIL knows."""
+    from PIL import Image  # here: workers that never ask for a size do not import PIL
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = (
+                im.getexif().get(0x0112) if im.format in ("JPEG", "TIFF", "WEBP") else None
+            )
+    except OSError as e:
+        raise ValueError(f"{path}: not an image file ({e})") from e
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        width, height = height, width
+    return height, width
