@@ -760,3 +760,38 @@ def test_eval_tool_names_images_of_another_size(tmp_path):
     pred["images"][1]["height"] += 1
     with pytest.raises(ValueError, match=r"image id 1 \('1\.jpg'\): 800x601 vs 800x600"):
         _evaluate(coco, pred, tmp_path)
+
+
+def test_pseudo_tool_second_job_on_one_output_refused(tmp_path):
+    """Item 12: two jobs on one output: the last silently won. Another process holds the output's
+    lock (a job running): the tool refuses, naming the output and the holder's pid; once the
+    holder is gone (however it ended), the tool runs."""
+    import subprocess
+    import sys
+
+    coco, root = _nuts(tmp_path)
+    out = tmp_path / "out.json"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom weaksup.utils.file_lock import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(
+            RuntimeError, match=re.escape(str(out)) + rf"' .*another job .*pid {holder.pid}"
+        ):
+            _pseudo(tmp_path, root)
+        assert not out.exists()
+    finally:
+        holder.kill()  # kill -9: the kernel releases the lock
+        holder.wait()
+    assert json.loads(_pseudo(tmp_path, root).read_text())["annotations"]
+    assert not (tmp_path / "out.json.lock").exists()
