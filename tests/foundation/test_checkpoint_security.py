@@ -12,7 +12,7 @@ import torch
 from weaksup.engine import AtomicDetectionCheckpointer
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer, load_checkpoint_file
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, source_lines_matching
 
 
 class _Payload:
@@ -148,18 +148,11 @@ def test_no_unsafe_loading_left():
         r"torch\.load\((?![^)]*weights_only=True)|"
         r"DefaultPredictor\((?!.*# weights: none)"  # it loads MODEL.WEIGHTS with Detectron2's
     )
-    files = [REPO_ROOT / "train_net.py"] + [
-        p
-        for d in ("weaksup", "tools", "benchmarks", "datasets")
-        for p in (REPO_ROOT / d).rglob("*.py")
-        if p.name != "checkpoint.py" or p.parent.name != "utils"
-    ]
-    found = [
-        f"{p.relative_to(REPO_ROOT)}:{i}: {line.strip()}"
-        for p in files
-        for i, line in enumerate(p.read_text().splitlines(), 1)
-        if unsafe.search(line)
-    ]
+    found = source_lines_matching(
+        unsafe,
+        ("weaksup", "tools", "benchmarks", "datasets"),
+        lambda p: p.name == "checkpoint.py" and p.parent.name == "utils",
+    )
     assert not found, found
 
 
