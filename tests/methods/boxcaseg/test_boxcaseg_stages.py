@@ -19,7 +19,9 @@ def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monke
     def fake_generate(cfg1, model, dataset_name, path, *, drop_threshold, **kw):
         calls.append(drop_threshold)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps({"drop_threshold": drop_threshold}))
+        categories = [{"id": 1, "name": "person"}]  # a COCO json (stage 3 reads it by content)
+        empty = {"images": [], "annotations": [], "categories": categories}
+        Path(path).write_text(json.dumps({**empty, "drop_threshold": drop_threshold}))
 
     monkeypatch.setattr(boxcaseg, "generate_proxy_masks", fake_generate)
     monkeypatch.setattr(boxcaseg.BoxCasegTrainer, "build_model", classmethod(lambda cls, c: None))
