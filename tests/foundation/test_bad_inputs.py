@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from pathlib import Path
 
-from conftest import REPO_ROOT, shared_path, untrained_checkpoint
+from weaksup.utils.config_file import merge_config_file
+from conftest import REPO_ROOT, shared_path, source_lines_matching, untrained_checkpoint
 
 
 def _load_tool(name):
@@ -275,14 +277,15 @@ def _demo_cfg(*opts):
     from weaksup import add_weaksup_config
 
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(
+    merge_config_file(
+        cfg,
         str(
             REPO_ROOT
             / "configs"
             / "PseudoMasks"
             / "demo"
             / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
-        )
+        ),
     )
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0", *opts])
     return cfg
@@ -564,7 +567,9 @@ def test_training_output_dir_not_writable(tmp_path):
 # issue 31: corrupt scan data, predict without trained weights, unreadable predict inputs
 
 predict_tool = _load_tool("predict")
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+DEMO_CONFIG = (
+    REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+)
 
 
 def _corrupt_scan(path, num_bytes=4000, seed=0):
@@ -795,3 +800,249 @@ def test_pseudo_tool_second_job_on_one_output_refused(tmp_path):
         holder.wait()
     assert json.loads(_pseudo(tmp_path, root).read_text())["annotations"]
     assert not (tmp_path / "out.json.lock").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 item 3: cached stages keyed by the data's content, not the dataset's name
+
+USER_CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "user_consensus_mask_rcnn_Lite0_FPN.yaml"
+TINY_PIPELINE = [
+    "MODEL.DEVICE", "cpu",
+    "MODEL.ROI_HEADS.NUM_CLASSES", "3",
+    "SOLVER.MAX_ITER", "1",
+    "SOLVER.IMS_PER_BATCH", "2",
+    "SOLVER.WARMUP_ITERS", "1",
+    "SOLVER.STEPS", "()",
+    "INPUT.MIN_SIZE_TRAIN", "(160,)",
+    "INPUT.MAX_SIZE_TRAIN", "256",
+    "DATALOADER.NUM_WORKERS", "0",
+    "WEAKSUP.PSEUDO_STAGE.METHOD", "ellipse",  # fast: the caching is tested, not the method
+    "WEAKSUP.VIS.NUM_IMAGES", "0",
+    "DATASETS.TEST", "()",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_edited_box_and_replaced_image_redo_the_cached_stages(tmp_path):
+    """The README's own-data command, 3 nuts images: after one box is halved (then one image
+    replaced) stage 1 and stage 2 were skipped as "up to date" (the dataset's name, method,
+    parameters and seed had not changed); now both are redone and the log says why."""
+    from conftest import run_train_net
+    from weaksup.data.datasets.convert import drop_segmentations
+
+    coco, root = _nuts(tmp_path, 3)
+    drop_segmentations(coco)
+    boxes = _write_json(tmp_path / "boxes.json", coco)
+    out = tmp_path / "run"
+
+    def run():
+        return run_train_net(
+            USER_CONFIG,
+            *["--register", f"user_train_boxonly={boxes}:{root}"],
+            *TINY_PIPELINE,
+            *["OUTPUT_DIR", str(out)],
+        )
+
+    run()
+    pseudo = out / "pseudo_masks" / "user_train_boxonly_ellipse.json"
+    assert "stage 2: skipped" in run()  # unchanged data: both stages are reused
+    coco["annotations"][0]["bbox"][2] /= 2
+    _write_json(boxes, coco)
+    log = run()
+    assert "stage 1: running from scratch: changed input data:user_train_boxonly.records" in log
+    assert "stage 2: running from scratch: changed" in log and "stage 2: skipped" not in log
+    edited = coco["annotations"][0]
+    (first,) = [a for a in json.loads(pseudo.read_text())["annotations"] if a["id"] == edited["id"]]
+    assert first["bbox"] == edited["bbox"]  # the edited box's mask
+    shutil.copy(root / "2.jpg", root / "1.jpg")  # another photo of the same size
+    log = run()
+    assert "stage 1: running from scratch: changed input data:user_train_boxonly.images" in log
+    assert "stage 2: running from scratch: changed" in log
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 item 1: a config file never runs code
+
+
+def _evil_config(tmp_path, marker):
+    """A config whose SEED runs ``touch marker`` under ``yaml.unsafe_load``, and a config that
+    takes it as its _BASE_."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f'SEED: !!python/object/apply:os.system ["touch {marker}"]\n')
+    child = tmp_path / "child.yaml"
+    child.write_text('_BASE_: "evil.yaml"\nSOLVER:\n  MAX_ITER: 3\n')
+    return evil, child
+
+
+def test_yaml_payload_runs_with_detectron2s_default(tmp_path):
+    """The payload is real: Detectron2's merge_from_file (allow_unsafe=True) runs it."""
+    from detectron2.config import get_cfg
+
+    marker = tmp_path / "pwned"
+    evil, _ = _evil_config(tmp_path, marker)
+    get_cfg().merge_from_file(str(evil))
+    assert marker.exists()
+
+
+def test_config_payload_refused_naming_the_file(tmp_path):
+    from weaksup import load_config
+
+    marker = tmp_path / "pwned"
+    evil, child = _evil_config(tmp_path, marker)
+    with pytest.raises(ValueError, match=re.escape(str(evil)) + r", line 1: refused: .*os\.system"):
+        load_config(str(evil))
+    with pytest.raises(
+        ValueError, match=re.escape(str(evil)) + r".* \(a _BASE_ of .*child\.yaml\)"
+    ):
+        load_config(str(child))
+    png = shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png")
+    with pytest.raises(ValueError, match="evil.yaml.*refused"):  # predict (and export) load it so
+        predict_tool.main(["--config-file", str(evil), "--input", str(png), "--output", "out"])
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_train_net_eval_only_config_payload_refused(tmp_path):
+    """The issue's trial: ``train_net.py --config-file evil.yaml --eval-only`` ran the payload
+    and ended with rc 0."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "pwned"
+    evil, _ = _evil_config(tmp_path, marker)
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(evil), "--eval-only"]
+        + ["OUTPUT_DIR", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert out.returncode != 0 and "evil.yaml, line 1: refused" in out.stderr
+    assert not marker.exists()
+
+
+def test_no_unsafe_config_loading_left():
+    """Every config load of weaksup, its tools, benchmarks and tests goes through
+    merge_config_file (safe YAML only); Detectron2's merge_from_file is called there alone."""
+    unsafe = re.compile(r"\.merge_from_file\(|yaml\.unsafe_load\(|allow_unsafe=True|yaml\.load\(")
+    found = source_lines_matching(
+        unsafe,
+        ("weaksup", "tools", "benchmarks", "datasets", "tests"),
+        lambda p: p.name == "config_file.py" or p == Path(__file__),
+    )
+    assert not found, found
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 items 7, 8, 9, 11: non-finite boxes, images checked first, pipeline names, full disk
+
+
+def test_pseudo_json_is_strict_json_with_nan_boxes(tmp_path):
+    """Item 7: NaN / inf input boxes were copied into the output as NaN / Infinity literals."""
+    nan, inf = float("nan"), float("inf")
+    coco, root = _boxes_json(tmp_path, [[nan, 10, 50, 50], [10, 10, inf, 50]])
+
+    def refuse(literal):
+        raise ValueError(f"not strict JSON: {literal}")
+
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text(), parse_constant=refuse)
+    assert [a["bbox"] for a in out["annotations"] if a["id"] >= 900] == [None, None]
+
+
+def test_pseudo_tool_checks_every_image_first_and_redoes_only_the_fixed_shard(tmp_path, caplog):
+    """Item 8: the job stopped at the image whose size differs from the json, after the shards
+    before it; with the json fixed, --resume was refused (the job fingerprint covered every
+    image), so every shard was redone. Now the record is named before any shard is computed,
+    and after a record changes --resume redoes that record's shard alone."""
+    import logging
+
+    coco, root = _nuts(tmp_path, 4)
+    coco["images"][3]["height"] = 601
+    _write_json(tmp_path / "in.json", coco)
+    with pytest.raises(ValueError, match=r"\.jpg' \(image_id=3\) is 800x600 but annotated"):
+        _pseudo_args(tmp_path, root, ["--shard-size", "1"])
+    assert not list((tmp_path / "out.json.work").glob("shard_*"))  # before any work
+    coco["images"][3]["height"] = 600
+    _write_json(tmp_path / "in.json", coco)
+    assert len(_interrupted_after(tmp_path, root, 4)) == 4  # a run killed before its output
+    coco["annotations"][-1]["bbox"][2] /= 2  # a record of the last image fixed
+    _write_json(tmp_path / "in.json", coco)
+    with caplog.at_level(logging.INFO):
+        _pseudo_args(tmp_path, root, ["--shard-size", "1", "--resume"])
+    assert "Resuming: 3 of 4 shards already done, 1 made from other records" in caplog.text
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["annotations"][-1]["bbox"] == coco["annotations"][-1]["bbox"]
+
+
+def _pseudo_args(tmp_path, root, extra):
+    make_pseudo_masks.main(
+        ["--input-json", str(tmp_path / "in.json"), "--image-root", str(root)]
+        + ["--method", "box", "--output", str(tmp_path / "out.json"), "--no-progress", *extra]
+    )
+
+
+def _interrupted_after(tmp_path, root, num_shards):
+    """Compute the job's ``num_shards`` shards (size 1) without writing the output, as a job
+    killed before its end leaves them; their file names."""
+    from weaksup.engine.pseudo_masks import build_tasks
+    from weaksup.pseudo import PseudoMaskConfig
+    from weaksup.pseudo.job import PseudoMaskJob
+
+    coco = json.loads((tmp_path / "in.json").read_text())
+    job = PseudoMaskJob(
+        build_tasks(coco, str(root), "in.json"),
+        "box",
+        PseudoMaskConfig(),
+        0,
+        str(tmp_path / "out.json.work"),
+        shard_size=1,
+    )
+    job.run(range(num_shards), progress=False)
+    return sorted(p.name for p in (tmp_path / "out.json.work").glob("shard_*"))
+
+
+@pytest.mark.slow
+def test_pipeline_test_set_typo_found_before_stage_1(tmp_path):
+    """Item 9: a pipeline config's DATASETS.TEST typo was found after the pseudo-mask stage."""
+    import subprocess
+    import sys
+
+    coco, root = _nuts(tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(USER_CONFIG)]
+        + ["--register", f"user_train_boxonly={tmp_path / 'in.json'}:{root}", *TINY_PIPELINE]
+        + ["DATASETS.TEST", "('pennfudan_vall',)", "OUTPUT_DIR", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert "DATASETS.TEST: unknown dataset 'pennfudan_vall'; did you mean 'pennfudan_val'" in (
+        out.stderr
+    )
+    assert not (tmp_path / "run" / "pseudo_masks").exists()
+
+
+def test_full_disk_error_names_the_file(tmp_path, monkeypatch):
+    """Item 11: "No space left on device" named no path; the old file stays whole."""
+    import errno
+
+    from weaksup.utils import file_io
+
+    target = tmp_path / "out.json"
+    target.write_text('{"old": true}')
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, mode):
+        f = real_fdopen(fd, mode)
+        f.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(28)))
+        return f
+
+    monkeypatch.setattr(file_io.os, "fdopen", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device.*" + re.escape(str(target))):
+        file_io.write_json_atomic({"new": True}, str(target))
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"old": True}
+    assert os.listdir(tmp_path) == ["out.json"]  # no temporary file left

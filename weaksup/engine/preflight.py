@@ -26,11 +26,12 @@ def _unknown(key: str, what: str, name: str, known: Iterable[str], list_known: b
     return f"cfg.{key}: unknown {what} {name!r}{hint}{shown}"
 
 
-def check_config_names(cfg: CfgNode, datasets: bool = True) -> None:
+def check_config_names(cfg: CfgNode) -> None:
     """Raise one ``ValueError`` listing every name of ``cfg`` that is not registered:
     ``WEAKSUP.EVALUATORS``, ``TRAIN_MAPPER``, ``TEST_MAPPER``, ``HOOKS``, ``MASK_SOURCE``,
-    ``PIPELINE`` and (``datasets``) ``DATASETS.TRAIN`` / ``TEST``. A pipeline registers some of
-    its stages' datasets as it runs, so it checks datasets per stage (``datasets=False`` first)."""
+    ``PIPELINE`` and ``DATASETS.TRAIN`` / ``TEST`` (a pipeline's config names datasets registered
+    before it runs; those it registers itself are its stages', checked by each stage's trainer),
+    and every dataset whose class count is not the R-CNN model's."""
     w = cfg.WEAKSUP
     checks = [("WEAKSUP.EVALUATORS", "evaluator", n, EVALUATOR_REGISTRY) for n in w.EVALUATORS]
     checks += [("WEAKSUP.HOOKS", "hook", n, HOOK_REGISTRY) for n in w.HOOKS]
@@ -47,15 +48,14 @@ def check_config_names(cfg: CfgNode, datasets: bool = True) -> None:
         for key, what, name, registry in checks
         if name not in registry
     ]
-    if datasets:
-        registered = DatasetCatalog.list()
-        problems += [
-            _unknown(f"DATASETS.{split}", "dataset", name, registered, list_known=False)
-            for split in ("TRAIN", "TEST")
-            for name in cfg.DATASETS[split]
-            if name not in registered
-        ]
-        problems += _class_count_problems(cfg, registered)
+    registered = DatasetCatalog.list()
+    problems += [
+        _unknown(f"DATASETS.{split}", "dataset", name, registered, list_known=False)
+        for split in ("TRAIN", "TEST")
+        for name in cfg.DATASETS[split]
+        if name not in registered
+    ]
+    problems += _class_count_problems(cfg, registered)
     if problems:
         raise ValueError(
             "Config names or class counts wrong (nothing run):\n  " + "\n  ".join(problems)
