@@ -335,10 +335,13 @@ class PseudoMaskJob(ShardedJob):
             if not os.path.isfile(task.file_name):
                 problems.append(f"{where}: file not found")
                 continue
+            if os.path.getsize(task.file_name) == 0:
+                problems.append(f"{where}: empty file (0 bytes)")
+                continue
             try:
                 height, width = image_size(task.file_name)
             except ValueError as e:
-                problems.append(f"{where}: corrupt, or not an image ({e})")
+                problems.append(f"{where}: corrupt, or not an image ({e.__cause__ or e})")
                 continue
             if (height, width) != (task.height, task.width):
                 problems.append(
