@@ -854,7 +854,8 @@ def test_edited_box_and_replaced_image_redo_the_cached_stages(tmp_path):
     edited = coco["annotations"][0]
     (first,) = [a for a in json.loads(pseudo.read_text())["annotations"] if a["id"] == edited["id"]]
     assert np.allclose(first["bbox"], edited["bbox"])  # the edited box's mask
-    shutil.copy(root / "2.jpg", root / "1.jpg")  # another photo of the same size
+    names = [im["file_name"] for im in coco["images"]]
+    shutil.copy(root / names[1], root / names[0])  # another photo of the same size
     log = run()
     assert "stage 1: running from scratch: changed input data:user_train_boxonly.images" in log
     assert "stage 2: running from scratch: changed" in log

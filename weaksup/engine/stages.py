@@ -248,7 +248,8 @@ def stage_changes(stage: Stage) -> Optional[str]:
     if record is None or _matches(stage, record):
         return None
     old = record.get("settings", {})
-    changes = _changes(old, stage.settings)
+    # as recorded (json): a tuple setting is not "changed" into the list the record holds
+    changes = _changes(old, json.loads(json.dumps(stage.settings, default=str)))
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
 
