@@ -308,3 +308,31 @@ def check_stages_seeded(pipeline: str, stages) -> None:
         assert cfg.SEED >= 0, path
         for name, stage in stages(cfg).items():
             assert stage.SEED >= 0, f"{path}: {name} is a new random run each time"
+
+
+def source_lines_matching(pattern, folders, skip=lambda path: False):
+    """``"file:line: text"`` of every line of ``train_net.py`` and the ``.py`` files under
+    ``folders`` (of the repo) that ``pattern`` (a compiled regex) matches; ``skip(path)`` leaves
+    a file out (the one place allowed to do what the pattern finds)."""
+    files = [REPO_ROOT / "train_net.py"] + [
+        p for d in folders for p in (REPO_ROOT / d).rglob("*.py") if not skip(p)
+    ]
+    return [
+        f"{p.relative_to(REPO_ROOT)}:{i}: {line.strip()}"
+        for p in files
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+
+
+def untrained_checkpoint(config, path, *opts) -> str:
+    """Save the freshly initialised model of ``config`` (+ ``KEY VALUE`` overrides) as a complete
+    checkpoint at ``path``: every parameter present, none trained (output paths of tools)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from weaksup import load_config
+
+    cfg = load_config(str(config), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+    torch.save({"model": build_model(cfg).state_dict()}, path)
+    return str(path)

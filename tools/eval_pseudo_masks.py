@@ -60,6 +60,10 @@ def _disagreeing_pairs(
     return problems
 
 
+def _size(size) -> str:
+    return "missing" if size is None else f"{size[1]}x{size[0]}"
+
+
 def paired_instances(
     gt: Dict[str, Any], pred: Dict[str, Any], gt_path: str = "GT", pred_path: str = "pred"
 ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
@@ -86,7 +90,17 @@ def paired_instances(
     sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
     pred_sizes = {i["id"]: (i["height"], i["width"]) for i in pred["images"]}
     if sizes != pred_sizes:
-        raise ValueError(f"{pred_path} and {gt_path} hold different images or image sizes")
+        names = {i["id"]: i.get("file_name") for i in gt["images"] + pred["images"]}
+        differ = [
+            f"image id {i} ({names[i]!r}): {_size(pred_sizes.get(i))} vs {_size(sizes.get(i))}"
+            for i in sorted(set(sizes) | set(pred_sizes), key=str)
+            if sizes.get(i) != pred_sizes.get(i)
+        ]
+        raise ValueError(
+            f"{pred_path} and {gt_path} hold different images or image sizes (pred vs GT): "
+            + "; ".join(differ[:10])
+            + ("; ..." if len(differ) > 10 else "")
+        )
     category_index = {
         c["id"]: k for k, c in enumerate(sorted(gt["categories"], key=lambda c: c["id"]))
     }

@@ -20,7 +20,8 @@ outline, nothing else reads them). Boxes are checked as by every weaksup loader
 one counted warning); an annotation whose box is dropped keeps its id in the output with an empty
 mask, ``mask_valid=False`` and ``fallback="empty_box"``. A missing, empty, truncated (JPEG, PNG) or
 unreadable image stops the job with an error naming the file and image id (shards done so far are
-kept for ``--resume``).
+kept for ``--resume``). A second job on the same output (the same machine rank) is refused while
+the first runs (:func:`output_lock`).
 Method parameters are the fields of :class:`PseudoMaskConfig`, one option each
 (``--valid-threshold 0.95``, ``--merge-smaller true``, ...).
 """
@@ -33,6 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import pycocotools.mask as mask_util
+import torch.distributed as dist
 from detectron2.utils.logger import setup_logger
 
 from weaksup.engine.pseudo_masks import build_tasks, dataset_coco
@@ -43,6 +45,7 @@ from weaksup.pseudo.job import PseudoMaskJob
 from weaksup.pseudo.visualize import draw_pseudo_masks
 from weaksup.utils.coco_json import load_coco_file
 from weaksup.utils.file_io import check_output_file, write_atomic
+from weaksup.utils.file_lock import output_lock
 from weaksup.utils.image_io import read_image_bgr
 
 logger = logging.getLogger("weaksup.make_pseudo_masks")
@@ -114,8 +117,6 @@ def run(args: argparse.Namespace) -> None:
     """Make the pseudo masks (this machine's shards), gather on rank 0 and write the output."""
     distributed = args.num_machines > 1
     if distributed:
-        import torch.distributed as dist
-
         dist.init_process_group(
             "gloo", init_method=args.dist_url, world_size=args.num_machines, rank=args.machine_rank
         )
@@ -123,6 +124,13 @@ def run(args: argparse.Namespace) -> None:
     check_output_file(args.output, "--output")  # before the work, not after it
     if args.visualize:
         check_output_file(os.path.join(args.visualize, "overlay.png"), "--visualize")
+    # one job per output (per machine rank: the machines of one job share the output)
+    lock_name = args.output if world == 1 else f"{args.output}.rank{rank}"
+    with output_lock(lock_name, "--output"):
+        _run_locked(args, rank, world, distributed)
+
+
+def _run_locked(args: argparse.Namespace, rank: int, world: int, distributed: bool) -> None:
     coco, source, image_root = load_input(args)
     job = PseudoMaskJob(
         build_tasks(coco, image_root, source),

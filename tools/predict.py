@@ -53,12 +53,14 @@ from detectron2.data.catalog import Metadata
 from detectron2.engine import DefaultPredictor
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils.logger import setup_logger
+from PIL import Image
 
 from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.engine.device import resolve_device
 from weaksup.engine.overlays import draw_prediction
+from weaksup.utils.checkpoint import load_trained_model
 from weaksup.utils.file_io import write_json_atomic
-from weaksup.utils.checkpoint import SafeDetectionCheckpointer
+from weaksup.utils.image_io import check_image_file
 
 logger = logging.getLogger("weaksup.predict")
 
@@ -108,10 +110,37 @@ def expand_inputs(inputs: Sequence[str]) -> List[Tuple[str, str]]:
     return out
 
 
+def check_inputs(inputs: List[Tuple[str, str]]) -> None:
+    """Raise ``ValueError`` naming every input that cannot be read, before any prediction:
+    images missing, empty, truncated or corrupt (:func:`check_image_file`) or of no format PIL
+    knows (its header), videos OpenCV cannot open or read a first frame from."""
+    problems = []
+    for kind, path in inputs:
+        if kind == "image":
+            try:
+                check_image_file(path, path)
+                with Image.open(path):  # the header only
+                    pass
+            except Exception as e:  # PIL raises several types for unreadable files
+                problems.append(f"{path}: {e}")
+            continue
+        video = cv2.VideoCapture(path)
+        ok = video.isOpened() and video.read()[0]
+        video.release()
+        if not ok:
+            problems.append(f"{path}: OpenCV cannot open the video or read a frame of it")
+    if problems:
+        raise ValueError(
+            f"{len(problems)} of {len(inputs)} inputs cannot be read (nothing predicted):\n  "
+            + "\n  ".join(problems)
+        )
+
+
 def read_frames(inputs: List[Tuple[str, str]]) -> Iterator[Tuple[Dict, np.ndarray]]:
     """Yield ``(image record, BGR image)`` for every image and every video frame."""
     for kind, path in inputs:
         if kind == "image":
+            check_image_file(path, path)
             try:
                 image = utils.read_image(path, format="BGR")
             except Exception as e:  # PIL raises several types for unreadable files
@@ -284,6 +313,7 @@ def run(args: argparse.Namespace) -> Dict:
         reverse = {v: k for k, v in meta.get("thing_dataset_id_to_contiguous_id", {}).items()}
         category_ids = [reverse.get(i, i + 1) for i in range(len(thing_classes))]
     inputs = expand_inputs(args.input)
+    check_inputs(inputs)
     predictor = safe_predictor(cfg)
     overlay_dir = os.path.join(args.output, "overlays")
     mask_dir = os.path.join(args.output, "masks")
@@ -395,13 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def safe_predictor(cfg) -> DefaultPredictor:
     """Detectron2's :class:`DefaultPredictor` whose weights are read by weaksup's safe loader
-    (its own checkpointer would unpickle a ``.pkl`` file with plain ``pickle.load``)."""
+    (its own checkpointer would unpickle a ``.pkl`` file with plain ``pickle.load``); weights
+    that leave the model partly untrained are refused (:func:`load_trained_model`)."""
     weights = cfg.MODEL.WEIGHTS
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.WEIGHTS = ""
     predictor = DefaultPredictor(cfg)  # weights: none, MODEL.WEIGHTS emptied above
-    SafeDetectionCheckpointer(predictor.model).load(weights)
+    load_trained_model(predictor.model, weights)
     return predictor
 
 

@@ -47,8 +47,9 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
-    # every registry name now, datasets too unless a pipeline registers some of them as it runs
-    check_config_names(cfg, datasets=not cfg.WEAKSUP.PIPELINE)
+    # every registry and dataset name now: a pipeline's own names too (the datasets it registers
+    # as it runs are its stages', checked by each stage's trainer), before its first stage
+    check_config_names(cfg)
     if args.eval_only:
         model = WeaksupTrainer.build_model(cfg)
         SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

@@ -24,6 +24,7 @@ from .modeling.backbone.dilated_resnet import add_dilated_resnet_config
 from .modeling.backbone.efficientnet import add_efficientnet_config
 from .modeling.backbone.hrnet import add_hrnet_config
 from .modeling.sem_seg_heads.atrous_head import add_atrous_head_config
+from .utils.config_file import merge_config_file
 
 __all__ = [
     "CONFIGS_ROOT",
@@ -114,10 +115,12 @@ def resolve_config_path(path: str, packaged_only: bool = False) -> str:
 def load_config(path: str, opts: Sequence[str] = ()) -> CN:
     """A weaksup config (not frozen) from a YAML file (:func:`resolve_config_path`) and
     ``KEY VALUE`` overrides (recorded in ``WEAKSUP.OVERRIDES``); raises ``FileNotFoundError``
-    naming ``path`` when there is none."""
+    naming ``path`` when there is none, and ``ValueError`` naming the file when it (or a
+    ``_BASE_``) holds a YAML tag that would build a Python object (:func:`merge_config_file`:
+    plain data only, never ``yaml.unsafe_load``)."""
     path = resolve_config_path(path)
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(path)
+    merge_config_file(cfg, path)
     cfg.merge_from_list(list(opts))
     cfg.WEAKSUP.OVERRIDES = [o if isinstance(o, str) else repr(o) for o in opts]
     return cfg

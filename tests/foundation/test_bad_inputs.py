@@ -5,12 +5,18 @@ result. Inputs are small copies of real images (nuts_coco JPEGs, PennFudan PNGs)
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 
+import cv2
+import numpy as np
 import pytest
+import torch
+from pathlib import Path
 
-from conftest import REPO_ROOT, shared_path
+from weaksup.utils.config_file import merge_config_file
+from conftest import REPO_ROOT, shared_path, source_lines_matching, untrained_checkpoint
 
 
 def _load_tool(name):
@@ -271,14 +277,15 @@ def _demo_cfg(*opts):
     from weaksup import add_weaksup_config
 
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(
+    merge_config_file(
+        cfg,
         str(
             REPO_ROOT
             / "configs"
             / "PseudoMasks"
             / "demo"
             / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
-        )
+        ),
     )
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0", *opts])
     return cfg
@@ -554,3 +561,489 @@ def test_training_output_dir_not_writable(tmp_path):
     )
     with pytest.raises(OSError, match=r"a_file"):
         setup(args)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31: corrupt scan data, predict without trained weights, unreadable predict inputs
+
+predict_tool = _load_tool("predict")
+DEMO_CONFIG = (
+    REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
+)
+
+
+def _corrupt_scan(path, num_bytes=4000, seed=0):
+    """Randomise ``num_bytes`` of the JPEG's entropy-coded data (2000 bytes into its first scan);
+    its structure (markers up to the scan, EOI) stays intact, so cv2 and PIL still decode it."""
+    data = bytearray(path.read_bytes())
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big") + 2000
+    rng = np.random.default_rng(seed)
+    data[start : start + num_bytes] = rng.integers(0, 256, num_bytes, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_pseudo_tool_corrupt_scan_data(tmp_path):
+    """Item 4: 4000 random bytes in the scan data of a real JPEG (OpenCV decodes it, printing
+    only libjpeg's "Corrupt JPEG data" with no file name): the tool stops, naming the image."""
+    coco, root = _nuts(tmp_path)
+    _corrupt_scan(root / "1.jpg")
+    assert cv2.imread(str(root / "1.jpg")) is not None  # the decoder accepts it
+    with pytest.raises(ValueError, match=r"'[^']*1\.jpg' \(image_id=1\): corrupt image data"):
+        _pseudo(tmp_path, root)
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_weights(tmp_path_factory):
+    """A complete (untrained) checkpoint of the demo model, and one of its backbone only."""
+    folder = tmp_path_factory.mktemp("weights")
+    full = untrained_checkpoint(DEMO_CONFIG, folder / "model_final.pth")
+    model = torch.load(full, weights_only=True)["model"]
+    backbone = {k: v for k, v in model.items() if k.startswith("backbone.")}
+    torch.save({"model": backbone}, folder / "backbone.pth")
+    return full, str(folder / "backbone.pth")
+
+
+def _run_predict(tmp_path, weights, *inputs):
+    return predict_tool.main(
+        ["--config-file", str(DEMO_CONFIG), "--input", *map(str, inputs)]
+        + ["--output", str(tmp_path / "pred"), "--no-progress"]
+        + ["MODEL.WEIGHTS", weights, "MODEL.DEVICE", "cpu"]
+        + ["INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224"]
+    )
+
+
+def _pennfudan_pngs(n=2):
+    return sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:n]
+
+
+def test_predict_refuses_untrained_weights(tmp_path, demo_weights):
+    """Item 5: no MODEL.WEIGHTS, or weights without the heads (a run's config.yaml names the
+    ImageNet backbone), once predicted with untrained heads (rc 0, 30 detections)."""
+    full, backbone = demo_weights
+    png = _pennfudan_pngs(1)
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
+        _run_predict(tmp_path, "", *png)
+    with pytest.raises(ValueError, match=re.escape(backbone) + ": not a trained checkpoint"):
+        _run_predict(tmp_path, backbone, *png)
+    assert not (tmp_path / "pred" / "results.json").exists()
+    assert _run_predict(tmp_path, full, *png)["images"] == 1  # a complete checkpoint predicts
+
+
+def test_predict_unreadable_inputs_named_before_any_prediction(tmp_path, demo_weights):
+    """Items 4 and 10: a corrupt-scan JPEG, a text file named .jpg and a video that is no video,
+    after good images, are all named before the first prediction (once the good ones were
+    predicted, then the job failed without results.json)."""
+    good = _pennfudan_pngs(2)
+    corrupt = tmp_path / "corrupt.jpg"
+    shutil.copy(shared_path("nuts_coco", "data", "images", "1.jpg"), corrupt)
+    _corrupt_scan(corrupt)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image\n")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00" * 1000)
+    with pytest.raises(ValueError, match="3 of 5 inputs cannot be read") as e:
+        _run_predict(tmp_path, demo_weights[0], *good, corrupt, text, video)
+    for path, problem in [(corrupt, "corrupt image data"), (text, "cannot identify"), (video, "")]:
+        assert re.search(re.escape(str(path)) + ": .*" + problem, str(e.value)), str(e.value)
+    assert not (tmp_path / "pred" / "overlays").exists() or not os.listdir(
+        tmp_path / "pred" / "overlays"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31: converters (VIA, labelme), class counts, the eval tool's image sizes
+
+
+def _via_project(tmp_path, region=None, entry=None):
+    """A VIA 2 json of nuts image 0.jpg with one polygon region (``region`` replaces it, ``entry``
+    the whole image entry); its path and the image root."""
+    root = shared_path("nuts_coco", "data", "images")
+    shape = {"name": "polygon", "all_points_x": [10, 60, 10], "all_points_y": [10, 10, 50]}
+    good = {"shape_attributes": shape, "region_attributes": {"type": "date"}}
+    if entry is None:
+        entry = {"filename": "0.jpg", "size": 1, "regions": [good if region is None else region]}
+    path = _write_json(tmp_path / "via.json", {"0.jpg1": entry})
+    return str(path), str(root)
+
+
+def _region(shape=None, label="date"):
+    shape = shape or {"name": "polygon", "all_points_x": [10, 60, 10], "all_points_y": [10, 10, 50]}
+    return {"shape_attributes": shape, "region_attributes": {"type": label}}
+
+
+@pytest.mark.parametrize(
+    "region,problem",
+    [
+        (  # item 6: cut to the shorter list before
+            _region(
+                {"name": "polygon", "all_points_x": [10, 60, 10, 5], "all_points_y": [1, 1, 9]}
+            ),
+            r"bad shape_attributes .*4 all_points_x but 3 all_points_y",
+        ),
+        (_region(label={"date": False, "fig": False}), r"0 boxes ticked \[\] of a checkbox class"),
+        (_region(label={"date": True, "fig": True}), r"2 boxes ticked \['date', 'fig'\]"),
+        (_region(label=""), r"empty class name"),  # item 6: a nameless category before
+        ("a region", r'"a region" is not a VIA region'),  # item 11: AttributeError before
+    ],
+)
+def test_via_converter_bad_regions_named(tmp_path, region, problem):
+    from weaksup.data.datasets.convert import via_to_coco
+
+    path, root = _via_project(tmp_path, region)
+    assert via_to_coco(*_via_project(tmp_path / "..", _region()))["annotations"]  # the good one
+    with pytest.raises(
+        ValueError, match=re.escape(path) + r": image '0\.jpg' region 0: .*" + problem
+    ):
+        via_to_coco(path, root)
+
+
+def test_via_converter_entry_not_an_object(tmp_path):
+    from weaksup.data.datasets.convert import via_to_coco
+
+    path, root = _via_project(tmp_path, entry="0.jpg")
+    with pytest.raises(ValueError, match=re.escape(path) + r": image '0\.jpg1': .*not a VIA image"):
+        via_to_coco(path, root)
+
+
+def _labelme(tmp_path, points, label="date", height=600, width=800):
+    """A labelme json of nuts image 0.jpg (copied next to it) with one polygon shape."""
+    shutil.copy(shared_path("nuts_coco", "data", "images", "0.jpg"), tmp_path / "0.jpg")
+    shape = {"label": label, "shape_type": "polygon", "points": points, "group_id": None}
+    return _write_json(
+        tmp_path / "0.json",
+        {"shapes": [shape], "imagePath": "0.jpg", "imageHeight": height, "imageWidth": width},
+    )
+
+
+@pytest.mark.parametrize(
+    "points", [[10, 10, 60, 10, 10, 50], [["10", "10"], ["60", "10"], ["10", "50"]], None, "10,10"]
+)
+def test_labelme_converter_bad_points_named(tmp_path, points):
+    """Item 11: flat, string or null points crashed with a TypeError naming no file."""
+    from weaksup.data.datasets.convert import labelme_to_coco
+
+    assert labelme_to_coco(str(_labelme(tmp_path, [[10, 10], [60, 10], [10, 50]]).parent))
+    path = _labelme(tmp_path, points)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": shape 0 \('date'\): points"):
+        labelme_to_coco(str(tmp_path))
+
+
+def test_converters_box_outside_and_wrong_image_size(tmp_path):
+    """Item 7: a box outside the image and a declared size that is not the file's were converted
+    without a word (the loader found them later, far from the file to fix)."""
+    from weaksup.data.datasets.convert import labelme_to_coco
+
+    _labelme(tmp_path, [[10, 10], [900, 10], [10, 50]])
+    with pytest.raises(ValueError, match=r"0\.jpg' object 0: box .* not inside the 800x600 image"):
+        labelme_to_coco(str(tmp_path))
+    path = _labelme(tmp_path, [[10, 10], [60, 10], [10, 50]], height=480, width=640)
+    with pytest.raises(
+        ValueError, match=re.escape(str(path)) + r": image size 640x480 but .*800x600"
+    ):
+        labelme_to_coco(str(tmp_path))
+    _labelme(tmp_path, [[-0.5, 10], [800.5, 10], [10, 50]])  # clicks on the border: clipped
+    (ann,) = labelme_to_coco(str(tmp_path))["annotations"]
+    assert ann["bbox"] == [0.0, 10.0, 800.0, 40.0]
+
+
+def test_builtin_dataset_class_count_checked_before_any_work():
+    """Item 7: only --register'ed datasets were checked against the model's class count."""
+    from weaksup.engine.preflight import check_config_names
+
+    check_config_names(_demo_cfg())  # PennFudan: one class, NUM_CLASSES 1
+    with pytest.raises(
+        ValueError, match=r"'pennfudan_train_boxonly' has 1 classes \(person\) but MODEL"
+    ):
+        check_config_names(_demo_cfg("MODEL.ROI_HEADS.NUM_CLASSES", "3"))
+
+
+def test_eval_tool_names_images_of_another_size(tmp_path):
+    """Item 11: "different images or image sizes" named no image."""
+    coco, pred = _pseudo_output(tmp_path)
+    pred["images"][1]["height"] += 1
+    with pytest.raises(ValueError, match=r"image id 1 \('1\.jpg'\): 800x601 vs 800x600"):
+        _evaluate(coco, pred, tmp_path)
+
+
+def test_pseudo_tool_second_job_on_one_output_refused(tmp_path):
+    """Item 12: two jobs on one output: the last silently won. Another process holds the output's
+    lock (a job running): the tool refuses, naming the output and the holder's pid; once the
+    holder is gone (however it ended), the tool runs."""
+    import subprocess
+    import sys
+
+    coco, root = _nuts(tmp_path)
+    out = tmp_path / "out.json"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom weaksup.utils.file_lock import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(
+            RuntimeError, match=re.escape(str(out)) + rf"' .*another job .*pid {holder.pid}"
+        ):
+            _pseudo(tmp_path, root)
+        assert not out.exists()
+    finally:
+        holder.kill()  # kill -9: the kernel releases the lock
+        holder.wait()
+    assert json.loads(_pseudo(tmp_path, root).read_text())["annotations"]
+    assert not (tmp_path / "out.json.lock").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 item 3: cached stages keyed by the data's content, not the dataset's name
+
+USER_CONFIG = REPO_ROOT / "configs" / "PseudoMasks" / "user_consensus_mask_rcnn_Lite0_FPN.yaml"
+TINY_PIPELINE = [
+    "MODEL.DEVICE", "cpu",
+    "MODEL.ROI_HEADS.NUM_CLASSES", "3",
+    "SOLVER.MAX_ITER", "1",
+    "SOLVER.IMS_PER_BATCH", "2",
+    "SOLVER.WARMUP_ITERS", "1",
+    "SOLVER.STEPS", "()",
+    "INPUT.MIN_SIZE_TRAIN", "(160,)",
+    "INPUT.MAX_SIZE_TRAIN", "256",
+    "DATALOADER.NUM_WORKERS", "0",
+    "WEAKSUP.PSEUDO_STAGE.METHOD", "ellipse",  # fast: the caching is tested, not the method
+    "WEAKSUP.VIS.NUM_IMAGES", "0",
+    "DATASETS.TEST", "()",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_edited_box_and_replaced_image_redo_the_cached_stages(tmp_path):
+    """The README's own-data command, 3 nuts images: after one box is halved (then one image
+    replaced) stage 1 and stage 2 were skipped as "up to date" (the dataset's name, method,
+    parameters and seed had not changed); now both are redone and the log says why."""
+    from conftest import run_train_net
+    from weaksup.data.datasets.convert import drop_segmentations
+
+    coco, root = _nuts(tmp_path, 3)
+    drop_segmentations(coco)
+    boxes = _write_json(tmp_path / "boxes.json", coco)
+    out = tmp_path / "run"
+
+    def run():
+        return run_train_net(
+            USER_CONFIG,
+            *["--register", f"user_train_boxonly={boxes}:{root}"],
+            *TINY_PIPELINE,
+            *["OUTPUT_DIR", str(out)],
+        )
+
+    run()
+    pseudo = out / "pseudo_masks" / "user_train_boxonly_ellipse.json"
+    assert "stage 2: skipped" in run()  # unchanged data: both stages are reused
+    coco["annotations"][0]["bbox"][2] /= 2
+    _write_json(boxes, coco)
+    log = run()
+    assert "stage 1: running from scratch: changed input data:user_train_boxonly.records" in log
+    assert "stage 2: running from scratch: changed" in log and "stage 2: skipped" not in log
+    edited = coco["annotations"][0]
+    (first,) = [a for a in json.loads(pseudo.read_text())["annotations"] if a["id"] == edited["id"]]
+    assert np.allclose(first["bbox"], edited["bbox"])  # the edited box's mask
+    names = [im["file_name"] for im in coco["images"]]
+    shutil.copy(root / names[1], root / names[0])  # another photo of the same size
+    log = run()
+    assert "stage 1: running from scratch: changed input data:user_train_boxonly.images" in log
+    assert "stage 2: running from scratch: changed" in log
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 item 1: a config file never runs code
+
+
+def _evil_config(tmp_path, marker):
+    """A config whose SEED runs ``touch marker`` under ``yaml.unsafe_load``, and a config that
+    takes it as its _BASE_."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f'SEED: !!python/object/apply:os.system ["touch {marker}"]\n')
+    child = tmp_path / "child.yaml"
+    child.write_text('_BASE_: "evil.yaml"\nSOLVER:\n  MAX_ITER: 3\n')
+    return evil, child
+
+
+def test_yaml_payload_runs_with_detectron2s_default(tmp_path):
+    """The payload is real: Detectron2's merge_from_file (allow_unsafe=True) runs it."""
+    from detectron2.config import get_cfg
+
+    marker = tmp_path / "pwned"
+    evil, _ = _evil_config(tmp_path, marker)
+    get_cfg().merge_from_file(str(evil))
+    assert marker.exists()
+
+
+def test_config_payload_refused_naming_the_file(tmp_path):
+    from weaksup import load_config
+
+    marker = tmp_path / "pwned"
+    evil, child = _evil_config(tmp_path, marker)
+    with pytest.raises(ValueError, match=re.escape(str(evil)) + r", line 1: refused: .*os\.system"):
+        load_config(str(evil))
+    with pytest.raises(
+        ValueError, match=re.escape(str(evil)) + r".* \(a _BASE_ of .*child\.yaml\)"
+    ):
+        load_config(str(child))
+    png = shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png")
+    with pytest.raises(ValueError, match="evil.yaml.*refused"):  # predict (and export) load it so
+        predict_tool.main(["--config-file", str(evil), "--input", str(png), "--output", "out"])
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_train_net_eval_only_config_payload_refused(tmp_path):
+    """The issue's trial: ``train_net.py --config-file evil.yaml --eval-only`` ran the payload
+    and ended with rc 0."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "pwned"
+    evil, _ = _evil_config(tmp_path, marker)
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(evil), "--eval-only"]
+        + ["OUTPUT_DIR", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert out.returncode != 0 and "evil.yaml, line 1: refused" in out.stderr
+    assert not marker.exists()
+
+
+def test_no_unsafe_config_loading_left():
+    """Every config load of weaksup, its tools, benchmarks and tests goes through
+    merge_config_file (safe YAML only); Detectron2's merge_from_file is called there alone."""
+    unsafe = re.compile(r"\.merge_from_file\(|yaml\.unsafe_load\(|allow_unsafe=True|yaml\.load\(")
+    found = source_lines_matching(
+        unsafe,
+        ("weaksup", "tools", "benchmarks", "datasets", "tests"),
+        lambda p: p.name == "config_file.py" or p == Path(__file__),
+    )
+    assert not found, found
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 31 items 7, 8, 9, 11: non-finite boxes, images checked first, pipeline names, full disk
+
+
+def test_pseudo_json_is_strict_json_with_nan_boxes(tmp_path):
+    """Item 7: NaN / inf input boxes were copied into the output as NaN / Infinity literals."""
+    nan, inf = float("nan"), float("inf")
+    coco, root = _boxes_json(tmp_path, [[nan, 10, 50, 50], [10, 10, inf, 50]])
+
+    def refuse(literal):
+        raise ValueError(f"not strict JSON: {literal}")
+
+    out = json.loads(_pseudo(tmp_path, root, "box").read_text(), parse_constant=refuse)
+    assert [a["bbox"] for a in out["annotations"] if a["id"] >= 900] == [None, None]
+
+
+def test_pseudo_tool_checks_every_image_first_and_redoes_only_the_fixed_shard(tmp_path, caplog):
+    """Item 8: the job stopped at the image whose size differs from the json, after the shards
+    before it; with the json fixed, --resume was refused (the job fingerprint covered every
+    image), so every shard was redone. Now the record is named before any shard is computed,
+    and after a record changes --resume redoes that record's shard alone."""
+    import logging
+
+    coco, root = _nuts(tmp_path, 4)
+    coco["images"][3]["height"] = 601
+    _write_json(tmp_path / "in.json", coco)
+    with pytest.raises(ValueError, match=r"\.jpg' \(image_id=3\) is 800x600 but annotated"):
+        _pseudo_args(tmp_path, root, ["--shard-size", "1"])
+    assert not list((tmp_path / "out.json.work").glob("shard_*"))  # before any work
+    coco["images"][3]["height"] = 600
+    _write_json(tmp_path / "in.json", coco)
+    assert len(_interrupted_after(tmp_path, root, 4)) == 4  # a run killed before its output
+    coco["annotations"][-1]["bbox"][2] /= 2  # a record of the last image fixed
+    _write_json(tmp_path / "in.json", coco)
+    with caplog.at_level(logging.INFO):
+        _pseudo_args(tmp_path, root, ["--shard-size", "1", "--resume"])
+    assert "Resuming: 3 of 4 shards already done, 1 made from other records" in caplog.text
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["annotations"][-1]["bbox"] == coco["annotations"][-1]["bbox"]
+
+
+def _pseudo_args(tmp_path, root, extra):
+    make_pseudo_masks.main(
+        ["--input-json", str(tmp_path / "in.json"), "--image-root", str(root)]
+        + ["--method", "box", "--output", str(tmp_path / "out.json"), "--no-progress", *extra]
+    )
+
+
+def _interrupted_after(tmp_path, root, num_shards):
+    """Compute the job's ``num_shards`` shards (size 1) without writing the output, as a job
+    killed before its end leaves them; their file names."""
+    from weaksup.engine.pseudo_masks import build_tasks
+    from weaksup.pseudo import PseudoMaskConfig
+    from weaksup.pseudo.job import PseudoMaskJob
+
+    coco = json.loads((tmp_path / "in.json").read_text())
+    job = PseudoMaskJob(
+        build_tasks(coco, str(root), "in.json"),
+        "box",
+        PseudoMaskConfig(),
+        0,
+        str(tmp_path / "out.json.work"),
+        shard_size=1,
+    )
+    job.run(range(num_shards), progress=False)
+    return sorted(p.name for p in (tmp_path / "out.json.work").glob("shard_*"))
+
+
+@pytest.mark.slow
+def test_pipeline_test_set_typo_found_before_stage_1(tmp_path):
+    """Item 9: a pipeline config's DATASETS.TEST typo was found after the pseudo-mask stage."""
+    import subprocess
+    import sys
+
+    coco, root = _nuts(tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_net.py"), "--config-file", str(USER_CONFIG)]
+        + ["--register", f"user_train_boxonly={tmp_path / 'in.json'}:{root}", *TINY_PIPELINE]
+        + ["DATASETS.TEST", "('pennfudan_vall',)", "OUTPUT_DIR", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert "DATASETS.TEST: unknown dataset 'pennfudan_vall'; did you mean 'pennfudan_val'" in (
+        out.stderr
+    )
+    assert not (tmp_path / "run" / "pseudo_masks").exists()
+
+
+def test_full_disk_error_names_the_file(tmp_path, monkeypatch):
+    """Item 11: "No space left on device" named no path; the old file stays whole."""
+    import errno
+
+    from weaksup.utils import file_io
+
+    target = tmp_path / "out.json"
+    target.write_text('{"old": true}')
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, mode):
+        f = real_fdopen(fd, mode)
+        f.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(28)))
+        return f
+
+    monkeypatch.setattr(file_io.os, "fdopen", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device.*" + re.escape(str(target))):
+        file_io.write_json_atomic({"new": True}, str(target))
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"old": True}
+    assert os.listdir(tmp_path) == ["out.json"]  # no temporary file left

@@ -8,6 +8,7 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.structures import BoxMode
 from detectron2.structures.masks import polygons_to_bitmask
 
+from weaksup.utils.config_file import merge_config_file
 from weaksup import add_weaksup_config
 from weaksup.data import BoxSupervisedDatasetMapper
 
@@ -83,7 +84,7 @@ def test_annotation_source_with_rle_masks():
 
     (record,), (gt_masks,) = pennfudan_records(1)
     cfg = _cfg()
-    cfg.merge_from_file("configs/Base-Weaksup-RCNN-FPN.yaml")
+    merge_config_file(cfg, "configs/Base-Weaksup-RCNN-FPN.yaml")
     cfg.WEAKSUP.MASK_SOURCE = "annotation"
     cfg.INPUT.MIN_SIZE_TRAIN = (record["height"],)
     cfg.INPUT.MAX_SIZE_TRAIN = 10000

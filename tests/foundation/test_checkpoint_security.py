@@ -12,7 +12,7 @@ import torch
 from weaksup.engine import AtomicDetectionCheckpointer
 from weaksup.utils.checkpoint import SafeDetectionCheckpointer, load_checkpoint_file
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, source_lines_matching
 
 
 class _Payload:
@@ -148,16 +148,34 @@ def test_no_unsafe_loading_left():
         r"torch\.load\((?![^)]*weights_only=True)|"
         r"DefaultPredictor\((?!.*# weights: none)"  # it loads MODEL.WEIGHTS with Detectron2's
     )
-    files = [REPO_ROOT / "train_net.py"] + [
-        p
-        for d in ("weaksup", "tools", "benchmarks", "datasets")
-        for p in (REPO_ROOT / d).rglob("*.py")
-        if p.name != "checkpoint.py" or p.parent.name != "utils"
-    ]
-    found = [
-        f"{p.relative_to(REPO_ROOT)}:{i}: {line.strip()}"
-        for p in files
-        for i, line in enumerate(p.read_text().splitlines(), 1)
-        if unsafe.search(line)
-    ]
+    found = source_lines_matching(
+        unsafe,
+        ("weaksup", "tools", "benchmarks", "datasets"),
+        lambda p: p.name == "checkpoint.py" and p.parent.name == "utils",
+    )
     assert not found, found
+
+
+def test_pyth_payload_refused_even_when_torch_is_told_to_unpickle(tmp_path, monkeypatch):
+    """Issue 31 item 2: Detectron2 reads pycls ``.pyth`` files with a bare ``torch.load``; with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (torch's own hint) a payload in one ran."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    marker = tmp_path / "pwned"
+    torch.save(
+        {"model_state": _model().state_dict(), "epoch": _Payload(marker)}, tmp_path / "e.pyth"
+    )
+    for checkpointer in (SafeDetectionCheckpointer, AtomicDetectionCheckpointer):
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / "e.pyth")) + ".*refused"):
+            checkpointer(_model(), str(tmp_path / "out")).resume_or_load(
+                str(tmp_path / "e.pyth"), resume=False
+            )
+    assert not marker.exists()
+
+
+def test_pycls_pyth_loads(tmp_path):
+    source = _model()
+    torch.save({"model_state": source.state_dict(), "epoch": 3}, tmp_path / "m.pyth")
+    target = _model()
+    torch.nn.init.zeros_(target[0].weight)
+    SafeDetectionCheckpointer(target).load(str(tmp_path / "m.pyth"))
+    assert torch.equal(target[0].weight, source[0].weight)

@@ -8,6 +8,7 @@ from detectron2.modeling.roi_heads.mask_head import mask_rcnn_loss
 from detectron2.structures import Boxes, BitMasks, Instances
 from detectron2.utils.events import EventStorage
 
+from weaksup.utils.config_file import merge_config_file
 from weaksup import add_weaksup_config
 from weaksup.modeling.losses import flagged_mask_rcnn_loss
 
@@ -61,7 +62,7 @@ def test_all_dropped_gives_zero_loss_with_zero_gradients():
 
 def _demo_model():
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    merge_config_file(cfg, "configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     torch.manual_seed(0)
     return build_model(cfg)

@@ -9,6 +9,7 @@ import pycocotools.mask as mask_util
 import pytest
 from detectron2.config import get_cfg
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import REPO_ROOT, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import build_mapper
@@ -44,7 +45,7 @@ def _boxonly(gt_json):
 
 def _cfg(pseudo_json):
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(str(DEMO))
+    merge_config_file(cfg, str(DEMO))
     cfg.WEAKSUP.PSEUDO_MASKS = str(pseudo_json)
     cfg.INPUT.RANDOM_FLIP = "none"
     return cfg
@@ -99,6 +100,7 @@ def test_train_net_with_pseudo_masks(tmp_path):
     from detectron2.engine import default_argument_parser
 
     from weaksup.tools import train_net
+
     opts = {
         "WEAKSUP.PSEUDO_MASKS": str(out),
         "OUTPUT_DIR": str(tmp_path / "train"),

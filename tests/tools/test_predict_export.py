@@ -16,7 +16,7 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_train_net, shared_path
+from conftest import REPO_ROOT, run_train_net, shared_path, untrained_checkpoint
 
 DEMO = REPO_ROOT / "configs" / "PseudoMasks" / "demo" / "pennfudan_box_mask_rcnn_R18_FPN_GN.yaml"
 TINY = [
@@ -319,7 +319,8 @@ def test_predict_semantic_model(tmp_path):
     config = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.yaml"
     pngs = sorted(shared_path("PennFudanPed", "PNGImages").glob("*.png"))[:2]
     out = tmp_path / "semantic"
-    _predict(config, "", "--input", *map(str, pngs), "--output", str(out), "--masks")
+    weights = untrained_checkpoint(config, tmp_path / "untrained.pth")
+    _predict(config, weights, "--input", *map(str, pngs), "--output", str(out), "--masks")
     with open(out / "images.json") as f:
         index = json.load(f)
     with open(out / "sem_seg_results.json") as f:

@@ -208,6 +208,7 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
         inputs,
         is_dir=True,
         clear=clear,
+        datasets=list(cfg.DATASETS.TRAIN),  # by content: an edited box retrains
     )
 
 

@@ -1,14 +1,16 @@
 """Config names checked before any work: a misspelled evaluator, mapper, hook, mask source,
 pipeline or dataset name fails at start-up, not after a whole training (evaluators and test
-datasets are otherwise first looked up at the final evaluation)."""
+datasets are otherwise first looked up at the final evaluation); so does a dataset whose classes
+are not the R-CNN model's ``MODEL.ROI_HEADS.NUM_CLASSES``."""
 
 import difflib
 from typing import Iterable, List
 
 from detectron2.config import CfgNode
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data import MAPPER_REGISTRY, MASK_SOURCE_REGISTRY
+from ..data.datasets.user import roi_heads_num_classes
 from ..evaluation import EVALUATOR_REGISTRY
 from .hook_registry import HOOK_REGISTRY
 from .pipeline import PIPELINE_REGISTRY
@@ -24,11 +26,12 @@ def _unknown(key: str, what: str, name: str, known: Iterable[str], list_known: b
     return f"cfg.{key}: unknown {what} {name!r}{hint}{shown}"
 
 
-def check_config_names(cfg: CfgNode, datasets: bool = True) -> None:
+def check_config_names(cfg: CfgNode) -> None:
     """Raise one ``ValueError`` listing every name of ``cfg`` that is not registered:
     ``WEAKSUP.EVALUATORS``, ``TRAIN_MAPPER``, ``TEST_MAPPER``, ``HOOKS``, ``MASK_SOURCE``,
-    ``PIPELINE`` and (``datasets``) ``DATASETS.TRAIN`` / ``TEST``. A pipeline registers some of
-    its stages' datasets as it runs, so it checks datasets per stage (``datasets=False`` first)."""
+    ``PIPELINE`` and ``DATASETS.TRAIN`` / ``TEST`` (a pipeline's config names datasets registered
+    before it runs; those it registers itself are its stages', checked by each stage's trainer),
+    and every dataset whose class count is not the R-CNN model's."""
     w = cfg.WEAKSUP
     checks = [("WEAKSUP.EVALUATORS", "evaluator", n, EVALUATOR_REGISTRY) for n in w.EVALUATORS]
     checks += [("WEAKSUP.HOOKS", "hook", n, HOOK_REGISTRY) for n in w.HOOKS]
@@ -45,13 +48,33 @@ def check_config_names(cfg: CfgNode, datasets: bool = True) -> None:
         for key, what, name, registry in checks
         if name not in registry
     ]
-    if datasets:
-        registered = DatasetCatalog.list()
-        problems += [
-            _unknown(f"DATASETS.{split}", "dataset", name, registered, list_known=False)
-            for split in ("TRAIN", "TEST")
-            for name in cfg.DATASETS[split]
-            if name not in registered
-        ]
+    registered = DatasetCatalog.list()
+    problems += [
+        _unknown(f"DATASETS.{split}", "dataset", name, registered, list_known=False)
+        for split in ("TRAIN", "TEST")
+        for name in cfg.DATASETS[split]
+        if name not in registered
+    ]
+    problems += _class_count_problems(cfg, registered)
     if problems:
-        raise ValueError("Config names not found:\n  " + "\n  ".join(problems))
+        raise ValueError(
+            "Config names or class counts wrong (nothing run):\n  " + "\n  ".join(problems)
+        )
+
+
+def _class_count_problems(cfg: CfgNode, registered: Iterable[str]) -> List[str]:
+    """Datasets of ``DATASETS.TRAIN`` / ``TEST`` whose ``thing_classes`` (known before loading:
+    builtin datasets) are not as many as an R-CNN model's ``MODEL.ROI_HEADS.NUM_CLASSES``
+    (``--register`` ed datasets are checked as they load their json)."""
+    num_classes, registered = roi_heads_num_classes(cfg), set(registered)
+    problems = []
+    for split in ("TRAIN", "TEST"):
+        for name in cfg.DATASETS[split]:
+            classes = MetadataCatalog.get(name).get("thing_classes") if name in registered else None
+            if num_classes is not None and classes is not None and len(classes) != num_classes:
+                problems.append(
+                    f"cfg.DATASETS.{split}: dataset {name!r} has {len(classes)} classes "
+                    f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) but "
+                    f"MODEL.ROI_HEADS.NUM_CLASSES is {num_classes}: set it to {len(classes)}"
+                )
+    return problems

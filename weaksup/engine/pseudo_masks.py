@@ -188,9 +188,9 @@ def pseudo_mask_stage(
 ) -> Stage:
     """The :class:`~weaksup.engine.stages.Stage` of :func:`generate_pseudo_masks`: its settings
     are the dataset, the method, its parameters and the seed (the shard size and the worker count
-    change nothing in the output)."""
+    change nothing in the output), and it reads the dataset by content (boxes, images)."""
     settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
-    return Stage(name, output_json, settings, inputs)
+    return Stage(name, output_json, settings, inputs, datasets=[dataset_name])
 
 
 def run_pseudo_mask_stage(

@@ -2,7 +2,10 @@
 
 A :class:`Stage` has a name, the output it makes (a file or a folder), the settings that
 determine that output (json-able: config values, dataset names, ...) and its inputs: earlier
-stages (their fingerprints) or files (size and modification time). Its *fingerprint* is a hash of
+stages (their fingerprints), files (size and modification time) and the registered datasets it
+reads, by content (:func:`~weaksup.data.datasets.fingerprint.dataset_fingerprint`: their records
+and their image files), so an edited box or a replaced image redoes the stage, not only a
+renamed dataset. Its *fingerprint* is a hash of
 all of them (an earlier stage counts with the run that made its output, so redoing it from
 scratch redoes the stages after it). :func:`run_stage` keeps a record next to the output
 (``<file>.stage.json``, or ``<folder>/stage.json``) holding the fingerprint, the settings, the
@@ -31,11 +34,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from detectron2.utils import comm
 
+from ..data.datasets.fingerprint import dataset_fingerprint
+from ..utils.file_io import file_identity
 from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 
 __all__ = [
     "Stage",
-    "file_fingerprint",
     "run_stage",
     "stage_changes",
     "stage_fingerprint",
@@ -43,14 +47,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def file_fingerprint(path: str) -> Optional[List[int]]:
-    """``[size, mtime_ns]`` of a file (None when missing): an input that is not a stage."""
-    if not os.path.exists(path):
-        return None
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
 
 
 def _digest(obj: Any) -> str:
@@ -69,6 +65,7 @@ class Stage:
         is_dir: ``output`` is a folder (record inside it) rather than a file (record beside it).
         clear: removes a stale output before a rerun; default: the file (and ``<file>.work``) or
             the folder's contents.
+        datasets: names of the registered datasets the stage reads (by content).
     """
 
     name: str
@@ -77,15 +74,24 @@ class Stage:
     inputs: Sequence[Union["Stage", str]] = ()
     is_dir: bool = False
     clear: Optional[Callable[[], None]] = field(default=None, repr=False)
+    datasets: Sequence[str] = ()
+    _data: Optional[Dict[str, Any]] = field(default=None, init=False, repr=False, compare=False)
+
+    def data_fingerprints(self) -> Dict[str, Any]:
+        """``{"data:<name>": dataset_fingerprint(name)}`` of :attr:`datasets`, computed once per
+        :class:`Stage` (a dataset loads once per decision, however often it is fingerprinted)."""
+        if self._data is None:
+            self._data = {f"data:{n}": dataset_fingerprint(n) for n in self.datasets}
+        return self._data
 
     def input_fingerprints(self) -> Dict[str, Any]:
-        out = {}
+        out = dict(self.data_fingerprints())
         for x in self.inputs:
             if isinstance(x, Stage):  # its settings and the run that made its output
                 run = (_read_record(stage_record_path(x)) or {}).get("run")
                 out[f"stage:{x.name}"] = [x.fingerprint, run]
             else:
-                out[os.path.abspath(x)] = file_fingerprint(x)
+                out[os.path.abspath(x)] = file_identity(x)
         return out
 
     @property
@@ -242,7 +248,8 @@ def stage_changes(stage: Stage) -> Optional[str]:
     if record is None or _matches(stage, record):
         return None
     old = record.get("settings", {})
-    changes = _changes(old, stage.settings)
+    # as recorded (json): a tuple setting is not "changed" into the list the record holds
+    changes = _changes(old, json.loads(json.dumps(stage.settings, default=str)))
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
 

@@ -6,10 +6,15 @@ Plain numpy + OpenCV + pycocotools (no torch, no Detectron2), so worker processe
 masks dropped) and handles several machines; this module does the rest:
 
 * images sorted by id are cut into shards of ``shard_size`` images; shard ``k``'s results are
-  written atomically to ``<work_dir>/shard_<k>.json`` when its last image is done. Shard contents
-  depend only on the job (method, config, seed, inputs), not on the worker count or the machine
-  that computed them, so ``resume`` reuses every shard file already there and computes the rest;
-* ``<work_dir>/job.json`` holds the job's fingerprint; resuming another job's work dir is an error;
+  written atomically to ``<work_dir>/shard_<k>.json`` when its last image is done, with the
+  shard's own fingerprint (the job's settings and its images: records and files). Shard contents
+  depend only on these, not on the worker count or the machine that computed them, so
+  ``resume`` reuses every shard file of the same fingerprint and computes the rest: after a fixed
+  image record (or a replaced image file) only that image's shard is redone;
+* every image's existence and header size are checked before any work (:meth:`PseudoMaskJob.run`),
+  so a bad record stops the job at once, not after hours of shards;
+* ``<work_dir>/job.json`` holds the job's settings fingerprint; resuming the work of other
+  settings (method, parameters, seed, shard size) is an error;
 * the output json carries the fingerprint (``info.job_fingerprint``): a finished job is
   recognised by it (:func:`job_output_complete`), never by the file's mere existence;
 * each instance is seeded from its annotation id and the job seed (:func:`instance_seed`), so
@@ -20,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import zlib
@@ -30,8 +36,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..utils.file_io import write_json_atomic
-from ..utils.image_io import read_image_bgr
+from ..utils.file_io import file_identity, write_json_atomic
+from ..utils.image_io import image_size, read_image_bgr
 from ..utils.rle import encode_mask
 from .methods import PseudoMaskConfig, pseudo_masks_for_image
 
@@ -128,31 +134,48 @@ class ShardedJob:
     """A resumable job over a list of items (a dataset's images) cut into shards: the one
     implementation behind the pseudo masks (:class:`PseudoMaskJob`) and BoxCaseg's proxy masks.
 
-    * shard ``k``'s results are a json list written atomically to ``<work_dir>/shard_<k>.json``
-      once all its items are done; a shard file is reused only by a job of the same fingerprint
-      (``<work_dir>/job.json``);
+    * shard ``k``'s results are written atomically to ``<work_dir>/shard_<k>.json`` once all
+      its items are done, with the shard's fingerprint; a shard file is reused only by a job of
+      the same settings (``<work_dir>/job.json``) and only when its fingerprint is the shard's;
     * the job is *done* when its output json carries its fingerprint (``info.job_fingerprint``,
       :func:`job_output_complete`), which :meth:`write_output` writes, atomically.
 
     Args:
         items: the job's items in shard order.
-        key: everything (json-able) the results depend on; hashed into :attr:`fingerprint` (the
-            output's), and with ``shard_size`` into :attr:`work_fingerprint` (the shard files').
+        key: the settings (json-able) the results depend on besides the items; with
+            ``shard_size`` hashed into :attr:`work_fingerprint` (``job.json``).
         work_dir: folder of the shard files and ``job.json``.
         shard_size: items per shard.
+        item_keys: per item, what (json-able) its result depends on (e.g. its record and its
+            file's identity); a shard's fingerprint hashes its items' keys, the output's all of
+            them. None: ``key`` covers the items (every shard has the work fingerprint).
     """
 
-    def __init__(self, items: Sequence[Any], key: Dict[str, Any], work_dir: str, shard_size: int):
+    def __init__(
+        self,
+        items: Sequence[Any],
+        key: Dict[str, Any],
+        work_dir: str,
+        shard_size: int,
+        item_keys: Optional[Sequence[Any]] = None,
+    ):
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.items = list(items)
         self.work_dir = work_dir
-        self.shards = [
-            self.items[i : i + shard_size] for i in range(0, len(self.items), shard_size)
-        ]
-        # the results depend on the key alone; the shard files also on how items are cut
-        self.fingerprint = _digest(key)
+        cut = range(0, len(self.items), shard_size)
+        self.shards = [self.items[i : i + shard_size] for i in cut]
+        # the results depend on the key and the items; the shard files also on how items are cut
+        self.fingerprint = _digest({**key, "items": item_keys})
         self.work_fingerprint = _digest({**key, "shard_size": shard_size})
+        self.shard_fingerprints = [
+            (
+                _digest([self.work_fingerprint, item_keys[i : i + shard_size]])
+                if item_keys is not None
+                else self.work_fingerprint
+            )
+            for i in cut
+        ]
 
     def shard_path(self, k: int) -> str:
         return os.path.join(self.work_dir, f"shard_{k:06d}.json")
@@ -177,7 +200,7 @@ class ShardedJob:
         if resume and found is not None and found != self.work_fingerprint:
             raise ValueError(
                 f"--resume: {self.work_dir} holds the work of another job (method, "
-                "parameters, seed, shard size or input differ); rerun without --resume"
+                "parameters, seed or shard size differ); rerun without --resume"
             )
         if not resume:
             for k in shard_indices:
@@ -200,15 +223,30 @@ class ShardedJob:
         )
 
     def pending(self, shard_indices: Iterable[int]) -> List[int]:
-        """The given shards whose file is not written yet."""
-        return [k for k in shard_indices if not os.path.isfile(self.shard_path(k))]
+        """The given shards without a file of their own fingerprint (not written yet, or written
+        for other items: a record fixed, an image replaced)."""
+        return [k for k in shard_indices if self._read_shard(k) is None]
+
+    def _read_shard(self, k: int) -> Optional[List[Dict[str, Any]]]:
+        """Shard ``k``'s results when its file holds this shard's fingerprint, else None."""
+        try:
+            with open(self.shard_path(k)) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("fingerprint") != self.shard_fingerprints[k]:
+            return None
+        return data["results"]
 
     def load_shard(self, k: int) -> List[Dict[str, Any]]:
-        with open(self.shard_path(k)) as f:
-            return json.load(f)
+        results = self._read_shard(k)
+        if results is None:
+            raise RuntimeError(f"{self.shard_path(k)}: missing, or made for other items")
+        return results
 
     def write_shard(self, k: int, results: List[Dict[str, Any]]) -> None:
-        write_json_atomic(results, self.shard_path(k))
+        data = {"fingerprint": self.shard_fingerprints[k], "results": results}
+        write_json_atomic(data, self.shard_path(k))
 
     def collect(self) -> List[Dict[str, Any]]:
         """The results of every shard, in shard order (all shard files must be written)."""
@@ -283,13 +321,41 @@ class PseudoMaskJob(ShardedJob):
             raise ValueError("duplicate image ids in the tasks")
         self.tasks = sorted(tasks, key=lambda t: t.image_id)
         self.method, self.cfg, self.seed = method, cfg, seed
-        key = {
-            "method": method,
-            "cfg": asdict(cfg),
-            "seed": seed,
-            "tasks": [asdict(t) for t in self.tasks],
-        }
-        super().__init__(self.tasks, key, work_dir, shard_size)
+        key = {"method": method, "cfg": asdict(cfg), "seed": seed}
+        item_keys = [[asdict(t), file_identity(t.file_name)] for t in self.tasks]
+        super().__init__(self.tasks, key, work_dir, shard_size, item_keys)
+
+    def check_images(self, shard_indices: Iterable[int]) -> None:
+        """Raise one ``ValueError`` naming every image of the given shards (with boxes) that is
+        missing, no image, or of another size than its record, from the file's header: before any
+        work, so a bad record costs no finished shard."""
+        problems = []
+        for task in (t for k in shard_indices for t in self.shards[k] if t.ann_ids):
+            where = f"image {task.file_name!r} (image_id={task.image_id!r})"
+            if not os.path.isfile(task.file_name):
+                problems.append(f"{where}: file not found")
+                continue
+            if os.path.getsize(task.file_name) == 0:
+                problems.append(f"{where}: empty file (0 bytes)")
+                continue
+            try:
+                height, width = image_size(task.file_name)
+            except ValueError as e:
+                problems.append(f"{where}: corrupt, or not an image ({e.__cause__ or e})")
+                continue
+            if (height, width) != (task.height, task.width):
+                problems.append(
+                    f"{where} is {width}x{height} but annotated as {task.width}x{task.height}"
+                )
+        if problems:
+            more = f"\n  ... ({len(problems)} in all)" if len(problems) > 20 else ""
+            missing = all(p.endswith(": file not found") for p in problems)
+            raise (FileNotFoundError if missing else ValueError)(
+                f"{len(problems)} image(s) cannot be used (nothing computed; fix the records or "
+                "files, then rerun or --resume: only their shards are redone):\n  "
+                + "\n  ".join(problems[:20])
+                + more
+            )
 
     def run(
         self,
@@ -314,10 +380,16 @@ class PseudoMaskJob(ShardedJob):
         done: Dict[int, List[Dict[str, Any]]] = {}
         if resume:
             for k in shard_indices:
-                if os.path.isfile(self.shard_path(k)):
-                    done[k] = self.load_shard(k)
-            logger.info(f"Resuming: {len(done)} of {len(shard_indices)} shards already done")
+                results = self._read_shard(k)
+                if results is not None:
+                    done[k] = results
+            stale = sum(os.path.isfile(self.shard_path(k)) for k in shard_indices if k not in done)
+            logger.info(
+                f"Resuming: {len(done)} of {len(shard_indices)} shards already done"
+                + (f", {stale} made from other records or image files redone" if stale else "")
+            )
         todo = [k for k in shard_indices if k not in done]
+        self.check_images(todo)
         total = sum(t.num_instances for k in shard_indices for t in self.shards[k])
         initial = sum(t.num_instances for k in done for t in self.shards[k])
         pending = {k: [None] * len(self.shards[k]) for k in todo}
@@ -360,7 +432,9 @@ def pseudo_mask_json(
 ) -> Dict[str, Any]:
     """The output json: ``coco`` (images, categories, ... unchanged) whose annotations get their
     pseudo mask as ``segmentation`` (its ``area`` too) and ``pseudo_method``, ``box_agreement``,
-    ``mask_valid``, ``fallback``; other annotation fields are kept, annotation order too."""
+    ``mask_valid``, ``fallback``; other annotation fields are kept, annotation order too. A box
+    with a non-finite number (NaN, inf: dropped before any method ran) is written as ``null``:
+    strict JSON parsers refuse the ``NaN`` / ``Infinity`` literals Python would write."""
     by_id = {r["id"]: r for r in results}
     missing = [a["id"] for a in coco["annotations"] if a["id"] not in by_id]
     if missing:
@@ -371,6 +445,7 @@ def pseudo_mask_json(
         annotations.append(
             {
                 **{k: v for k, v in ann.items() if k not in ("segmentation", "area")},
+                **({"bbox": None} if not _finite_box(ann.get("bbox")) else {}),
                 "segmentation": r["segmentation"],
                 "area": r["area"],
                 "pseudo_method": method,
@@ -380,3 +455,10 @@ def pseudo_mask_json(
             }
         )
     return {**{k: v for k, v in coco.items() if k != "annotations"}, "annotations": annotations}
+
+
+def _finite_box(box: Any) -> bool:
+    """Whether ``box`` (absent counts as fine) holds no NaN or infinity."""
+    return not isinstance(box, (list, tuple)) or all(
+        not isinstance(v, float) or math.isfinite(v) for v in box
+    )

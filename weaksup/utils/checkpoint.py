@@ -7,7 +7,9 @@ given as ``MODEL.WEIGHTS`` or named by ``last_checkpoint``. Here
 * ``.pkl`` files go through :class:`RestrictedUnpickler`, which builds only numpy arrays besides
   plain containers, strings and numbers: the content of Detectron2's model-zoo ``.pkl`` files
   (dicts of numpy arrays and strings);
-* every other file goes through ``torch.load(weights_only=True)`` (tensors, containers, numbers);
+* every other file goes through ``torch.load(weights_only=True)`` (tensors, containers, numbers),
+  pycls' ``.pyth`` files too (Detectron2 reads those with a bare ``torch.load``, which runs a
+  payload when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` is set, as torch's own error suggests);
 
 and anything else, or a file that is no checkpoint at all, raises a ``ValueError`` naming the file.
 :class:`SafeDetectionCheckpointer` is Detectron2's checkpointer with this loading; weaksup's
@@ -18,7 +20,7 @@ import io
 import logging
 import os
 import pickle
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -28,6 +30,7 @@ __all__ = [
     "SafeDetectionCheckpointer",
     "UnsafeCheckpointError",
     "load_checkpoint_file",
+    "load_trained_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,8 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
     """
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
+        if filename.endswith(".pyth"):
+            return _pycls_checkpoint(filename)
         if not filename.endswith(".pkl"):
             return super()._load_file(filename)  # -> _torch_load, then Detectron2's bookkeeping
         data = load_checkpoint_file(filename)
@@ -122,6 +127,51 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         return data
 
 
+def _pycls_checkpoint(path: str) -> Dict[str, Any]:
+    """A pycls ``.pyth`` checkpoint in Detectron2's form (as its ``_load_file`` builds it), read by
+    :func:`load_checkpoint_file`."""
+    data = load_checkpoint_file(path)
+    _check_dict(data, path)
+    if not isinstance(data.get("model_state"), dict):
+        raise ValueError(f"{path}: not a pycls checkpoint: no 'model_state' dict")
+    model = {k: v for k, v in data["model_state"].items() if not k.endswith("num_batches_tracked")}
+    return {"model": model, "__author__": "pycls", "matching_heuristics": True}
+
+
 def _check_dict(data: Any, path: str) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a checkpoint: holds a {type(data).__name__}, not a dict")
+
+
+class _RecordingCheckpointer(SafeDetectionCheckpointer):
+    """Records the model parameters a loaded checkpoint did not have (``missing``)."""
+
+    missing: List[str] = []
+
+    def _load_model(self, checkpoint: Dict[str, Any]):
+        incompatible = super()._load_model(checkpoint)
+        self.missing = list(incompatible.missing_keys) if incompatible is not None else []
+        return incompatible
+
+
+def load_trained_model(model: torch.nn.Module, path: str) -> None:
+    """Load the trained checkpoint ``path`` (``MODEL.WEIGHTS``) into ``model`` for inference.
+
+    Raises ``ValueError`` when ``path`` is empty or the checkpoint lacks some of the model's
+    parameters (e.g. a run's ``config.yaml`` still names the ImageNet backbone as
+    ``MODEL.WEIGHTS``): the model would predict with untrained heads.
+    """
+    if not path:
+        raise ValueError(
+            "MODEL.WEIGHTS is empty: the model would predict with untrained weights; give the "
+            "trained checkpoint, e.g. MODEL.WEIGHTS output/<run>/model_final.pth"
+        )
+    checkpointer = _RecordingCheckpointer(model)
+    checkpointer.load(path)
+    if checkpointer.missing:
+        names = ", ".join(checkpointer.missing[:5])
+        raise ValueError(
+            f"{path}: not a trained checkpoint of this model: it has no values for "
+            f"{len(checkpointer.missing)} of its parameters ({names}, ...); give the trained "
+            "checkpoint, e.g. MODEL.WEIGHTS output/<run>/model_final.pth"
+        )

@@ -6,9 +6,9 @@ Plain Python (no numpy, torch or Detectron2), so pseudo-label workers can use it
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, List, Optional
 
-__all__ = ["check_output_file", "write_atomic", "write_json_atomic"]
+__all__ = ["check_output_file", "file_identity", "write_atomic", "write_json_atomic"]
 
 
 def _normal_write_mode(path: str) -> int:
@@ -36,7 +36,8 @@ def write_atomic(data: bytes, path: str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
 
     The file gets the mode a normal write would give it (``mkstemp`` creates its files 0600
-    whatever the umask), so outputs stay readable by the group and others as usual.
+    whatever the umask), so outputs stay readable by the group and others as usual. An ``OSError``
+    while writing (a full disk) names ``path``; the old file, if any, is left as it was.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -47,10 +48,22 @@ def write_atomic(data: bytes, path: str) -> None:
             f.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            raise type(e)(e.errno, f"{e.strerror} (writing)", path) from e
         raise
+
+
+def file_identity(path: str) -> Optional[List[int]]:
+    """``[size, mtime_ns]`` of a file (None when missing): cheap, and a file replaced or rewritten
+    changes it; the identity of inputs of cached work (images, files read by a stage)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def write_json_atomic(obj: Any, path: str) -> None:

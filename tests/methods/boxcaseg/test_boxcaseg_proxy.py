@@ -94,7 +94,8 @@ def test_generate_resume_and_read_back(tmp_path, monkeypatch):
         "job.json",
         "shard_000000.json",
     ]
-    first_shard = json.loads((tmp_path / "proxy.json.work" / "shard_000000.json").read_text())
+    shard_file = tmp_path / "proxy.json.work" / "shard_000000.json"
+    first_shard = json.loads(shard_file.read_text())["results"]
 
     inferred, loaders = [], []
     monkeypatch.setattr(

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from weaksup.engine.pipeline import training_stage
-from conftest import REPO_ROOT, stage_cfg
+from weaksup.utils.image_io import image_size
+from conftest import REPO_ROOT, shared_path, stage_cfg
 
 
 def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monkeypatch, stage_log):
@@ -19,7 +20,13 @@ def test_boxcaseg_proxy_masks_redone_when_drop_threshold_changes(tmp_path, monke
     def fake_generate(cfg1, model, dataset_name, path, *, drop_threshold, **kw):
         calls.append(drop_threshold)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps({"drop_threshold": drop_threshold}))
+        # a COCO json of one real image: stage 3 reads its dataset by content
+        png = str(shared_path("PennFudanPed", "PNGImages", "FudanPed00001.png"))
+        height, width = image_size(png)
+        image = {"id": 1, "file_name": png, "height": height, "width": width}
+        categories = [{"id": 1, "name": "person"}]
+        coco = {"images": [image], "annotations": [], "categories": categories}
+        Path(path).write_text(json.dumps({**coco, "drop_threshold": drop_threshold}))
 
     monkeypatch.setattr(boxcaseg, "generate_proxy_masks", fake_generate)
     monkeypatch.setattr(boxcaseg.BoxCasegTrainer, "build_model", classmethod(lambda cls, c: None))

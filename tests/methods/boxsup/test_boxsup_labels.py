@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import pennfudan_records
 from weaksup.pseudo import best_candidate_for_box, candidate_segments
 from weaksup.methods.boxsup.labelling import (
@@ -205,7 +206,7 @@ def test_semi_supervised_images_keep_their_ground_truth(tmp_path, shared_data):
     register_dataset("boxsup_test_semi_gt", records, ["person"])
     assert [has_gt_masks(r) for r in records[:2] + box_only] == [True, True, False, False]
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
+    merge_config_file(cfg, str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
     cfg.merge_from_list(
         [
             "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "32",
@@ -281,7 +282,7 @@ def test_ignore_gt_masks_makes_every_image_box_only(shared_data):
     records, _ = pennfudan_records(2)
     register_dataset("boxsup_test_with_masks", records, ["person"])
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
+    merge_config_file(cfg, str(REPO_ROOT / "configs/BoxSup/demo/pennfudan_boxsup_R18_GN.yaml"))
     cfg.DATASETS.TRAIN = ("boxsup_test_with_masks",)
     cfg.WEAKSUP.BOXSUP.GT_DATASET = ""
     hook = BoxSupLabelUpdate(cfg)

@@ -6,6 +6,7 @@ from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import REPO_ROOT, configured_crf
 from weaksup import add_weaksup_config
 from weaksup.modeling.dense_crf import dense_crf
@@ -15,7 +16,7 @@ DEMO = REPO_ROOT / "configs" / "BoxSup" / "demo" / "pennfudan_boxsup_R18_GN.yaml
 
 def demo_cfg(**overrides):
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(str(DEMO))
+    merge_config_file(cfg, str(DEMO))
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32  # GN: 32 groups
     for k, v in overrides.items():

@@ -11,6 +11,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks
 from detectron2.utils.events import EventStorage
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import REPO_ROOT, register_dataset, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import build_mapper
@@ -108,7 +109,7 @@ def stage2():
     shared_path("PennFudanPed")
     cfg = get_cfg()
     add_weaksup_config(cfg)
-    cfg.merge_from_file(str(STAGE2))
+    merge_config_file(cfg, str(STAGE2))
     cfg.merge_from_list(
         ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TRAIN", "(128,)"]
         + ["INPUT.MAX_SIZE_TRAIN", "160", "INPUT.RANDOM_FLIP", "none"]

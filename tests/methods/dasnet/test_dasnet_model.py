@@ -8,6 +8,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import REPO_ROOT, shared_path
 from weaksup import add_weaksup_config
 from weaksup.data import build_mapper
@@ -18,7 +19,7 @@ STAGE2 = REPO_ROOT / "configs" / "DASNet" / "demo" / "pennfudan_stage2_seg_R18_F
 def _cfg(*opts):
     cfg = get_cfg()
     add_weaksup_config(cfg)
-    cfg.merge_from_file(str(STAGE2))
+    merge_config_file(cfg, str(STAGE2))
     cfg.merge_from_list(
         ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TRAIN", "(128,)"]
         + ["INPUT.MAX_SIZE_TRAIN", "160", "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST"]

@@ -9,6 +9,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import Backbone, build_backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
+from weaksup.utils.config_file import merge_config_file
 from weaksup import add_weaksup_config
 from weaksup.modeling.backbone import EnhancedFPN
 
@@ -108,7 +109,7 @@ def test_wiring_parameter_count():
 
 def test_switch_by_config_on_resnet():
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
+    merge_config_file(cfg, "configs/PseudoMasks/demo/pennfudan_box_mask_rcnn_R18_FPN_GN.yaml")
     shapes, counts = {}, {}
     for name in ("build_resnet_fpn_backbone", "build_resnet_enhanced_fpn_backbone"):
         cfg.MODEL.BACKBONE.NAME = name

@@ -14,6 +14,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import REPO_ROOT, check_sem_seg_result, shared_path
 
 from weaksup import add_weaksup_config
@@ -117,7 +118,7 @@ def _config(tmp_path, train, test, scoring=()):
         ["MODEL: {HCP: {MODE: hypotheses, NUM_HYPOTHESES: 3}}"],
     )
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file(str(DEMO / "wei_demo_R18_FPN_GN.yaml"))
+    merge_config_file(cfg, str(DEMO / "wei_demo_R18_FPN_GN.yaml"))
     cfg.merge_from_list(
         [
             "WEAKSUP.WEI.HCP_IMAGE_CONFIG", hcp_img,

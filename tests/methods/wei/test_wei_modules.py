@@ -11,6 +11,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.layers import ShapeSpec
 
+from weaksup.utils.config_file import merge_config_file
 from conftest import register_dataset, shared_path
 
 from weaksup import add_weaksup_config
@@ -91,7 +92,7 @@ def test_wei_trainer_last_layer_lr():
     from weaksup.methods.wei.pipeline import WeiTrainer
 
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/Wei/demo/wei_demo_R18_FPN_GN.yaml")
+    merge_config_file(cfg, "configs/Wei/demo/wei_demo_R18_FPN_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     cfg.WEAKSUP.WEI.PREDICTOR_LR_FACTOR = 10.0
     model = build_model(cfg)
@@ -192,7 +193,7 @@ def test_builtin_image_level_datasets_on_real_data():
 
 def _cfg(**hcp):
     cfg = add_weaksup_config(get_cfg())
-    cfg.merge_from_file("configs/Wei/demo/hcp_image_R18_GN.yaml")
+    merge_config_file(cfg, "configs/Wei/demo/hcp_image_R18_GN.yaml")
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.HCP.NUM_CLASSES = 3
     cfg.MODEL.HCP.CROP_SIZE = 32

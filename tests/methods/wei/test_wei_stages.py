@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from weaksup.engine.stages import Stage
-from conftest import REPO_ROOT, stage_cfg
+from conftest import REPO_ROOT, register_dataset, stage_cfg
 
 
 def test_wei_localization_stages_redone_when_their_settings_change(
@@ -81,10 +81,11 @@ def test_wei_proposals_redone_when_the_generator_settings_change(tmp_path, monke
 
     monkeypatch.setattr(wei, "PerImageFileJob", FakeJob)
     records = [{"image_id": 1, "file_name": "a.jpg", "height": 2, "width": 2}]
+    register_dataset("stages_wei_records", records, ["person"])
 
     def run(*opts):
         cfg = stage_cfg("configs/Wei/demo/wei_demo_R18_FPN_GN.yaml", tmp_path, *opts)
-        return wei.run_proposals(cfg, records, str(tmp_path / "proposals"))[1]
+        return wei.run_proposals(cfg, "stages_wei_records", records, str(tmp_path / "proposals"))[1]
 
     a = run()
     run()

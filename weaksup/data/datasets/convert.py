@@ -17,7 +17,9 @@ Box annotations in the formats people label in -> COCO instances json (``dataset
 Categories get ids ``1..K`` in the order of ``classes`` (default: the sorted names found).
 Images get ids ``0..N-1`` in sorted file order, annotations ``1..M``; ``file_name`` is relative
 to the image root. A missing file, malformed record or unknown class raises ``ValueError``
-naming the file and the record.
+naming the file and the record; so do an image size that differs from the image file's (when
+the file is there) and a box reaching more than :data:`BOX_TOLERANCE` pixels outside the image
+(boxes within it are clipped to the image: clicks on the border).
 """
 
 import glob
@@ -26,8 +28,7 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from PIL import Image
-
+from ...utils.image_io import image_size
 from .sanitize import check_annotation_file, unknown_class_error
 
 __all__ = [
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 IGNORE_LABEL = "__ignore__"
+# Pixels a box may reach outside the image (then clipped): labelling tools let clicks land on or
+# just past the border, and 1-based VOC boxes written 0-based start at -1.
+BOX_TOLERANCE = 1.0
 
 # (image file relative to the image root, height, width, [(class name, box XYXY, polygons or
 # None, iscrowd)]) for one image; polygons are flat [x0, y0, x1, y1, ...] lists.
@@ -67,14 +71,31 @@ def _load_json(path: str) -> Any:
 def _image_size(path: str, source: str) -> Tuple[int, int]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{source}: image file not found: {path}")
-    with Image.open(path) as im:
-        width, height = im.size
-    return height, width
+    return image_size(path)
+
+
+def _check_size(path: str, height: int, width: int, source: str) -> None:
+    """A declared image size must be the image file's (when the file is there)."""
+    if os.path.isfile(path) and image_size(path) != (height, width):
+        h, w = image_size(path)
+        raise ValueError(f"{source}: image size {width}x{height} but {path} is {w}x{h}")
 
 
 def _points_box(points: Sequence[Sequence[float]]) -> List[float]:
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     return [min(xs), min(ys), max(xs), max(ys)]
+
+
+def _inside(box: List[float], height: int, width: int, record: str) -> List[float]:
+    """``box`` (XYXY) clipped to the image; raises when it reaches beyond :data:`BOX_TOLERANCE`."""
+    x0, y0, x1, y1 = box
+    t = BOX_TOLERANCE
+    if not (-t <= x0 <= x1 <= width + t and -t <= y0 <= y1 <= height + t):
+        raise ValueError(
+            f"{record}: box (x0, y0, x1, y1) {[round(v, 2) for v in box]} is not inside the "
+            f"{width}x{height} image"
+        )
+    return [max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))]
 
 
 def _coco(images: Iterable[_Image], classes: Optional[Sequence[str]], source: str) -> Dict:
@@ -91,10 +112,11 @@ def _coco(images: Iterable[_Image], classes: Optional[Sequence[str]], source: st
         coco["images"].append(
             {"id": image_id, "file_name": file_name, "height": height, "width": width}
         )
-        for k, (name, (x0, y0, x1, y1), polygons, iscrowd) in enumerate(objs):
+        for k, (name, box, polygons, iscrowd) in enumerate(objs):
+            record = f"image {file_name!r} object {k}"
             if name not in ids:
-                record = f"image {file_name!r} object {k}"
                 raise unknown_class_error(source, record, name, classes)
+            x0, y0, x1, y1 = _inside(box, height, width, f"{source}: {record}")
             ann = {
                 "id": len(coco["annotations"]) + 1,
                 "image_id": image_id,
@@ -122,6 +144,7 @@ def _voc_image(path: str, image_root: str) -> _Image:
         raise ValueError(f"{path}: no <filename> or <size><width>/<height> ({e!r})") from e
     if not (height > 0 and width > 0):  # some tools write 0 when they did not know the size
         height, width = _image_size(os.path.join(image_root, file_name), path)
+    _check_size(os.path.join(image_root, file_name), height, width, path)
     objs = []
     for k, obj in enumerate(root.iter("object")):
         try:
@@ -158,6 +181,7 @@ def _labelme_image(path: str, image_root: str) -> _Image:
     )
     if data.get("imageHeight") and data.get("imageWidth"):
         height, width = int(data["imageHeight"]), int(data["imageWidth"])
+        _check_size(os.path.join(image_root, file_name), height, width, path)
     else:
         height, width = _image_size(os.path.join(image_root, file_name), path)
     groups: Dict[Tuple, List] = {}
@@ -172,6 +196,9 @@ def _labelme_image(path: str, image_root: str) -> _Image:
             raise ValueError(f"{path}: shape {k}: no {e}") from e
         if label == IGNORE_LABEL:
             continue
+        if label is None or not str(label).strip():
+            raise ValueError(f"{path}: shape {k}: empty label; give every shape a class")
+        _check_points(points, f"{path}: shape {k} ({label!r})")
         if kind not in ("rectangle", "polygon") or len(points) < (2 if kind == "rectangle" else 3):
             raise ValueError(
                 f"{path}: shape {k} ({label!r}): a {kind!r} with {len(points)} point(s); "
@@ -187,6 +214,22 @@ def _labelme_image(path: str, image_root: str) -> _Image:
         keep = all(kind == "polygon" for kind, _ in parts)
         objs.append((label, box, polygons if keep else None, 0))
     return file_name, height, width, objs
+
+
+def _check_points(points: Any, record: str) -> None:
+    """labelme ``points`` must be a list of ``[x, y]`` number pairs."""
+    if not isinstance(points, list) or not all(
+        isinstance(p, (list, tuple))
+        and len(p) == 2
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+        for p in points
+    ):
+        raise ValueError(f"{record}: points {_short(points)} are not a list of [x, y] numbers")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def labelme_to_coco(
@@ -211,11 +254,17 @@ def via_to_coco(
         data = data["_via_img_metadata"]
     if not isinstance(data, dict):
         raise ValueError(f"{json_file}: not a VIA 2 json (expected an object of images)")
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("regions", []), (list, dict)):
+            raise ValueError(
+                f"{json_file}: image {key!r}: {_short(entry)} is not a VIA image entry (an object "
+                "with 'filename' and a list of 'regions')"
+            )
     images = []
     for key, entry in sorted(data.items(), key=lambda kv: str(kv[1].get("filename", kv[0]))):
         try:
             file_name, regions = entry["filename"], entry["regions"]
-        except (KeyError, TypeError, AttributeError) as e:
+        except KeyError as e:
             raise ValueError(f"{json_file}: image {key!r}: no {e}") from e
         if isinstance(regions, dict):  # VIA 1 exports regions keyed by index
             regions = list(regions.values())
@@ -223,6 +272,8 @@ def via_to_coco(
         objs = []
         for k, region in enumerate(regions):
             record = f"{json_file}: image {file_name!r} region {k}"
+            if not isinstance(region, dict):
+                raise ValueError(f"{record}: {_short(region)} is not a VIA region (an object)")
             attributes = region.get("region_attributes", {})
             attribute = class_attribute or (
                 next(iter(attributes)) if len(attributes) == 1 else None
@@ -232,19 +283,22 @@ def via_to_coco(
                     f"{record}: class attribute {attribute!r} not among {sorted(attributes)} "
                     "(give --via-class-attribute)"
                 )
-            label = attributes[attribute]
-            if isinstance(label, dict):  # checkbox attributes: {"date": true}
-                label = next((n for n, on in label.items() if on), None)
+            label = _via_label(attributes[attribute], f"{record}: class {attribute!r}")
             shape = region.get("shape_attributes", {})
             kind = shape.get("name")
             try:
                 if kind == "rect":
                     x, y, w, h = (float(shape[t]) for t in ("x", "y", "width", "height"))
-                    objs.append((str(label), [x, y, x + w, y + h], None, 0))
+                    objs.append((label, [x, y, x + w, y + h], None, 0))
                 elif kind == "polygon":
                     xs, ys = shape["all_points_x"], shape["all_points_y"]
+                    if len(xs) != len(ys) or len(xs) < 3:
+                        raise ValueError(
+                            f"{len(xs)} all_points_x but {len(ys)} all_points_y (a polygon "
+                            "needs 3 or more points, as many x as y)"
+                        )
                     polygon = [float(c) for xy in zip(xs, ys) for c in xy]
-                    objs.append((str(label), _points_box(list(zip(xs, ys))), [polygon], 0))
+                    objs.append((label, _points_box(list(zip(xs, ys))), [polygon], 0))
                 else:
                     raise ValueError(f"shape {kind!r} is neither 'rect' nor 'polygon'")
             except (KeyError, TypeError, ValueError) as e:
@@ -253,6 +307,22 @@ def via_to_coco(
     if not images:
         raise ValueError(f"{json_file}: no images")
     return _coco(images, classes, json_file)
+
+
+def _via_label(value: Any, record: str) -> str:
+    """A region's class: the attribute's text, or the one ticked box of a checkbox attribute
+    (``{"date": true}``); none ticked, several, or an empty text raise ``ValueError``."""
+    if isinstance(value, dict):
+        ticked = [name for name, on in value.items() if on]
+        if len(ticked) != 1:
+            raise ValueError(
+                f"{record}: {len(ticked)} boxes ticked {sorted(ticked)} of a checkbox class; "
+                "tick exactly one"
+            )
+        value = ticked[0]
+    if value is None or not str(value).strip():
+        raise ValueError(f"{record}: empty class name; give every region a class")
+    return str(value)
 
 
 def coco_to_coco(

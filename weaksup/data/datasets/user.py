@@ -42,6 +42,7 @@ __all__ = [
     "load_user_coco_json",
     "parse_register_spec",
     "register_user_datasets",
+    "roi_heads_num_classes",
 ]
 
 USER_DATASET_KINDS = ("boxonly", "instances")
@@ -109,7 +110,7 @@ def load_user_coco_json(
     return dicts
 
 
-def _roi_heads_num_classes(cfg: CN) -> Optional[int]:
+def roi_heads_num_classes(cfg: CN) -> Optional[int]:
     """``MODEL.ROI_HEADS.NUM_CLASSES`` when the model is an R-CNN (it then predicts exactly the
     dataset's classes), else None."""
     from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
@@ -153,7 +154,7 @@ def register_user_datasets(cfg: CN, register: Sequence[str] = ()) -> List[str]:
         cfg.WEAKSUP.DATASETS.COCO = list(cfg.WEAKSUP.DATASETS.COCO) + [
             parse_register_spec(s) for s in register
         ]
-    names, num_classes = [], _roi_heads_num_classes(cfg)
+    names, num_classes = [], roi_heads_num_classes(cfg)
     for entry in cfg.WEAKSUP.DATASETS.COCO:
         name, json_file, image_root, kind = _check_entry(entry)
         json_file, image_root = os.path.abspath(json_file), os.path.abspath(image_root)

@@ -90,7 +90,11 @@ def proxy_stage(cfg: CfgNode, dataset_name: str, stage1: Stage) -> Stage:
     p = cfg.WEAKSUP.BOXCASEG.PROXY
     settings = {"dataset": dataset_name, "merge": p.MERGE, "drop_threshold": p.DROP_THRESHOLD}
     return Stage(
-        f"stage 2 ({dataset_name})", proxy_json_path(cfg, dataset_name), settings, [stage1]
+        f"stage 2 ({dataset_name})",
+        proxy_json_path(cfg, dataset_name),
+        settings,
+        [stage1],
+        datasets=[dataset_name],  # by content: an edited box or image redoes the proxies
     )
 
 

@@ -451,7 +451,13 @@ class BoxSupLabelUpdate(HookBase):
             "datasets": list(self.cfg.DATASETS.TRAIN),
             "ignore_gt_masks": self.cfg.WEAKSUP.BOXSUP.IGNORE_GT_MASKS,
         }
-        return Stage(f"BoxSup labelling {epoch}", self.label_dir(epoch), settings, is_dir=True)
+        return Stage(
+            f"BoxSup labelling {epoch}",
+            self.label_dir(epoch),
+            settings,
+            is_dir=True,
+            datasets=list(self.cfg.DATASETS.TRAIN),  # by content: boxes and images
+        )
 
     def _make(self, epoch: int, model: Optional[torch.nn.Module]) -> None:
         """Labelling ``epoch`` (with ``model``, or by E_o alone when None), unless the one on

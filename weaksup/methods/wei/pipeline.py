@@ -168,8 +168,12 @@ def _proposal_item(item, num: int, max_side: int, mcg_dir: str) -> None:
     )
 
 
-def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> Tuple[List[Dict], Stage]:
-    """Stage 0: a proposal file per training image (main process; resumable, parallel)."""
+def run_proposals(
+    cfg: CfgNode, dataset: str, records: List[Dict], folder: str
+) -> Tuple[List[Dict], Stage]:
+    """Stage 0: a proposal file per training image of ``records`` (of ``dataset``, whose content
+    keys the stage; main process; resumable, parallel). The later stages read it, so they are
+    redone with it."""
     w = cfg.WEAKSUP.WEI
     out = [
         {**r, "proposal_file": os.path.join(folder, file_key(r["image_id"]) + ".npz")}
@@ -181,7 +185,7 @@ def run_proposals(cfg: CfgNode, records: List[Dict], folder: str) -> Tuple[List[
         mcg=w.MCG_DIR,
         images=sorted(file_key(r["image_id"]) for r in records),
     )
-    stage = Stage("stage 0 (proposals)", folder, settings, is_dir=True)
+    stage = Stage("stage 0 (proposals)", folder, settings, is_dir=True, datasets=[dataset])
 
     def body() -> None:
         if not comm.is_main_process():
@@ -424,7 +428,7 @@ def run_wei_pipeline(cfg: CfgNode, args: Namespace) -> Dict[str, Any]:
     _check_test_classes(cfg, stuff)
     schemes = _schemes(cfg)
     records, proposals = run_proposals(
-        cfg, _image_level_records(train_name), os.path.join(cfg.OUTPUT_DIR, "proposals")
+        cfg, train_name, _image_level_records(train_name), os.path.join(cfg.OUTPUT_DIR, "proposals")
     )
     hcp_train = _register(train_name + "_wei_proposals", records, thing_classes=classes)
     cfg_hcp, hcp = run_hcp(cfg, hcp_train, len(classes), proposals)
