@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from dataclasses import asdict
-from typing import Any, Callable, Dict, List, Sequence, Union
+from typing import Any, Callable, Dict, List
 
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets.coco import convert_to_coco_dict
@@ -36,7 +36,6 @@ __all__ = [
     "dataset_coco",
     "generate_pseudo_masks",
     "log_pseudo_mask_validity",
-    "pseudo_mask_stage",
     "pseudo_mask_validity",
     "run_pseudo_mask_stage",
     "run_sharded_job",
@@ -177,22 +176,6 @@ def generate_pseudo_masks(
     return run_sharded_job(job, compute, coco, method, output_json)
 
 
-def pseudo_mask_stage(
-    name: str,
-    dataset_name: str,
-    output_json: str,
-    method: str,
-    cfg: PseudoMaskConfig,
-    seed: int,
-    inputs: Sequence[Union[Stage, str]] = (),
-) -> Stage:
-    """The :class:`~weaksup.engine.stages.Stage` of :func:`generate_pseudo_masks`: its settings
-    are the dataset, the method, its parameters and the seed (the shard size and the worker count
-    change nothing in the output), and it reads the dataset by content (boxes, images)."""
-    settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
-    return Stage(name, output_json, settings, inputs, datasets=[dataset_name])
-
-
 def run_pseudo_mask_stage(
     name: str,
     dataset_name: str,
@@ -206,10 +189,13 @@ def run_pseudo_mask_stage(
     title: str,
 ) -> Stage:
     """Run the cached stage ``name``: the pseudo masks of every box of ``dataset_name``
-    (:func:`generate_pseudo_masks` as :func:`pseudo_mask_stage`, skipped when up to date, resumed
-    when interrupted), then their validity logged under ``title``. Call it in every process;
-    returns the :class:`~weaksup.engine.stages.Stage`, the input of the stages trained on it."""
-    stage = pseudo_mask_stage(name, dataset_name, output_json, method, cfg, seed)
+    (:func:`generate_pseudo_masks` as a :class:`~weaksup.engine.stages.Stage`: skipped when up to
+    date, resumed when interrupted), then their validity logged under ``title``. Call it in every
+    process; returns the stage, the input of the stages trained on it."""
+    # settings: the dataset, the method, its parameters and the seed (the shard size and the
+    # worker count change nothing in the output); the dataset is read by content (boxes, images)
+    settings = {"dataset": dataset_name, "method": method, "cfg": asdict(cfg), "seed": seed}
+    stage = Stage(name, output_json, settings, datasets=[dataset_name])
     logger.info(f"{name}: pseudo masks ({method}) of {dataset_name}")
     run_stage(
         stage,
