@@ -200,6 +200,7 @@ def test_coco_config_one_iteration_of_each_stage_on_nuts(tmp_path):
         *TINY_STAGE1,
         "SOLVER.MAX_ITER", "1",
         "SOLVER.IMS_PER_BATCH", "2",
+        "SOLVER.REFERENCE_WORLD_SIZE", "0",  # the paper's batch scaling off: 2 patches as given
         "DATALOADER.BOX_SALIENT_RATIO", "(1, 1)",
         "DATASETS.TRAIN", "('bc_nuts_boxonly',)",
         "DATASETS.SALIENT_TRAIN", "('bc_nuts_salient',)",
@@ -209,6 +210,7 @@ def test_coco_config_one_iteration_of_each_stage_on_nuts(tmp_path):
         *TINY_STAGE3,
         "SOLVER.MAX_ITER", "1",
         "SOLVER.IMS_PER_BATCH", "1",
+        "SOLVER.REFERENCE_WORLD_SIZE", "0",
         "MODEL.WEIGHTS", "",
         "MODEL.ROI_HEADS.NUM_CLASSES", "3",
         "OUTPUT_DIR", str(tmp_path / "coco"),
