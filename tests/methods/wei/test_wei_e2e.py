@@ -220,9 +220,8 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     assert "stage 3 (SN_B): 3 training images" in caplog.text
     assert "stage 3 (AN_B): 6 training images" in caplog.text
 
-    # rerun: every stage reused; a lost map is recomputed alone; AN_B, as if killed after its
-    # first iteration, resumes from that checkpoint
-    os.remove(out / "rough_masks" / f"{keys[0]}.png")
+    # rerun: every stage reused; AN_B, as if killed after its first iteration, resumes from that
+    # checkpoint
     for name in ("model_final.pth", "wei_results.json"):
         os.remove(out / "AN_B" / name)
     (out / "AN_B" / "last_checkpoint").write_text("model_0000000.pth")
@@ -230,9 +229,16 @@ def test_all_stages_on_image_labels_only(tmp_path, caplog, capsys):
     again = run_wei_pipeline(cfg, None)
     assert "stage 1a: skipped" in caplog.text and "stage 1b: skipped" in caplog.text
     assert "stage 2a (proposal scores): skipped" in caplog.text
-    assert "1 images computed, 5 reused" in caplog.text
     assert all(f"stage 3 ({s}): skipped" in caplog.text for s in schemes if s != "AN_B")
     assert "stage 3 (AN_B): resuming from" in caplog.text and "model_0000000.pth" in caplog.text
     assert (out / "AN_B" / "model_final.pth").is_file()
     check_sem_seg_result(again["AN_B"]["sem_seg"])
     assert again["SN_B"]["sem_seg"]["mIoU"] == results["SN_B"]["sem_seg"]["mIoU"]
+
+    # a lost rough mask is recomputed alone; AN_B, which trains on it, is redone (its label file
+    # is a new file: cached stages key image files by size and mtime), and the log says why
+    os.remove(out / "rough_masks" / f"{keys[0]}.png")
+    caplog.clear()
+    run_wei_pipeline(cfg, None)
+    assert "1 images computed, 5 reused" in caplog.text
+    assert "stage 3 (AN_B): running from scratch: changed input data" in caplog.text
