@@ -1,5 +1,6 @@
 """Shared test fixtures: the real data in ``../shared/data`` (skipped with a reason when absent)."""
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -206,17 +207,27 @@ class _Log(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+@contextlib.contextmanager
+def log_lines(name: str, level: int = logging.NOTSET):
+    """The messages logged to logger ``name`` inside the block, as a list (``level``: the
+    logger's level meanwhile; NOTSET leaves it as it is)."""
+    handler, logger = _Log(), logging.getLogger(name)
+    old = logger.level
+    logger.addHandler(handler)
+    if level:
+        logger.setLevel(level)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
 @pytest.fixture
 def stage_log():
     """The messages of weaksup.engine.stages (skip / resume / rerun and why) during the test."""
-    handler = _Log()
-    logger = logging.getLogger("weaksup.engine.stages")
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield handler.lines
-    logger.removeHandler(handler)
-    logger.setLevel(old)
+    with log_lines("weaksup.engine.stages", logging.INFO) as lines:
+        yield lines
 
 
 def fake_training(monkeypatch, calls):

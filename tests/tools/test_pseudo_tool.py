@@ -4,7 +4,6 @@ workers / machines / resume give the same bytes, bad input handled."""
 import copy
 import importlib.util
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from conftest import REPO_ROOT, free_port, shared_path
+from conftest import REPO_ROOT, free_port, log_lines, shared_path
 
 TOOL = REPO_ROOT / "tools" / "make_pseudo_masks.py"
 spec = importlib.util.spec_from_file_location("make_pseudo_masks", TOOL)
@@ -186,15 +185,6 @@ def test_missing_and_corrupt_images(tmp_path):
         _run(tmp_path / "in.json", tmp_path / "out.json", "ellipse", image_root=root)
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_bad_boxes_clipped_or_dropped_with_warning(tmp_path):
     coco, _ = _coco(tmp_path, 1)
     image = coco["images"][0]
@@ -208,13 +198,9 @@ def test_bad_boxes_clipped_or_dropped_with_warning(tmp_path):
     for ann_id, bbox in boxes.items():
         coco["annotations"].append({**base, "id": ann_id, "bbox": bbox})
     (tmp_path / "in.json").write_text(json.dumps(coco))
-    handler = _ListHandler()
-    logging.getLogger("weaksup.data.datasets.sanitize").addHandler(handler)
-    try:
+    with log_lines("weaksup.data.datasets.sanitize") as messages:
         out = json.loads(_run(tmp_path / "in.json", tmp_path / "out.json", "box"))
-    finally:
-        logging.getLogger("weaksup.data.datasets.sanitize").removeHandler(handler)
-    assert any("dropped 2 invalid box(es), clipped 1 box(es)" in m for m in handler.messages)
+    assert any("dropped 2 invalid box(es), clipped 1 box(es)" in m for m in messages)
     anns = {a["id"]: a for a in out["annotations"]}
     clipped = mask_util.decode(anns[901]["segmentation"]).astype(bool)
     expected = np.zeros((h, w), bool)
