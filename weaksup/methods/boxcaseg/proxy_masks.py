@@ -36,6 +36,7 @@ from weaksup.evaluation.ground_truth import segmentation_to_rle
 from weaksup.pseudo import box_agreement, merge_smaller_wins
 from weaksup.engine.pseudo_masks import run_sharded_job
 from weaksup.pseudo.job import ShardedJob
+from weaksup.utils.file_io import file_identity
 from weaksup.utils.rle import encode_mask
 
 from .data import BoxCasegTestMapper
@@ -74,11 +75,10 @@ def merge_and_drop(
 def _job_key(dataset_name: str, weights: str, cfg: CfgNode, merge: bool, thr: float) -> Dict:
     """What the proxy masks depend on: the dataset, the model (its checkpoint file), the
     inference settings and Sec. 3.4's merge and drop."""
-    stat = os.stat(weights) if os.path.isfile(weights) else None
     return {
         "dataset": dataset_name,
         "weights": os.path.abspath(weights),
-        "weights_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
+        "weights_stat": file_identity(weights),
         "test_size": cfg.INPUT.BOXCASEG.TEST_SIZE,
         "test_context": list(cfg.INPUT.BOXCASEG.TEST_CONTEXT),
         "alpha": cfg.MODEL.BOXCASEG.ALPHA,
