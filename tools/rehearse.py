@@ -180,6 +180,7 @@ def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str]) -> str:
 def commands(name: str, output_dir: str) -> List[List[str]]:
     """The rehearsal's ``train_net.py`` command lines, one per README step."""
     from weaksup.config import load_config
+    from weaksup.engine.pipeline import config_value
 
     out = []
     for step in REHEARSALS[name]:
@@ -190,10 +191,7 @@ def commands(name: str, output_dir: str) -> List[List[str]]:
         opts = cpu_norms(cfg) + lite0_trunk(cfg) + batch(cfg) + opts
         if step.get("stages"):
             for key, extra in step["stages"].items():
-                original = cfg
-                for part in key.split("."):
-                    original = original[part]
-                opts += [key, _stage_copy(original, output_dir, key, extra)]
+                opts += [key, _stage_copy(config_value(cfg, key), output_dir, key, extra)]
         out.append(
             [sys.executable, os.path.join(ROOT, "train_net.py")]
             + ["--config-file", os.path.join(ROOT, step["config"]), "--num-gpus", "2"]

@@ -22,6 +22,7 @@ __all__ = [
     "PIPELINE_REGISTRY",
     "FORWARDED_KEYS",
     "config_settings",
+    "config_value",
     "forwarded_overrides",
     "ignored_overrides",
     "run_training_stage",
@@ -117,7 +118,8 @@ def _command_line_keys(pipeline: CfgNode) -> List[str]:
     return [str(k) for k in opts[0::2]]
 
 
-def _get(cfg: CfgNode, key: str) -> Any:
+def config_value(cfg: CfgNode, key: str) -> Any:
+    """The value of the dotted ``key`` (``"MODEL.WEIGHTS"``) in ``cfg``; ``KeyError`` if absent."""
     node = cfg
     for part in key.split("."):
         node = node[part]
@@ -135,7 +137,7 @@ def forwarded_overrides(pipeline: CfgNode, stage: CfgNode) -> List[Any]:
             key == "MODEL.WEIGHTS" and _trunk(stage) == _trunk(pipeline)
         )
         if take:
-            out += [key, _get(pipeline, key)]
+            out += [key, config_value(pipeline, key)]
     return out
 
 
@@ -150,8 +152,8 @@ def ignored_overrides(pipeline: CfgNode, stage: CfgNode, opts: Sequence[Any] = (
         if key in own or key == "OUTPUT_DIR" or (parts[0] == "WEAKSUP" and len(parts) > 2):
             continue
         try:
-            value = _get(pipeline, key)
-            if _get(stage, key) != value:
+            value = config_value(pipeline, key)
+            if config_value(stage, key) != value:
                 out.append(f"{key} ({value!r})")
         except KeyError:  # a renamed or unknown key was rejected when the config was loaded
             continue
