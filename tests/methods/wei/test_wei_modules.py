@@ -245,6 +245,7 @@ def test_image_label_mapper(real_record):
 def test_localization_map_mapper_soft_targets(tmp_path, real_record):
     from weaksup.methods.wei.data import LocalizationMapDatasetMapper
     from weaksup.methods.wei.localization import localization_maps
+    from weaksup.modeling.meta_arch import dense_soft_targets
 
     h, w = real_record["height"], real_record["width"]
     a = np.zeros((h, w), bool)
@@ -258,7 +259,12 @@ def test_localization_map_mapper_soft_targets(tmp_path, real_record):
     cfg.INPUT.RANDOM_FLIP = "none"
     rec = {k: real_record[k] for k in ("file_name", "height", "width", "image_id")}
     out = LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
-    target = out["sem_seg"]
+    # compact (issue 29, finding 12): the image's background + 2 label planes, not C + 1 = 4
+    compact = out["sem_seg"]
+    assert compact.shape == (3,) + out["image"].shape[1:] and compact.dtype == torch.float32
+    assert out["sem_seg_classes"].tolist() == [0, 1, 3]
+    (dense,) = dense_soft_targets([out], 4, torch.device("cpu"))
+    target = dense["sem_seg"]
     assert target.shape == (4,) + out["image"].shape[1:] and target.dtype == torch.float32
     torch.testing.assert_close(target.sum(0), torch.ones(target.shape[1:]), atol=2e-3, rtol=0)
     assert target[2].abs().max() == 0  # class 1 is not a label of the image
@@ -267,6 +273,15 @@ def test_localization_map_mapper_soft_targets(tmp_path, real_record):
     torch.testing.assert_close(top, torch.tensor([0.0, 0.5, 0.0, 0.5]), atol=2e-3, rtol=0)
     # bottom: label 0 absent, label 2 half covered (0.5), background 1 - 0.5
     torch.testing.assert_close(bottom, torch.tensor([0.5, 0.0, 0.0, 0.5]), atol=2e-3, rtol=0)
+    # the size a worker ships does not grow with the number of classes (COCO: 81)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 81
+    coco = LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
+    assert coco["sem_seg"].numel() == compact.numel()
+    torch.testing.assert_close(coco["sem_seg"], compact, atol=0, rtol=0)
+    np.savez_compressed(path, maps=maps.astype(np.float16), labels=np.array([2, 2]))
+    with pytest.raises(ValueError, match="repeated labels"):
+        LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
+    np.savez_compressed(path, maps=maps.astype(np.float16), labels=np.array([0, 2]))
     cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 3
     with pytest.raises(ValueError, match="does not fit"):
         LocalizationMapDatasetMapper(cfg, True)({**rec, "localization_map_file": str(path)})
@@ -432,8 +447,9 @@ def test_pretrained_configs_start_from_imagenet_lite0(path, backbone_stride):
 
 
 def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf():
-    """Sec. 3.3's DeepLab-CRF: the VOC configs' BoxSupSegmentor trains exactly as Detectron2's
-    SemanticSegmentor (same loss on a soft target, same weights) and post-processes with the CRF."""
+    """Sec. 3.3's DeepLab-CRF: the VOC configs' BoxSupSegmentor trains exactly as the demo's
+    SoftTargetSegmentor (same loss on a soft target, dense or compact, same weights) and
+    post-processes with the CRF."""
     from detectron2.modeling import build_model
     from detectron2.utils.events import EventStorage
 
@@ -453,10 +469,23 @@ def test_paper_segmentor_trains_as_semantic_segmentor_and_applies_the_dense_crf(
     c = load_config(demo).MODEL.SEM_SEG_HEAD.NUM_CLASSES
     soft = torch.softmax(torch.randn(c, 64, 80), 0)
     plain.train(), crf.train()
+    # the compact form of the same target (issue 29, finding 12): a few planes and their classes
+    classes = torch.tensor([0, 3, 5])
+    rest = torch.ones(c, dtype=torch.bool)
+    rest[classes] = False
+    soft[rest] = 0
+    compact = {"image": image, "sem_seg": soft[classes].clone(), "sem_seg_classes": classes}
     with EventStorage():
         a = plain([{"image": image, "sem_seg": soft}])["loss_sem_seg"]
         b = crf([{"image": image, "sem_seg": soft}])["loss_sem_seg"]
+        compact_a = plain([compact])["loss_sem_seg"]
+        compact_b = crf([compact])["loss_sem_seg"]
     torch.testing.assert_close(a, b)
+    torch.testing.assert_close(compact_a, a, atol=0, rtol=0)
+    torch.testing.assert_close(compact_b, a, atol=0, rtol=0)
+    bad = {**compact, "sem_seg_classes": torch.tensor([0, 3, c])}
+    with pytest.raises(ValueError, match="outside"):
+        plain([bad])
     plain.eval(), crf.eval()
     x = {"image": image, "height": 64, "width": 80}
     with torch.no_grad():

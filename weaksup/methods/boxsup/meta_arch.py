@@ -1,5 +1,6 @@
-"""The semantic-segmentation network of BoxSup: Detectron2's SemanticSegmentor plus multi-scale
-testing ('BoxSup+'), optional dense-CRF post-processing and the per-pixel log-probabilities that
+"""The semantic-segmentation network of BoxSup: Detectron2's SemanticSegmentor (through
+:class:`~weaksup.modeling.meta_arch.SoftTargetSegmentor`, so Wei's configs can train it on soft
+targets) plus multi-scale testing ('BoxSup+'), optional dense-CRF post-processing and the per-pixel log-probabilities that
 BoxSup's label update reads (Sec. 4.2, E_r)."""
 
 from typing import Dict, List, Sequence, Tuple
@@ -7,17 +8,18 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
+from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
 from weaksup.modeling.dense_crf import dense_crf
+from weaksup.modeling.meta_arch import SoftTargetSegmentor
 
 __all__ = ["BoxSupSegmentor"]
 
 
 @META_ARCH_REGISTRY.register()
-class BoxSupSegmentor(SemanticSegmentor):
+class BoxSupSegmentor(SoftTargetSegmentor):
     """:class:`SemanticSegmentor` (backbone + ``SEM_SEG_HEADS_REGISTRY`` head) with:
 
     * multi-scale inference (Sec. 5.1, 'BoxSup+'): score maps at each of ``test_scales`` (the
@@ -49,7 +51,7 @@ class BoxSupSegmentor(SemanticSegmentor):
             crf_iterations: mean-field iterations of the dense CRF; 0 disables it.
             crf_bilateral, crf_positional, crf_window: its kernels and window
                 (:func:`dense_crf`'s ``bilateral``, ``positional``, ``(radius, dilation)``).
-            kwargs: as :class:`SemanticSegmentor`.
+            kwargs: as :class:`SoftTargetSegmentor`.
         """
         super().__init__(**kwargs)
         if not test_scales or min(test_scales) <= 0:

@@ -47,7 +47,7 @@ def add_wei_config(cfg: CN) -> CN:
     _C.MODEL.HCP.TEST_BATCH_SIZE = 64
 
     # Wei et al. pipeline (WEAKSUP.PIPELINE: "Wei"; docs/wei.md). The
-    # config holding these keys is the segmentation network's (SemanticSegmentor); DATASETS.TRAIN
+    # config holding these keys is the segmentation network's (SoftTargetSegmentor); DATASETS.TRAIN
     # is one image-level dataset, DATASETS.TEST semantic datasets.
     _C.WEAKSUP.WEI = CN()
     # HCP image fine-tuning config file (path as given on the command line) ...

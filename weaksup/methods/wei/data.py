@@ -6,9 +6,12 @@
   so no such annotation can reach HCP.
 * :class:`LocalizationMapDatasetMapper` (Network_A / Network_B, Sec. 3.3): Detectron2's
   :class:`DatasetMapper` for semantic segmentation, plus records with a ``localization_map_file``
-  (stage-2 npz), whose maps are normalised across channels (Eq. 4's targets), placed in the
-  dataset's ``C + 1`` channels and resized / flipped with the image (bilinear). Rough masks come
-  as ordinary ``sem_seg_file_name`` PNGs.
+  (stage-2 npz), whose maps are normalised across channels (Eq. 4's targets) and resized /
+  flipped with the image (bilinear). They stay compact, the image's ``L + 1`` channels with their
+  class indices in ``sem_seg_classes`` (background 0, label ``c`` at ``c + 1``), and
+  :class:`~weaksup.modeling.meta_arch.SoftTargetSegmentor` places them in the dataset's ``C + 1``
+  channels on the device: the loader's workers ship ``L + 1`` planes, not ``C + 1``. Rough masks
+  come as ordinary ``sem_seg_file_name`` PNGs.
 """
 
 import copy
@@ -126,8 +129,8 @@ class ImageLabelDatasetMapper:
 @MAPPER_REGISTRY.register()
 class LocalizationMapDatasetMapper(DatasetMapper):
     """:class:`DatasetMapper` (semantic segmentation) that also reads ``localization_map_file``
-    records as soft ``sem_seg`` targets ``(C + 1, H, W)`` (module docstring); ``C + 1`` is
-    ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``."""
+    records as compact soft targets: ``sem_seg`` ``(L + 1, H, W)`` float and ``sem_seg_classes``
+    ``(L + 1,)`` (module docstring); ``C + 1`` is ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``."""
 
     @configurable
     def __init__(self, is_train: bool, *, num_classes: int, **kwargs):
@@ -158,15 +161,15 @@ class LocalizationMapDatasetMapper(DatasetMapper):
                 f"localization maps of {d['file_name']!r}: class {labels.max()} does not fit "
                 f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={self.num_classes} (background + classes)"
             )
-        target = np.zeros((image.shape[0], image.shape[1], self.num_classes), dtype=np.float32)
-        soft = soft_target(maps)
-        target[:, :, 0] = soft[0]
-        for i, c in enumerate(labels):
-            target[:, :, c + 1] = soft[i + 1]
+        if len(np.unique(labels)) != len(labels):
+            raise ValueError(f"localization maps of {d['file_name']!r}: repeated labels {labels}")
+        # compact: only the image's own channels (SoftTargetSegmentor makes them dense)
+        target = np.ascontiguousarray(soft_target(maps).transpose(1, 2, 0))
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)
         image = aug_input.image
         target = transforms.apply_image(target)  # resize: bilinear on float maps
         d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         d["sem_seg"] = torch.as_tensor(np.ascontiguousarray(target.transpose(2, 0, 1)))
+        d["sem_seg_classes"] = torch.as_tensor(np.concatenate([[0], labels + 1]), dtype=torch.int64)
         return d

@@ -1,7 +1,7 @@
 """Wei et al., learning to segment from image-level labels: every stage behind one command.
 
 ``WEAKSUP.PIPELINE: "Wei"``; the config is the segmentation network's
-(``SemanticSegmentor`` + ``SoftLabelSemSegFPNHead``), ``DATASETS.TRAIN`` one image-level dataset
+(``SoftTargetSegmentor`` + ``SoftLabelSemSegFPNHead``), ``DATASETS.TRAIN`` one image-level dataset
 (:mod:`weaksup.data.datasets.image_labels`: no box or mask is ever read), ``DATASETS.TEST``
 semantic datasets. Stages, each cached under ``OUTPUT_DIR`` (a :class:`~weaksup.engine.stages.Stage`:
 skipped only when made with the same settings and inputs, redone when one changed, resumed when

@@ -41,7 +41,8 @@ class SoftLabelLossMixin:
         if predictions.shape != targets.shape:
             raise ValueError(
                 f"soft sem_seg targets {tuple(targets.shape)} do not match the upsampled "
-                f"predictions {tuple(predictions.shape)} (one channel per class expected)"
+                f"predictions {tuple(predictions.shape)} (one channel per class expected; a "
+                "mapper's compact soft targets need MODEL.META_ARCHITECTURE SoftTargetSegmentor)"
             )
         valid = (targets <= 1).all(dim=1) & (targets.sum(dim=1) > 0)
         loss = soft_cross_entropy(predictions, targets.clamp(max=1), valid, dim=1)
