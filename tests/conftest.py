@@ -289,18 +289,25 @@ WORLD_SIZES = (1, 2, 3, 4, 8)
 def check_world_sizes(name: str, cfg, readme_gpus: int) -> None:
     """A training config whose batch follows the world size (Detectron2's
     ``SOLVER.REFERENCE_WORLD_SIZE``): at 1, 2, 3, 4, 8 and the README's process count, the batch
-    per process stays ``IMS_PER_BATCH / REFERENCE_WORLD_SIZE`` and the learning rate scales
-    linearly, as ``WeaksupTrainer`` scales it. Returns nothing; asserts, naming ``name``."""
-    from detectron2.engine import DefaultTrainer
+    per process stays ``IMS_PER_BATCH / REFERENCE_WORLD_SIZE``, the learning rate scales
+    linearly and the iteration counts inversely, the methods' own
+    (``WEAKSUP.ITERATION_KEYS``) with ``SOLVER.MAX_ITER``, as ``WeaksupTrainer`` scales them.
+    Returns nothing; asserts, naming ``name``."""
+    from weaksup.engine import WeaksupTrainer
+    from weaksup.engine.pipeline import config_value
 
     s = cfg.SOLVER
     assert s.REFERENCE_WORLD_SIZE, f"{name}: batch fixed whatever the world size"
     assert s.IMS_PER_BATCH % s.REFERENCE_WORLD_SIZE == 0, name
     per_process = s.IMS_PER_BATCH // s.REFERENCE_WORLD_SIZE
     for world in WORLD_SIZES + (readme_gpus,):
-        scaled = DefaultTrainer.auto_scale_workers(cfg, world)
+        scaled = WeaksupTrainer.auto_scale_workers(cfg, world)
         assert scaled.SOLVER.IMS_PER_BATCH == per_process * world, f"{name} x{world}"
         assert scaled.SOLVER.BASE_LR == pytest.approx(s.BASE_LR * world / s.REFERENCE_WORLD_SIZE)
+        for key in cfg.WEAKSUP.ITERATION_KEYS:
+            iters = config_value(cfg, key)
+            expected = max(1, round(iters * s.REFERENCE_WORLD_SIZE / world)) if iters else 0
+            assert config_value(scaled, key) == expected, f"{name} x{world}: {key}"
 
 
 def check_stages_seeded(pipeline: str, stages) -> None:

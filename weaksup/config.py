@@ -72,6 +72,10 @@ def add_shared_config(cfg: CN) -> CN:
     # its command line). A pipeline passes some of them on to every stage config it loads
     # (weaksup.engine.pipeline.FORWARDED_KEYS; docs/foundation.md, "Several GPUs / machines").
     _C.WEAKSUP.OVERRIDES = []
+    # Further keys counted in training iterations, rescaled like SOLVER.MAX_ITER when
+    # SOLVER.REFERENCE_WORLD_SIZE scales the batch to the world size (WeaksupTrainer.
+    # auto_scale_workers); each method's add_<method>_config appends its own.
+    _C.WEAKSUP.ITERATION_KEYS = []
     add_overlays_config(_C)  # WEAKSUP.VIS: prediction overlays
     add_voc_instance_evaluation_config(_C)  # WEAKSUP.VOC_EVAL: mAP^r and ABO
     add_efficientnet_config(_C)  # MODEL.EFFICIENTNET: EfficientNet-Lite backbones

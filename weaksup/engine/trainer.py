@@ -16,6 +16,7 @@ from ..evaluation import build_evaluators
 from .checkpoint import AtomicDetectionCheckpointer
 from .ddp import create_ddp_model
 from .hook_registry import HOOK_REGISTRY
+from .pipeline import config_value
 from .preflight import check_config_names
 
 __all__ = ["WeaksupTrainer"]
@@ -36,7 +37,7 @@ class WeaksupTrainer(DefaultTrainer):
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
-        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
 
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
@@ -53,6 +54,30 @@ class WeaksupTrainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def auto_scale_workers(cls, cfg: CfgNode, num_workers: int) -> CfgNode:
+        """Detectron2's rule (:meth:`DefaultTrainer.auto_scale_workers`: with
+        ``SOLVER.REFERENCE_WORLD_SIZE`` set, the batch and learning rate scale with the world size
+        and the iteration counts inversely), also applied to the methods' own iteration counts,
+        ``WEAKSUP.ITERATION_KEYS``: rounded as ``SOLVER.MAX_ITER`` is, a count that was not 0
+        stays at least 1 (0 often means "derive it")."""
+        scaled = DefaultTrainer.auto_scale_workers(cfg, num_workers)
+        if scaled is cfg:  # no scaling: no reference world size, or the same one
+            return cfg
+        scale = num_workers / cfg.SOLVER.REFERENCE_WORLD_SIZE
+        frozen = scaled.is_frozen()
+        scaled.defrost()
+        for key in scaled.WEAKSUP.ITERATION_KEYS:
+            try:
+                iters = config_value(scaled, key)
+            except KeyError:
+                raise KeyError(f"WEAKSUP.ITERATION_KEYS: {key!r} is not a config key") from None
+            if iters:
+                scaled.merge_from_list([key, max(1, int(round(iters / scale)))])
+        if frozen:
+            scaled.freeze()
+        return scaled
 
     def build_hooks(self) -> List[hooks.HookBase]:
         ret = super().build_hooks()

@@ -24,6 +24,7 @@ def add_boxinst_config(cfg: CN) -> None:
     # The pairwise term is ramped up linearly over the first WARMUP_ITERS iterations (AdelaiDet's
     # BoxInst: 10k of the 90k 1x schedule); 0 disables the ramp.
     _C.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS = 10000
+    _C.WEAKSUP.ITERATION_KEYS += ["MODEL.BOXINST.PAIRWISE.WARMUP_ITERS"]  # scaled with the batch
     # Side of the mask branch's ROI as a multiple of the proposal (training) or detected box
     # (inference), about its centre. 1.0 is Mask R-CNN's ROI. BoxInst's full-image mask has pixels
     # outside every box (projection target 0); > 1 gives the ROI such a margin (weaksup's choice

@@ -66,6 +66,7 @@ def add_boxsup_config(cfg: CN) -> CN:
     _C.WEAKSUP.BOXSUP.CANDIDATE_CACHE = ""
     # Iterations per epoch (a label update after each); 0: ceil(training images / IMS_PER_BATCH).
     _C.WEAKSUP.BOXSUP.EPOCH_ITERS = 0
+    _C.WEAKSUP.ITERATION_KEYS += ["WEAKSUP.BOXSUP.EPOCH_ITERS"]  # scaled with the batch
     # Seed of the top-k sampling (with the epoch and the image id: the same draws for any number
     # of workers or processes).
     _C.WEAKSUP.BOXSUP.SEED = 0
