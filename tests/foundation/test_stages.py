@@ -137,6 +137,47 @@ def test_training_stage_reused_when_only_the_evaluation_datasets_change(
     assert "DATASETS.TEST" not in stage_log[-1]
 
 
+def _stage_at(monkeypatch, cfg, processes):
+    """``training_stage(cfg)`` as a job of ``processes`` processes builds it."""
+    from detectron2.utils import comm
+
+    with monkeypatch.context() as m:
+        m.setattr(comm, "get_world_size", lambda: processes)
+        return training_stage(cfg, "stage 2")
+
+
+def test_interrupted_training_resumes_only_at_the_world_size_its_schedule_was_scaled_to(
+    tmp_path, monkeypatch, stage_log
+):
+    """With SOLVER.REFERENCE_WORLD_SIZE the batch, learning rate and iterations follow the number
+    of processes: a checkpoint of a run interrupted at 2 processes is not resumed on 1's schedule
+    (a clear error, nothing removed); a finished stage is used at any size, and without the
+    reference size (a fixed total batch) an interrupted one resumes at any size."""
+    path = "configs/DASNet/demo/pennfudan_stage2_seg_R18_FPN_GN.yaml"
+    cfg = stage_cfg(path, tmp_path, "SOLVER.REFERENCE_WORLD_SIZE", "1")
+
+    def crash():
+        Path(cfg.OUTPUT_DIR, "model_0000009.pth").write_bytes(b"9 iterations at 2 processes")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_stage(_stage_at(monkeypatch, cfg, 2), crash)
+    seen = []
+    with pytest.raises(RuntimeError, match=r"cannot be resumed .*SOLVER.REFERENCE_WORLD_SIZE.*2 -> 1"):
+        run_stage(_stage_at(monkeypatch, cfg, 1), lambda: seen.append(1))
+    assert not seen and Path(cfg.OUTPUT_DIR, "model_0000009.pth").is_file()
+    run_stage(_stage_at(monkeypatch, cfg, 2), lambda: seen.append(2))  # as it was: resumed
+    assert seen == [2] and "resuming" in stage_log[-1]
+    run_stage(_stage_at(monkeypatch, cfg, 1), lambda: seen.append(1))  # finished: used as it is
+    assert seen == [2] and "skipped" in stage_log[-1]
+
+    fixed = stage_cfg(path, tmp_path / "fixed", "SOLVER.REFERENCE_WORLD_SIZE", "0")
+    with pytest.raises(RuntimeError, match="killed"):
+        run_stage(_stage_at(monkeypatch, fixed, 2), crash)
+    run_stage(_stage_at(monkeypatch, fixed, 1), lambda: seen.append(1))
+    assert seen == [2, 1] and "resuming" in stage_log[-1]
+
+
 def test_sharded_jobs_share_one_notion_of_done(tmp_path):
     """Pseudo masks and proxy masks run on one ShardedJob: finished means the output json carries
     the job's fingerprint (the shard size changes the shard files, not the output)."""

@@ -194,7 +194,10 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
     """The :class:`Stage` that trains ``cfg`` in ``cfg.OUTPUT_DIR``: its settings are the config
     (:func:`config_settings`), its inputs the earlier stages it reads (e.g. the stage whose
     checkpoint is ``MODEL.WEIGHTS``, or the one that made its training masks). A stale stage is
-    restarted by removing its checkpoints (nothing else in the folder)."""
+    restarted by removing its checkpoints (nothing else in the folder). With
+    ``SOLVER.REFERENCE_WORLD_SIZE`` the schedule (batch, learning rate, iterations) follows the
+    number of processes, so an interrupted stage resumes only at the number it ran with (its
+    ``resume_settings``); a finished one is used at any."""
 
     def clear() -> None:
         for path in glob.glob(os.path.join(cfg.OUTPUT_DIR, "model_*.pth")) + [
@@ -211,6 +214,11 @@ def training_stage(cfg: CfgNode, name: str, inputs: Sequence[Union[Stage, str]] 
         is_dir=True,
         clear=clear,
         datasets=list(cfg.DATASETS.TRAIN),  # by content: an edited box retrains
+        resume_settings=(
+            {"processes (SOLVER.REFERENCE_WORLD_SIZE scales the schedule)": comm.get_world_size()}
+            if cfg.SOLVER.REFERENCE_WORLD_SIZE
+            else {}
+        ),
     )
 
 

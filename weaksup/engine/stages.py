@@ -13,7 +13,9 @@ run and whether the stage finished, and decides, logging which case applies and 
 
 * record complete, same fingerprint, output there: **skipped** ("up to date");
 * record incomplete, same fingerprint: **resumed** (the stage's body reuses its finished work:
-  checkpoints, shards, per-image files);
+  checkpoints, shards, per-image files), unless the interrupted run had other ``resume_settings``
+  (e.g. a training schedule scaled to another number of processes): then every process stops
+  with an error naming them, and nothing is removed;
 * no record, or another fingerprint: **rerun from scratch** after the stage's ``clear`` removed
   the stale output; the log names the settings or inputs that changed.
 
@@ -66,6 +68,8 @@ class Stage:
         clear: removes a stale output before a rerun; default: the file (and ``<file>.work``) or
             the folder's contents.
         datasets: names of the registered datasets the stage reads (by content).
+        resume_settings: what an interrupted run must share with this one to be resumed, not
+            part of the fingerprint (a finished stage is not redone when they change).
     """
 
     name: str
@@ -75,6 +79,7 @@ class Stage:
     is_dir: bool = False
     clear: Optional[Callable[[], None]] = field(default=None, repr=False)
     datasets: Sequence[str] = ()
+    resume_settings: Dict[str, Any] = field(default_factory=dict)
     _data: Optional[Dict[str, Any]] = field(default=None, init=False, repr=False, compare=False)
 
     def data_fingerprints(self) -> Dict[str, Any]:
@@ -127,6 +132,7 @@ def _write_record(stage: Stage, complete: bool, run: str) -> None:
         "fingerprint": stage.fingerprint,
         "settings": stage.settings,
         "inputs": stage.input_fingerprints(),
+        "resume_settings": stage.resume_settings,
         "complete": complete,
         "run": run,
     }
@@ -170,7 +176,7 @@ def _matches(stage: Stage, record: Dict[str, Any]) -> bool:
 
 
 def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
-    """Main process: ``{"action": "skip" | "resume" | "rerun", "reason": str}``."""
+    """Main process: ``{"action": "skip" | "resume" | "rerun" | "refuse", "reason": str}``."""
     record = _read_record(stage_record_path(stage))
     if record is None:
         if output_done():
@@ -181,6 +187,15 @@ def _decide(stage: Stage, output_done: Callable[[], bool]) -> Dict[str, Any]:
         return {"action": "rerun", "reason": "changed " + stage_changes(stage)}
     if record.get("complete") and output_done():
         return {"action": "skip", "reason": f"{stage.output} is up to date"}
+    recorded = record.get("resume_settings", {})
+    changes = _changes(recorded, json.loads(json.dumps(stage.resume_settings, default=str)))
+    if changes:
+        return {
+            "action": "refuse",
+            "reason": f"{stage.name}: the interrupted run in {stage.output} cannot be resumed with "
+            f"other settings ({'; '.join(changes)}): run the job as it was to resume it, or "
+            "remove that folder to start the stage anew",
+        }
     if record.get("complete"):
         return {"action": "resume", "reason": f"{stage.output} is incomplete or missing"}
     return {"action": "resume", "reason": "an interrupted run of the same settings"}
@@ -213,6 +228,8 @@ def run_stage(
         )
     decision = broadcast_from_main(decision[0])
     action, reason = decision["action"], decision["reason"]
+    if action == "refuse":
+        raise RuntimeError(reason)
     if action == "skip":
         logger.info(f"{stage.name}: skipped, {reason} (fingerprint {stage.fingerprint[:12]})")
         return skipped() if skipped else None
