@@ -47,7 +47,7 @@ from detectron2.utils.logger import setup_logger
 
 from weaksup.cli import add_config_arguments, load_tool_config
 from weaksup.utils.file_io import write_json_atomic
-from weaksup.utils.checkpoint import SafeDetectionCheckpointer
+from weaksup.utils.checkpoint import load_trained_model
 
 logger = logging.getLogger("weaksup.export")
 
@@ -64,12 +64,24 @@ def setup(args: argparse.Namespace) -> CfgNode:
 
 def exportable_model(cfg: CfgNode) -> GeneralizedRCNN:
     """The model to trace, weights loaded, in eval mode: a :class:`GeneralizedRCNN` whose
-    inference is Detectron2's (a fused Hybrid config gives its large branch)."""
+    inference is Detectron2's (a fused Hybrid config gives its large branch, from the fused
+    checkpoint ``MODEL.WEIGHTS`` or else ``MODEL.HYBRID.LARGE_WEIGHTS``). Weights that leave it
+    partly untrained are refused (:func:`load_trained_model`), as ``predict.py`` refuses them."""
     model = build_model(cfg)
-    SafeDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     if cfg.MODEL.META_ARCHITECTURE == "HybridNetwork":
         logger.info("HybridNetwork: exporting its large branch (Mask R-CNN); fusion runs GrabCut")
+        if cfg.MODEL.WEIGHTS:
+            load_trained_model(model, cfg.MODEL.WEIGHTS)
+        elif cfg.MODEL.HYBRID.LARGE_WEIGHTS:
+            load_trained_model(model.large, cfg.MODEL.HYBRID.LARGE_WEIGHTS)
+        else:
+            raise ValueError(
+                "HybridNetwork: neither MODEL.WEIGHTS (the fused checkpoint) nor "
+                "MODEL.HYBRID.LARGE_WEIGHTS (the large branch's) is given: nothing trained to export"
+            )
         model = model.large
+    else:
+        load_trained_model(model, cfg.MODEL.WEIGHTS)
     if not isinstance(model, GeneralizedRCNN) or (
         type(model).inference is not GeneralizedRCNN.inference
     ):

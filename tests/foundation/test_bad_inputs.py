@@ -631,6 +631,50 @@ def test_predict_refuses_untrained_weights(tmp_path, demo_weights):
     assert _run_predict(tmp_path, full, *png)["images"] == 1  # a complete checkpoint predicts
 
 
+export_tool = _load_tool("export_model")
+
+
+def _export_model(tmp_path, config, *opts):
+    args = export_tool.build_parser().parse_args(
+        ["--config-file", str(config), "--output", str(tmp_path / "export"), *opts]
+    )
+    return export_tool.exportable_model(export_tool.setup(args))
+
+
+def test_export_refuses_untrained_weights(tmp_path, demo_weights):
+    """Item 5 for export_model.py: it traced a model with no MODEL.WEIGHTS or with the backbone's
+    alone (untrained heads) without a word. A fused Hybrid config exports its large branch from
+    the fused checkpoint or MODEL.HYBRID.LARGE_WEIGHTS, checked the same way."""
+    from detectron2.modeling import GeneralizedRCNN
+
+    full, backbone = demo_weights
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
+        _export_model(tmp_path, DEMO_CONFIG, "MODEL.WEIGHTS", "")
+    with pytest.raises(ValueError, match=re.escape(backbone) + ": not a trained checkpoint"):
+        _export_model(tmp_path, DEMO_CONFIG, "MODEL.WEIGHTS", backbone)
+    assert isinstance(_export_model(tmp_path, DEMO_CONFIG, "MODEL.WEIGHTS", full), GeneralizedRCNN)
+
+    hybrid = REPO_ROOT / "configs" / "Hybrid" / "demo_pennfudan_R18_FPN_GN.yaml"
+    with pytest.raises(ValueError, match="nothing trained to export"):
+        _export_model(tmp_path, hybrid, "MODEL.WEIGHTS", "")
+    large_config = (
+        REPO_ROOT / "configs/Hybrid/demo/pennfudan_large_mask_rcnn_R18_EnhancedFPN_GN.yaml"
+    )
+    large = untrained_checkpoint(large_config, tmp_path / "large.pth")
+    state = torch.load(large, weights_only=True)["model"]
+    torch.save(
+        {"model": {k: v for k, v in state.items() if k.startswith("backbone.")}},
+        tmp_path / "large_backbone.pth",
+    )
+    with pytest.raises(ValueError, match="large_backbone.pth: not a trained checkpoint"):
+        _export_model(
+            tmp_path, hybrid, "MODEL.HYBRID.LARGE_WEIGHTS", str(tmp_path / "large_backbone.pth")
+        )
+    exported = _export_model(tmp_path, hybrid, "MODEL.HYBRID.LARGE_WEIGHTS", large)
+    assert isinstance(exported, GeneralizedRCNN)
+    torch.testing.assert_close(exported.state_dict(), state)
+
+
 def test_predict_unreadable_inputs_named_before_any_prediction(tmp_path, demo_weights):
     """Items 4 and 10: a corrupt-scan JPEG, a text file named .jpg and a video that is no video,
     after good images, are all named before the first prediction (once the good ones were
