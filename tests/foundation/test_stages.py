@@ -163,7 +163,9 @@ def test_interrupted_training_resumes_only_at_the_world_size_its_schedule_was_sc
     with pytest.raises(RuntimeError, match="killed"):
         run_stage(_stage_at(monkeypatch, cfg, 2), crash)
     seen = []
-    with pytest.raises(RuntimeError, match=r"cannot be resumed .*SOLVER.REFERENCE_WORLD_SIZE.*2 -> 1"):
+    with pytest.raises(
+        RuntimeError, match=r"cannot be resumed .*SOLVER.REFERENCE_WORLD_SIZE.*2 -> 1"
+    ):
         run_stage(_stage_at(monkeypatch, cfg, 1), lambda: seen.append(1))
     assert not seen and Path(cfg.OUTPUT_DIR, "model_0000009.pth").is_file()
     run_stage(_stage_at(monkeypatch, cfg, 2), lambda: seen.append(2))  # as it was: resumed

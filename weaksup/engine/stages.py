@@ -269,4 +269,3 @@ def stage_changes(stage: Stage) -> Optional[str]:
     changes = _changes(old, json.loads(json.dumps(stage.settings, default=str)))
     changes += _changes(record.get("inputs", {}), stage.input_fingerprints(), "input ")
     return "; ".join(changes) or "fingerprint"
-
