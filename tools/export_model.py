@@ -76,8 +76,8 @@ def exportable_model(cfg: CfgNode) -> GeneralizedRCNN:
             load_trained_model(model.large, cfg.MODEL.HYBRID.LARGE_WEIGHTS)
         else:
             raise ValueError(
-                "HybridNetwork: neither MODEL.WEIGHTS (the fused checkpoint) nor "
-                "MODEL.HYBRID.LARGE_WEIGHTS (the large branch's) is given: nothing trained to export"
+                "HybridNetwork: neither MODEL.WEIGHTS (the fused checkpoint) nor MODEL.HYBRID."
+                "LARGE_WEIGHTS (the large branch's) is given: nothing trained to export"
             )
         model = model.large
     else:

@@ -1,7 +1,7 @@
 """The semantic-segmentation network of BoxSup: Detectron2's SemanticSegmentor (through
 :class:`~weaksup.modeling.meta_arch.SoftTargetSegmentor`, so Wei's configs can train it on soft
-targets) plus multi-scale testing ('BoxSup+'), optional dense-CRF post-processing and the per-pixel log-probabilities that
-BoxSup's label update reads (Sec. 4.2, E_r)."""
+targets) plus multi-scale testing ('BoxSup+'), optional dense-CRF post-processing and the
+per-pixel log-probabilities that BoxSup's label update reads (Sec. 4.2, E_r)."""
 
 from typing import Dict, List, Sequence, Tuple
 
