@@ -80,13 +80,12 @@ def make_coco(workdir: str, scale: float, seed: int = 0) -> None:
     rng = np.random.RandomState(seed)
     n_img, n_ann = max(1, round(COCO_IMAGES * scale)), max(1, round(COCO_BOXES * scale))
     per_image = np.bincount(rng.randint(0, n_img, n_ann), minlength=n_img)
-    images, gt, pseudo, shards = [], [], [], [[]]
+    images, gt, pseudo = [], [], []
+    shards = [[] for _ in range(0, n_img, SHARD_SIZE)]
     ann_id = 0
     for i in range(n_img):
         h, w = int(rng.choice([480, 427, 640])), int(rng.choice([640, 480, 500]))
         images.append({"id": i, "file_name": f"{i:012d}.jpg", "height": h, "width": w})
-        if len(shards[-1]) and i % SHARD_SIZE == 0:
-            shards.append([])
         for _ in range(per_image[i]):
             ann_id += 1
             bw, bh = rng.uniform(8, w / 2), rng.uniform(8, h / 2)
@@ -103,7 +102,7 @@ def make_coco(workdir: str, scale: float, seed: int = 0) -> None:
             result = {"id": ann_id, "segmentation": segm, "area": area, "box_agreement": 0.9}
             result.update(mask_valid=bool(ann_id % 5), fallback=None)
             pseudo.append({**gt[-1], **result, "pseudo_method": "synthetic"})
-            shards[-1].append(result)
+            shards[i // SHARD_SIZE].append(result)
     categories = [{"id": k, "name": f"class{k}"} for k in range(1, 81)]
     write_json_atomic(
         {"images": images, "annotations": gt, "categories": categories},
@@ -113,8 +112,17 @@ def make_coco(workdir: str, scale: float, seed: int = 0) -> None:
         {"images": images, "annotations": pseudo, "categories": categories},
         os.path.join(workdir, "pseudo.json"),
     )
+    job = _sharded_job(images, workdir)
     for k, results in enumerate(shards):
-        write_json_atomic(results, os.path.join(workdir, "work", f"shard_{k:06d}.json"))
+        job.write_shard(k, results)
+
+
+def _sharded_job(images: List[Dict[str, Any]], workdir: str):
+    """The pseudo-mask job of ``images``, each image its own item key (a real job's keys: the
+    record and the file's identity), so every shard carries its own fingerprint."""
+    from weaksup.pseudo.job import ShardedJob
+
+    return ShardedJob(images, {"scale": 1}, os.path.join(workdir, "work"), SHARD_SIZE, images)
 
 
 def make_wei(workdir: str, scale: float, seed: int = 0) -> None:
@@ -218,11 +226,9 @@ def run_row(row: str, workdir: str) -> Dict[str, Any]:
         report = proxy_mask_quality(pseudo_json, "scale_gt")
         out["size"] = f"{int(report['instances'])} masks"
     elif row == "sharded assembly":
-        from weaksup.pseudo.job import ShardedJob
-
         with open(gt_json) as f:  # in a job: the dataset's COCO dict, already in memory
             coco = json.load(f)
-        job = ShardedJob(coco["images"], {"scale": 1}, os.path.join(workdir, "work"), SHARD_SIZE)
+        job = _sharded_job(coco["images"], workdir)
         job.write_output(coco, job.collect(), "synthetic", os.path.join(workdir, "assembled.json"))
         out["size"] = f"{len(coco['annotations'])} annotations, {len(job.shards)} shards"
     elif row == "Wei PCA":
