@@ -250,8 +250,11 @@ def fake_training(monkeypatch, calls):
 
 
 def stage_cfg(path: str, tmp_path, *opts):
-    """The frozen config of the repo's ``path`` with ``opts``, writing under ``tmp_path``."""
+    """The frozen config of the repo's ``path`` with ``opts``, writing under ``tmp_path``; skips
+    the test without the shared data (a training stage reads its datasets' content)."""
     from weaksup import load_config
+
+    shared_path()
 
     cfg = load_config(str(REPO_ROOT / path), list(opts))
     cfg.OUTPUT_DIR = str(tmp_path / "out")

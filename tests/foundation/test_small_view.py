@@ -5,14 +5,16 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from conftest import pennfudan_records
+from conftest import pennfudan_records, shared_path
 from weaksup.data.datasets.image_sets import may_share_images
 from weaksup.data.datasets.small_view import small_object_record
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 
 
 def _mask_areas(dataset: str) -> np.ndarray:
-    """Pixel area of every instance mask of a registered dataset."""
+    """Pixel area of every instance mask of a registered dataset (PennFudan's: skipped without
+    the shared data)."""
+    shared_path("PennFudanPed")
     return np.array(
         [
             segmentation_to_bitmask(a["segmentation"], r["height"], r["width"]).sum()
@@ -52,6 +54,7 @@ def test_small_object_record_moves_image_boxes_and_masks(tmp_path):
 
 
 def test_pennfudan_val_small_is_small_and_declared():
+    shared_path("PennFudanPed")
     num_images = len(DatasetCatalog.get("pennfudan_val_small"))
     assert num_images == len(DatasetCatalog.get("pennfudan_val")) == 42
     areas = _mask_areas("pennfudan_val_small")
