@@ -156,12 +156,13 @@ def test_interrupted_training_resumes_only_at_the_world_size_its_schedule_was_sc
     path = "configs/DASNet/demo/pennfudan_stage2_seg_R18_FPN_GN.yaml"
     cfg = stage_cfg(path, tmp_path, "SOLVER.REFERENCE_WORLD_SIZE", "1")
 
-    def crash():
-        Path(cfg.OUTPUT_DIR, "model_0000009.pth").write_bytes(b"9 iterations at 2 processes")
+    def crash(stage):
+        Path(stage.output, "model_0000009.pth").write_bytes(b"9 iterations at 2 processes")
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError, match="killed"):
-        run_stage(_stage_at(monkeypatch, cfg, 2), crash)
+        interrupted = _stage_at(monkeypatch, cfg, 2)
+        run_stage(interrupted, lambda: crash(interrupted))
     seen = []
     with pytest.raises(
         RuntimeError, match=r"cannot be resumed .*SOLVER.REFERENCE_WORLD_SIZE.*2 -> 1"
@@ -175,7 +176,8 @@ def test_interrupted_training_resumes_only_at_the_world_size_its_schedule_was_sc
 
     fixed = stage_cfg(path, tmp_path / "fixed", "SOLVER.REFERENCE_WORLD_SIZE", "0")
     with pytest.raises(RuntimeError, match="killed"):
-        run_stage(_stage_at(monkeypatch, fixed, 2), crash)
+        interrupted = _stage_at(monkeypatch, fixed, 2)
+        run_stage(interrupted, lambda: crash(interrupted))
     run_stage(_stage_at(monkeypatch, fixed, 1), lambda: seen.append(1))
     assert seen == [2, 1] and "resuming" in stage_log[-1]
 
