@@ -164,21 +164,28 @@ def batch(cfg, per_process: int = 1) -> List[str]:
     return ["SOLVER.IMS_PER_BATCH", str(per_process * (cfg.SOLVER.REFERENCE_WORLD_SIZE or 2))]
 
 
-def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str]) -> str:
+def _device_keys(cfg, device: str) -> List[str]:
+    """``MODEL.DEVICE device``; on the CPU also :func:`cpu_norms`."""
+    return (cpu_norms(cfg) if device == "cpu" else []) + ["MODEL.DEVICE", device]
+
+
+def _stage_copy(path: str, out_dir: str, key: str, extra: Sequence[str], device: str) -> str:
     """The stage config ``path`` with the rehearsal's keys, written whole into ``out_dir``."""
     from weaksup.config import load_config
 
-    cfg = load_config(os.path.join(ROOT, path), TINY + ["MODEL.DEVICE", "cpu"] + list(extra))
+    cfg = load_config(os.path.join(ROOT, path), TINY + list(extra))
     per_process = BOXCASEG_STAGE1_PER_PROCESS if key.endswith("BOXCASEG.STAGE1_CONFIG") else 1
-    cfg.merge_from_list(cpu_norms(cfg) + lite0_trunk(cfg) + batch(cfg, per_process))
+    cfg.merge_from_list(_device_keys(cfg, device) + lite0_trunk(cfg) + batch(cfg, per_process))
     copy = os.path.join(out_dir, key.split(".")[-1].lower() + ".yaml")
     with open(copy, "w") as f:
         f.write(cfg.dump())
     return copy
 
 
-def commands(name: str, output_dir: str) -> List[List[str]]:
-    """The rehearsal's ``train_net.py`` command lines, one per README step."""
+def commands(name: str, output_dir: str, device: str = "cpu", num_gpus: int = 2) -> List[List[str]]:
+    """The rehearsal's ``train_net.py`` command lines, one per README step, with ``num_gpus``
+    processes on ``device`` (``benchmarks/gpu_check.py`` runs them on CUDA); a pipeline's stage
+    configs are written with the same keys into ``output_dir``."""
     from weaksup.config import load_config
     from weaksup.engine.pipeline import config_value
 
@@ -188,15 +195,16 @@ def commands(name: str, output_dir: str) -> List[List[str]]:
         os.makedirs(step_dir, exist_ok=True)
         opts = [o.replace("{out}", output_dir) for o in step.get("opts", [])]
         cfg = load_config(os.path.join(ROOT, step["config"]))
-        opts = cpu_norms(cfg) + lite0_trunk(cfg) + batch(cfg) + opts
+        opts = _device_keys(cfg, device) + lite0_trunk(cfg) + batch(cfg) + opts
         if step.get("stages"):
             for key, extra in step["stages"].items():
-                opts += [key, _stage_copy(config_value(cfg, key), output_dir, key, extra)]
+                copy = _stage_copy(config_value(cfg, key), output_dir, key, extra, device)
+                opts += [key, copy]
         out.append(
             [sys.executable, os.path.join(ROOT, "train_net.py")]
-            + ["--config-file", os.path.join(ROOT, step["config"]), "--num-gpus", "2"]
+            + ["--config-file", os.path.join(ROOT, step["config"])]
+            + ["--num-gpus", str(num_gpus)]
             + TINY
-            + ["MODEL.DEVICE", "cpu"]
             + opts
             + ["OUTPUT_DIR", step_dir]
         )
