@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 
 from weaksup.paths import cache_dir
+from weaksup.utils.coco_json import load_json_file
 from weaksup.utils.file_io import write_atomic
 
 __all__ = ["AnnotationIndex"]
@@ -98,11 +99,7 @@ class AnnotationIndex:
 
     @staticmethod
     def _build(json_file: str, keys: Sequence[str], check: Callable, directory: str) -> None:
-        with open(json_file) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{json_file}: not a valid json file: {e}") from None
+        data = load_json_file(json_file)
         check(data)
         annotations = data["annotations"]
         del data

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from detectron2.utils import comm
 
 from ..data.datasets.fingerprint import dataset_fingerprint
+from ..utils.coco_json import json_excerpt
 from ..utils.file_io import file_identity
 from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 
@@ -147,13 +148,8 @@ def _changes(old: Dict[str, Any], new: Dict[str, Any], prefix: str = "") -> List
         if isinstance(a, dict) and isinstance(b, dict):
             out += _changes(a, b, f"{prefix}{k}.")
         elif a != b:
-            out.append(f"{prefix}{k}: {_short(a)} -> {_short(b)}")
+            out.append(f"{prefix}{k}: {json_excerpt(a)} -> {json_excerpt(b)}")
     return out
-
-
-def _short(v: Any) -> str:
-    s = json.dumps(v, default=str)
-    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def _default_clear(stage: Stage) -> None:

@@ -11,7 +11,14 @@ import numbers
 import os
 from typing import Any, Dict
 
-__all__ = ["check_coco_dict", "check_coco_file", "is_box", "load_coco_file", "load_json_file"]
+__all__ = [
+    "check_coco_dict",
+    "check_coco_file",
+    "is_box",
+    "json_excerpt",
+    "load_coco_file",
+    "load_json_file",
+]
 
 _CHECKED = set()  # (path, size, mtime, require_categories) of files check_coco_file passed
 
@@ -28,6 +35,13 @@ def load_json_file(path: str, what: str = "json file") -> Any:
             return json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not a valid json file ({e})") from e
+
+
+def json_excerpt(value: Any, limit: int = 60) -> str:
+    """``value`` as json (anything else as its ``str``), cut to ``limit`` characters: how an
+    error message quotes a record's value."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_box(bbox: Any) -> bool:

@@ -28,6 +28,7 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ...utils.coco_json import json_excerpt
 from ...utils.image_io import image_size
 from .sanitize import check_annotation_file, unknown_class_error
 
@@ -76,8 +77,10 @@ def _image_size(path: str, source: str) -> Tuple[int, int]:
 
 def _check_size(path: str, height: int, width: int, source: str) -> None:
     """A declared image size must be the image file's (when the file is there)."""
-    if os.path.isfile(path) and image_size(path) != (height, width):
-        h, w = image_size(path)
+    if not os.path.isfile(path):
+        return
+    h, w = image_size(path)
+    if (h, w) != (height, width):
         raise ValueError(f"{source}: image size {width}x{height} but {path} is {w}x{h}")
 
 
@@ -224,12 +227,9 @@ def _check_points(points: Any, record: str) -> None:
         and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
         for p in points
     ):
-        raise ValueError(f"{record}: points {_short(points)} are not a list of [x, y] numbers")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(
+            f"{record}: points {json_excerpt(points)} are not a list of [x, y] numbers"
+        )
 
 
 def labelme_to_coco(
@@ -257,7 +257,7 @@ def via_to_coco(
     for key, entry in data.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("regions", []), (list, dict)):
             raise ValueError(
-                f"{json_file}: image {key!r}: {_short(entry)} is not a VIA image entry (an object "
+                f"{json_file}: image {key!r}: {json_excerpt(entry)} is not a VIA image entry (an object "
                 "with 'filename' and a list of 'regions')"
             )
     images = []
@@ -273,7 +273,9 @@ def via_to_coco(
         for k, region in enumerate(regions):
             record = f"{json_file}: image {file_name!r} region {k}"
             if not isinstance(region, dict):
-                raise ValueError(f"{record}: {_short(region)} is not a VIA region (an object)")
+                raise ValueError(
+                    f"{record}: {json_excerpt(region)} is not a VIA region (an object)"
+                )
             attributes = region.get("region_attributes", {})
             attribute = class_attribute or (
                 next(iter(attributes)) if len(attributes) == 1 else None
