@@ -27,8 +27,8 @@ from ..data.datasets import sanitize_dataset_dicts
 from ..pseudo import PseudoMaskConfig
 from ..pseudo.job import ImageTask, PseudoMaskJob, ShardedJob, job_output_complete
 from ..pseudo.validity import validity_statistics
-from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 from ..utils.coco_json import check_coco_dict
+from .launch import broadcast_from_main, check_shared_folder, wait_for_all
 from .stages import Stage, run_stage
 
 __all__ = [

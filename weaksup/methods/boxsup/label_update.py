@@ -54,12 +54,12 @@ from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import HookBase
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
-from weaksup.engine.launch import wait_for_all
 from tabulate import tabulate
 from torch.nn.parallel import DistributedDataParallel
 
 from weaksup.data.build import build_mapper
 from weaksup.data.datasets.mask_subset import instance_label_map
+from weaksup.engine.launch import wait_for_all
 from weaksup.pseudo import PseudoMaskConfig, pseudo_masks_for_image
 from weaksup.pseudo.candidate_cache import load_or_make_candidates
 from weaksup.pseudo.job import instance_seed

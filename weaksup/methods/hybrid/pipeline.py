@@ -40,7 +40,6 @@ from typing import Any, Dict, List, Mapping
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
-from weaksup.engine.launch import wait_for_all
 from tabulate import tabulate
 
 from weaksup.pseudo import PseudoMaskConfig
@@ -48,6 +47,7 @@ from weaksup.utils.file_io import write_atomic
 from weaksup.config import load_config
 from weaksup.data.datasets import register_or_replace
 from weaksup.engine.overlays import write_prediction_overlays
+from weaksup.engine.launch import wait_for_all
 from weaksup.engine.pipeline import PIPELINE_REGISTRY, run_training_stage, stage_config
 from weaksup.engine.pseudo_masks import run_pseudo_mask_stage
 from weaksup.engine.trainer import WeaksupTrainer

@@ -35,10 +35,10 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
-from weaksup.engine.launch import wait_for_all
 
 from weaksup.data.datasets import register_or_replace
 from weaksup.data.datasets.image_labels import IMAGE_LEVEL_KEYS, single_label_records
+from weaksup.engine.launch import wait_for_all
 from weaksup.pseudo.job import ImageTask
 from weaksup.utils.file_io import write_json_atomic
 from weaksup.utils.image_io import read_image_bgr

@@ -30,10 +30,10 @@ from detectron2.config import CfgNode
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.utils import comm
-from weaksup.engine.launch import wait_for_all
 from tqdm import tqdm
 
 from weaksup.utils.file_io import write_atomic
+from weaksup.engine.launch import wait_for_all
 from weaksup.pseudo.candidate_cache import load_candidates
 from weaksup.pseudo.proposals import PerImageFileJob, file_key
 
