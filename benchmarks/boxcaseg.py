@@ -53,6 +53,7 @@ from weaksup.data.datasets.image_sets import photo_keys  # noqa: E402
 from weaksup.engine import resolve_device  # noqa: E402
 from weaksup.engine.pipeline import run_training_stage, stage_config, training_stage  # noqa: E402
 from weaksup.evaluation import box_mask_quality  # noqa: E402
+from weaksup.evaluation.box_mask_quality import COCO_SIZE_RANGES  # noqa: E402
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask  # noqa: E402
 from weaksup.methods.boxcaseg.data import BoxCasegTestMapper  # noqa: E402
 from weaksup.methods.boxcaseg.pipeline import BoxCasegTrainer  # noqa: E402
@@ -62,8 +63,7 @@ from weaksup.utils.checkpoint import SafeDetectionCheckpointer  # noqa: E402
 
 COCO_TRAIN_INSTANCES = 860_000
 # Box-size buckets by box area, COCO's: small < 32^2 <= medium < 96^2 <= large.
-SIZES = ("small", "medium", "large")
-SIZE_LIMITS = (32**2, 96**2)
+SIZES = tuple(COCO_SIZE_RANGES)
 # Tab. 4's rows: the heads that predict (MODEL.BOXCASEG.HEADS; salient + transferred mix by Eq. 3).
 TAB4_HEADS = (("weak",), ("salient",), ("transferred",), ("salient", "transferred"))
 
@@ -175,9 +175,9 @@ def quality_row(masks, secs, gts, classes, boxes, thresholds) -> List[float]:
 
 
 def size_buckets(boxes: np.ndarray) -> np.ndarray:
-    """Index into ``SIZES`` of each ``XYXY_ABS`` box by its area (COCO's 32^2 / 96^2 limits)."""
+    """Index into ``SIZES`` of each ``XYXY_ABS`` box by its area (``COCO_SIZE_RANGES``)."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.searchsorted(SIZE_LIMITS, area, side="right")
+    return np.searchsorted([lo for lo, _ in COCO_SIZE_RANGES.values()][1:], area, side="right")
 
 
 def print_table(header: List[str], rows: List[List]) -> None:

@@ -44,7 +44,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality  # noqa
+from weaksup.evaluation.box_mask_quality import (  # noqa
+    COCO_SIZE_RANGES,
+    paired_mask_iou,
+    summarize_mask_quality,
+)
 from weaksup.pseudo import METHODS, pseudo_masks_for_image, tight_box  # noqa
 from weaksup.pseudo.config_args import (  # noqa
     add_config_arguments,
@@ -57,7 +61,6 @@ DATA = os.environ.get(
     "WEAKSUP_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 )
 COCO_TRAIN2017_INSTANCES = 860_000
-BUCKETS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.inf))
 
 
 def _decode(segm, h, w):
@@ -306,7 +309,7 @@ def main(argv=None):
             (method, ds) + quality(ious, classes) + (rate, peak, 100 * n_fallback / len(ious))
         )
         per_bucket = []
-        for _, lo, hi in BUCKETS:
+        for lo, hi in COCO_SIZE_RANGES.values():
             sel = (areas >= lo) & (areas < hi)
             per_bucket.append((100 * ious[sel].mean(), int(sel.sum())) if sel.any() else None)
         buckets.append((method, ds, per_bucket))

@@ -23,13 +23,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from weaksup.evaluation.box_mask_quality import paired_mask_iou, summarize_mask_quality
+from weaksup.evaluation.box_mask_quality import (
+    COCO_SIZE_RANGES,
+    paired_mask_iou,
+    summarize_mask_quality,
+)
 from weaksup.evaluation.ground_truth import segmentation_to_bitmask
 from weaksup.pseudo.geometry import box_agreement
 from weaksup.pseudo.validity import validity_statistics
 from weaksup.utils.coco_json import load_coco_file
 
-SIZES = OrderedDict(small=(0, 32**2), medium=(32**2, 96**2), large=(96**2, float("inf")))
 QUALITY_KEYS = ("mIoU*", "IoU@50", "IoU@75")
 
 
@@ -136,7 +139,7 @@ def pseudo_mask_report(
     """The quality rows (all / small / medium / large: n, mIoU, mIoU*, IoU@50, IoU@75) and the
     validity statistics (percent) of :func:`paired_instances`' output."""
     rows = []
-    for name, (lo, hi) in [("all", (0, float("inf")))] + list(SIZES.items()):
+    for name, (lo, hi) in [("all", (0, float("inf")))] + list(COCO_SIZE_RANGES.items()):
         sel = (fields["area"] >= lo) & (fields["area"] < hi)
         if not sel.any():
             rows.append([name, 0] + [float("nan")] * 4)

@@ -21,12 +21,20 @@ from .build import EVALUATOR_REGISTRY
 from .ground_truth import annotation_to_rle, records_by_image_id
 
 __all__ = [
+    "COCO_SIZE_RANGES",
     "BoxMaskQualityEvaluator",
     "box_mask_quality",
     "build_box_mask_quality_evaluator",
     "paired_mask_iou",
     "summarize_mask_quality",
 ]
+
+# COCO's object sizes by area in pixels, [low, high): small < 32^2 <= medium < 96^2 <= large.
+COCO_SIZE_RANGES = {
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, float("inf")),
+}
 
 
 def paired_mask_iou(pred_masks: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray]) -> np.ndarray:
