@@ -39,6 +39,8 @@ from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 from detectron2.data.datasets.pascal_voc import CLASS_NAMES
 from PIL import Image
 
+from weaksup.pseudo.geometry import tight_box
+
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 PERSON_VOC = CLASS_NAMES.index("person") + 1  # VOC class index (0 = background)
 
@@ -99,8 +101,7 @@ def _objects(inst: np.ndarray) -> List[np.ndarray]:
 
 
 def _box(mask: np.ndarray) -> List[int]:
-    ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    return [int(v) for v in tight_box(mask)]
 
 
 def make_coco(root: str, photos: Sequence, splits: Dict[str, slice]) -> None:
