@@ -177,7 +177,9 @@ def test_pairwise_term_of_float16_logits_is_the_float32_value():
     got = pairwise_affinity_loss(logits.half(), sim.half(), box.half())
     assert expected.item() > 0.1
     assert got.dtype == torch.float32
-    assert got.item() == pytest.approx(pairwise_affinity_loss(logits.half().float(), sim, box).item(), rel=1e-6)
+    assert got.item() == pytest.approx(
+        pairwise_affinity_loss(logits.half().float(), sim, box).item(), rel=1e-6
+    )
 
 
 def test_projection_loss_zero_for_a_mask_filling_the_box_and_positive_otherwise():

@@ -28,5 +28,7 @@ def test_every_branch_config_is_seeded(monkeypatch):
 def test_trunk_weights_and_seed_of_the_command_line_reach_every_branch(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     opts = ["MODEL.WEIGHTS", "my/R-50.pkl", "SEED", "5"]
-    for which, cfg in _branches(load_config("configs/Hybrid/voc_pipeline_R50_FPN.yaml", opts)).items():
+    for which, cfg in _branches(
+        load_config("configs/Hybrid/voc_pipeline_R50_FPN.yaml", opts)
+    ).items():
         assert (cfg.MODEL.WEIGHTS, cfg.SEED) == ("my/R-50.pkl", 5), which

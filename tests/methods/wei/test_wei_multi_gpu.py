@@ -38,4 +38,6 @@ def test_resnet_101_weights_are_not_given_to_the_resnet_50_hcp_silently(monkeypa
         stages = _hcp(load_config(PATH, ["MODEL.WEIGHTS", "my/R-101.pkl", "SEED", "3"]))
     for name, stage in stages.items():
         assert stage.MODEL.WEIGHTS != "my/R-101.pkl" and stage.SEED == 3, name
-        assert any(name in r.getMessage() and "MODEL.WEIGHTS" in r.getMessage() for r in caplog.records)
+        assert any(
+            name in r.getMessage() and "MODEL.WEIGHTS" in r.getMessage() for r in caplog.records
+        )
